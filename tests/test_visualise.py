@@ -1,0 +1,382 @@
+"""utils.visualise: top-k printing, attribution processing, overlays and figure helpers.
+
+Figures are made with ``matplotlib.figure.Figure`` directly (no backend, no pyplot) except where
+a test checks pyplot itself.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import matplotlib
+import numpy as np
+import pytest
+import torch
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+
+from utils.visualise import (
+    DIVERGING_CMAP,
+    GRADIENT_CMAP,
+    HEATMAP_CMAP,
+    display_imagenet_output,
+    overlay_heatmap,
+    plot_panels,
+    process_attributions,
+    process_grads,
+    show_diverging,
+    show_heatmap,
+    show_image,
+)
+
+NAMES = ("cat", "dog", "espresso maker", "car")
+
+
+def new_axes():
+    return Figure().add_subplot()
+
+
+# --- display_imagenet_output ------------------------------------------------------------------
+
+
+def test_prints_aligned_top_n_with_softmax_probabilities(capsys):
+    logits = torch.tensor([[0.0, 2.0, 1.0, -1.0]])
+    top = display_imagenet_output(logits, n=3, categories=NAMES)
+    lines = capsys.readouterr().out.splitlines()
+    assert top == 1 and type(top) is int
+    assert lines == [  # softmax([0, 2, 1, -1]) = [0.0871, 0.6439, 0.2369, 0.0321]
+        "1. dog             64.39%  (class 1)",
+        "2. espresso maker  23.69%  (class 2)",
+        "3. cat              8.71%  (class 0)",
+    ]
+    assert len({line.index("%") for line in lines}) == 1, "percentages line up"
+
+
+def test_all_classes_printed_sum_to_100_percent(capsys):
+    display_imagenet_output(torch.randn(4), n=10, categories=NAMES)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 4, "n larger than the number of classes prints them all"
+    assert sum(float(line.split("%")[0].split()[-1]) for line in lines) == pytest.approx(100, abs=0.03)
+
+
+def test_default_categories_are_imagenets(capsys):
+    logits = torch.zeros(1, 1000)
+    logits[0, 282] = 10.0
+    assert display_imagenet_output(logits) == 282
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("1. tiger cat") and len(out.splitlines()) == 5
+
+
+def test_accepts_flat_batched_and_numpy_logits_alike(capsys):
+    logits = torch.tensor([0.5, 0.1, 3.0, 0.2])
+    results = [display_imagenet_output(x, categories=NAMES) for x in (logits, logits[None], logits.numpy())]
+    outputs = capsys.readouterr().out.split("1. ")[1:]
+    assert results == [2, 2, 2] and len(set(outputs)) == 1
+
+
+def test_output_is_not_changed():
+    logits = torch.randn(1, 4, requires_grad=True)
+    before = logits.detach().clone()
+    display_imagenet_output(logits, categories=NAMES)
+    assert torch.equal(logits.detach(), before) and logits.requires_grad
+
+
+@pytest.mark.parametrize(
+    ("output", "n", "message"),
+    [
+        (torch.zeros(2, 4), 5, "batch of 2 images; pass one row"),
+        (torch.zeros(1, 5), 5, "5 scores but there are 4 category names"),
+        (torch.zeros(1, 1, 4), 5, "must be 1 x K or K"),
+        (torch.tensor([0.0, float("nan"), 0.0, 0.0]), 5, "NaN or infinite"),
+        (torch.zeros(4), 0, "n must be a positive integer"),
+    ],
+)
+def test_bad_output_or_n_raises_a_clear_error(output, n, message):
+    with pytest.raises(ValueError, match=message):
+        display_imagenet_output(output, n=n, categories=NAMES)
+
+
+# --- process_attributions ---------------------------------------------------------------------
+
+SIGNED = np.array([[-2.0, 0.0], [1.0, 4.0]])
+
+
+def test_modes_on_known_values():
+    assert np.allclose(process_attributions(SIGNED, mode="abs"), [[0.5, 0.0], [0.25, 1.0]])
+    assert np.allclose(process_attributions(SIGNED, mode="relu"), [[0.0, 0.0], [0.25, 1.0]])
+    # "none": divide by max |a| = 4 -> [-0.5, 0, 0.25, 1], then shift so that zero sits at 0.5
+    assert np.allclose(process_attributions(SIGNED, mode="none"), [[0.25, 0.5], [0.625, 1.0]])
+    assert np.allclose(process_attributions(SIGNED, mode="abs", normalise=False), np.abs(SIGNED))
+    assert np.allclose(process_attributions(SIGNED, mode="none", normalise=False), SIGNED)
+
+
+def test_none_mode_is_symmetric_around_one_half():
+    out = process_attributions(np.array([[-3.0, -1.0, 0.0, 1.0, 3.0]]), mode="none")
+    assert np.allclose(out, [[0.0, 1 / 3, 0.5, 2 / 3, 1.0]])
+
+
+@pytest.mark.parametrize(
+    ("mode", "fill", "expected"),
+    [("abs", 0.0, 0.0), ("relu", 0.0, 0.0), ("none", 0.0, 0.5), ("abs", 2.5, 1.0), ("relu", -2.5, 0.0)],
+)
+def test_constant_and_zero_maps_stay_finite(mode, fill, expected):
+    out = process_attributions(np.full((3, 4, 4), fill), mode=mode)
+    assert np.isfinite(out).all() and np.allclose(out, expected)
+
+
+@pytest.mark.parametrize(
+    ("shape", "grayscale", "expected"),
+    [
+        ((5, 6), False, (5, 6)),
+        ((1, 5, 6), False, (5, 6)),
+        ((1, 1, 5, 6), False, (5, 6)),
+        ((3, 5, 6), False, (5, 6, 3)),
+        ((1, 3, 5, 6), False, (5, 6, 3)),
+        ((1, 3, 5, 6), True, (5, 6)),
+        ((1, 512, 5, 6), True, (5, 6)),
+    ],
+)
+def test_shapes_in_and_out(shape, grayscale, expected):
+    for attr in (torch.randn(shape), np.random.default_rng(0).standard_normal(shape)):
+        out = process_attributions(attr, grayscale=grayscale)
+        assert out.shape == expected and out.dtype == np.float32
+
+
+def test_channels_stay_in_order_and_share_one_scale():
+    attr = torch.zeros(1, 3, 2, 2)
+    attr[0, 0, 0, 0] = 4.0  # red
+    attr[0, 2, 1, 1] = -2.0  # blue, half the magnitude
+    out = process_attributions(attr)
+    assert out[0, 0].tolist() == [1.0, 0.0, 0.0] and out[1, 1].tolist() == [0.0, 0.0, 0.5]
+
+
+def test_grayscale_sums_the_channels_after_the_mode():
+    attr = np.array([[[1.0]], [[-3.0]], [[0.5]]])  # 3 x 1 x 1
+    assert process_attributions(attr, grayscale=True, normalise=False).item() == pytest.approx(4.5)
+    assert process_attributions(attr, mode="relu", grayscale=True, normalise=False).item() == pytest.approx(1.5)
+    assert process_attributions(attr, mode="none", grayscale=True, normalise=False).item() == pytest.approx(-1.5)
+
+
+def test_gamma_skews_magnitudes_and_keeps_signs():
+    assert np.allclose(process_attributions(np.array([[0.25, 1.0]]), gamma=0.5), [[0.5, 1.0]])
+    assert np.allclose(process_attributions(np.array([[-0.25, 1.0]]), mode="none", gamma=0.5), [[0.25, 1.0]])
+    with pytest.raises(ValueError, match="gamma must be positive"):
+        process_attributions(SIGNED, gamma=0)
+
+
+def test_colormap_gives_rgb_from_matplotlib_colormaps():
+    values = np.linspace(0, 1, 6).reshape(2, 3)
+    out = process_attributions(values, cmap="jet")
+    assert out.shape == (2, 3, 3)
+    assert np.allclose(out, colormaps["jet"](values)[..., :3], atol=1e-6)
+    assert np.allclose(process_attributions(values, cmap=colormaps["viridis"]), colormaps["viridis"](values)[..., :3])
+
+
+def test_colormap_needs_a_single_channel_and_a_real_name():
+    with pytest.raises(ValueError, match="pass grayscale=True"):
+        process_attributions(torch.rand(3, 4, 4), cmap="jet")
+    with pytest.raises(ValueError, match="Unknown colormap 'jte'; closest: 'jet'"):
+        process_attributions(torch.rand(4, 4), cmap="jte")
+
+
+@pytest.mark.parametrize(
+    ("attr", "kwargs", "message"),
+    [
+        (np.zeros((2, 3, 4, 4)), {}, "batch of 2 maps"),
+        (np.zeros((8, 8, 3)), {}, "looks channels-last"),
+        (np.zeros((5, 4, 4)), {}, "has 5 channels; pass grayscale=True"),
+        (np.zeros(4), {}, "must be H x W"),
+        (np.array([[np.inf, 0.0]]), {}, "NaN or infinite"),
+        (np.zeros((2, 2)), {"mode": "square"}, "Unknown mode 'square'"),
+    ],
+)
+def test_bad_attributions_raise_clear_errors(attr, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        process_attributions(attr, **kwargs)
+
+
+def test_inputs_are_never_changed_and_grad_tensors_work():
+    tensor = torch.randn(1, 3, 4, 4, requires_grad=True)
+    array = np.random.default_rng(1).standard_normal((3, 4, 4))
+    tensor_before, array_before = tensor.detach().clone(), array.copy()
+    for mode in ("abs", "relu", "none"):
+        for attr in (tensor, array):
+            out = process_attributions(attr, mode=mode, gamma=0.5, grayscale=True, cmap="jet")
+            assert not np.shares_memory(out, array)
+    assert torch.equal(tensor.detach(), tensor_before) and tensor.requires_grad
+    assert np.array_equal(array, array_before)
+
+
+def test_process_grads_is_the_articles_name():
+    assert process_grads is process_attributions
+
+
+# --- overlay_heatmap --------------------------------------------------------------------------
+
+
+def test_overlay_upsamples_a_coarse_map_to_the_image_size():
+    image = np.zeros((28, 28, 3))
+    out = overlay_heatmap(image, torch.rand(1, 1, 7, 7), alpha=0.4)
+    assert out.shape == (28, 28, 3) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 0.4 + 1e-6, "alpha 0.4 over black"
+
+
+def test_overlay_blends_with_alpha():
+    image = np.full((4, 4, 3), 0.2)
+    heat = np.full((4, 4), 0.75)
+    colour = np.asarray(colormaps[HEATMAP_CMAP](0.75)[:3])
+    blend = {alpha: overlay_heatmap(image, heat, alpha=alpha, normalise=False) for alpha in (0.0, 0.5, 1.0)}
+    assert np.allclose(blend[0.0], 51 / 255, atol=1e-6), "alpha 0: the picture"
+    assert np.allclose(blend[1.0], colour, atol=1e-6), "alpha 1: the heatmap"
+    assert np.allclose(blend[0.5], 0.5 * 51 / 255 + 0.5 * colour, atol=1e-6)
+
+
+def test_overlay_normalises_a_raw_map_like_relu_mode():
+    image = np.zeros((2, 3, 3))
+    raw = torch.tensor([[[[-1.0, 0.0, 0.5], [1.0, 1.5, 2.0]]]])  # a raw Grad-CAM map, 1 x 1 x 2 x 3
+    scaled = np.array([[0.0, 0.0, 0.25], [0.5, 0.75, 1.0]])
+    assert np.allclose(overlay_heatmap(image, raw), overlay_heatmap(image, scaled, normalise=False), atol=1e-6)
+    assert np.isfinite(overlay_heatmap(image, np.zeros((2, 3)))).all(), "an all-zero map stays finite"
+
+
+def test_overlay_upsampling_is_bilinear():
+    out = overlay_heatmap(np.zeros((1, 4, 3)), np.array([[0.0, 1.0]]), alpha=1.0, cmap="gray")
+    assert np.allclose(out[0, :, 0], [0.0, 0.25, 0.75, 1.0], atol=1 / 255)
+
+
+@pytest.mark.parametrize(
+    ("heatmap", "alpha", "message"),
+    [
+        (np.array([[0.0, 2.0]]), 0.5, r"heatmap values must lie in \[0, 1\] with normalise=False"),
+        (np.zeros((3, 4, 4)), 0.5, "single-channel H x W map"),
+        (np.zeros((4, 4)), 1.5, "alpha must lie in"),
+    ],
+)
+def test_overlay_refuses_bad_maps_and_alpha(heatmap, alpha, message):
+    with pytest.raises(ValueError, match=message):
+        overlay_heatmap(np.zeros((4, 4, 3)), heatmap, alpha=alpha, normalise=False)
+
+
+def test_overlay_never_changes_its_inputs():
+    image, heat = np.random.default_rng(2).random((8, 8, 3)), torch.rand(2, 2)
+    before = (image.copy(), heat.clone())
+    overlay_heatmap(image, heat)
+    assert np.array_equal(image, before[0]) and torch.equal(heat, before[1])
+
+
+# --- figure helpers ---------------------------------------------------------------------------
+
+
+def test_colormap_constants_name_real_colormaps_and_bwr_is_white_at_zero():
+    for name in (HEATMAP_CMAP, GRADIENT_CMAP, DIVERGING_CMAP):
+        assert name in colormaps
+    assert np.allclose(colormaps[DIVERGING_CMAP](0.5)[:3], 1.0, atol=0.01)
+
+
+def test_show_image_draws_the_pixels_with_axes_off():
+    rgb = np.random.default_rng(3).integers(0, 256, (3, 4, 3), dtype=np.uint8)
+    ax = show_image(new_axes(), rgb, "photo")
+    assert ax.get_title() == "photo" and not ax.axison
+    assert np.array_equal(np.asarray(ax.images[0].get_array()), rgb)
+
+
+def test_show_image_colours_a_single_channel_map_with_cmap():
+    gray = np.array([[0.0, 0.5], [1.0, 0.25]])
+    drawn = show_image(new_axes(), gray, "gradient", cmap=GRADIENT_CMAP).images[0]
+    assert drawn.get_cmap().name == GRADIENT_CMAP and drawn.get_clim() == (0.0, 255.0)
+    assert np.array_equal(np.asarray(drawn.get_array()), np.round(gray * 255))
+    plain = show_image(new_axes(), gray).images[0]
+    assert np.asarray(plain.get_array()).shape == (2, 2, 3), "without cmap: gray RGB"
+    with pytest.raises(ValueError, match="cmap colours single-channel pictures"):
+        show_image(new_axes(), np.zeros((2, 2, 3)), cmap="gray")
+
+
+def test_show_heatmap_has_the_colormap_title_and_colour_bar():
+    ax = show_heatmap(new_axes(), torch.tensor([[[0.0, 0.5], [0.25, 1.0]]]), "Grad-CAM")
+    drawn = ax.images[0]
+    assert drawn.get_cmap().name == HEATMAP_CMAP and ax.get_title() == "Grad-CAM" and not ax.axison
+    assert drawn.colorbar is not None and drawn.get_clim() == (0.0, 1.0)
+    assert show_heatmap(new_axes(), np.eye(2), colorbar=False).images[0].colorbar is None
+
+
+def test_show_diverging_is_centred_on_zero():
+    diff = np.array([[-1.0, 0.0], [0.5, 3.0]])
+    ax = show_diverging(new_axes(), diff, "cat - dog")
+    drawn = ax.images[0]
+    vmin, vmax = drawn.get_clim()
+    assert vmin == -vmax == -3.0
+    assert drawn.get_cmap().name == DIVERGING_CMAP and drawn.colorbar is not None and not ax.axison
+    red, _, blue, _ = drawn.to_rgba(np.array([[3.0]]))[0, 0]
+    assert red > blue, "positive is red"
+    assert np.allclose(drawn.to_rgba(np.array([[0.0]]), norm=True)[0, 0, :3], 1.0, atol=0.01), "zero is white"
+    assert show_diverging(new_axes(), diff, limit=10).images[0].get_clim() == (-10.0, 10.0)
+    assert show_diverging(new_axes(), np.zeros((2, 2))).images[0].get_clim() == (-1.0, 1.0), "all zeros stays finite"
+
+
+def test_plot_panels_infers_kinds_and_titles_each_panel():
+    image, heat, diff = np.zeros((4, 4, 3)), np.eye(4), np.eye(4) - 0.5
+    fig = plot_panels([image, heat, diff], ["image", "map", "diff"], kinds=["image", "heatmap", "diverging"])
+    panels = fig.axes[:3]
+    assert isinstance(fig, Figure)
+    assert [ax.get_title() for ax in panels] == ["image", "map", "diff"]
+    assert len(fig.axes) == 5, "three panels and a colour bar for each map"
+    assert panels[1].images[0].get_cmap().name == HEATMAP_CMAP
+    assert panels[2].images[0].get_cmap().name == DIVERGING_CMAP
+    inferred = plot_panels([image, torch.rand(1, 1, 4, 4)], colorbar=False)
+    assert inferred.axes[1].images[0].get_cmap().name == HEATMAP_CMAP and len(inferred.axes) == 2
+    fig.savefig(io.BytesIO(), format="png")  # draws without a pyplot backend
+
+
+def test_plot_panels_leaves_pyplot_and_rcparams_alone():
+    import matplotlib.pyplot as plt
+
+    params = dict(matplotlib.rcParams)
+    open_figures = plt.get_fignums()
+    fig = plot_panels([np.eye(3)], ["map"], suptitle="row")
+    assert plt.get_fignums() == open_figures and fig._suptitle.get_text() == "row"
+    assert dict(matplotlib.rcParams) == params
+    drawn = plot_panels([np.eye(3)], ["map"], use_pyplot=True)
+    try:
+        assert drawn.number in plt.get_fignums()
+    finally:
+        plt.close(drawn)
+
+
+def test_plot_panels_draws_on_axes_it_is_given():
+    fig = Figure()
+    axes = fig.subplots(1, 2)
+    assert plot_panels([np.eye(2), np.zeros((2, 2, 3))], ["a", "b"], axes=axes) is fig
+    assert axes[0].get_title() == "a" and axes[1].get_title() == "b"
+
+
+@pytest.mark.parametrize(
+    ("panels", "kwargs", "message"),
+    [
+        ([], {}, "at least one panel"),
+        ([np.eye(2)], {"titles": ["a", "b"]}, "titles has 2 entries for 1 panels"),
+        ([np.eye(2)], {"kinds": ["contour"]}, "Unknown panel kind 'contour'"),
+        ([np.eye(2)], {"axes": []}, "axes has 0 entries for 1 panels"),
+    ],
+)
+def test_plot_panels_refuses_mismatched_arguments(panels, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        plot_panels(panels, **kwargs)
+
+
+def test_importing_the_modules_prints_nothing_and_loads_no_pyplot():
+    code = "import sys, utils.datasets, utils.visualise; print('matplotlib.pyplot' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout == "False\n" and result.stderr == ""
+
+
+def test_clip_percentile_scales_by_the_percentile_and_clips_outliers() -> None:
+    attr = np.concatenate([np.linspace(0.0, 1.0, 99), [50.0]]).reshape(10, 10)
+    processed = process_attributions(attr, clip_percentile=98)
+    assert processed.max() == 1.0 and np.count_nonzero(processed == 1.0) == 2
+    assert np.isclose(processed.flat[49], attr.flat[49] / np.percentile(attr, 98))
+    plain = process_attributions(attr)
+    assert plain.flat[49] < 0.02  # without clipping one outlier leaves the rest nearly black
+    with pytest.raises(ValueError, match="clip_percentile must be in"):
+        process_attributions(attr, clip_percentile=0)

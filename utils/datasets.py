@@ -1,0 +1,436 @@
+"""Images in, model-ready tensors out: loading, ImageNet preprocessing and category names.
+
+``load_image`` turns a file, a PIL image, an array or a tensor into an RGB PIL image, refusing
+bad input with one line that names the file and the problem (``ImageLoadError``).
+``preprocess_imagenet_image`` turns any of those into the model's ``1 x 3 x 224 x 224`` input
+with the model's own ``transforms`` (resize the shorter side to 256, centre-crop 224, normalise),
+and ``deprocess_imagenet_image`` / ``displayed_image`` go back to an ``H x W x 3`` picture that
+lines up pixel for pixel with that input, for overlays.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Union
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torchvision.models import VGG16_Weights
+
+__all__ = [
+    "DATA_DIR",
+    "SAMPLE_IMAGES",
+    "ImageLoadError",
+    "ImageSource",
+    "category_index",
+    "deprocess_imagenet_image",
+    "displayed_image",
+    "imagenet_categories",
+    "load_image",
+    "preprocess_imagenet_image",
+    "sample_image_path",
+]
+
+ImageSource = Union[str, os.PathLike, Image.Image, npt.NDArray[np.generic], torch.Tensor]
+"""What ``load_image`` accepts: a path, a PIL image, an ``H x W (x C)`` array or a ``(C x) H x W`` tensor."""
+
+DATA_DIR: Path = Path(__file__).resolve().parent.parent / "data"
+"""The course's ``data/`` folder, found from this package (not from the current directory)."""
+
+SAMPLE_IMAGES: Mapping[str, str] = MappingProxyType({"cat": "cat.png", "coffee": "coffee.png"})
+"""Sample photo name -> file name in ``DATA_DIR``; ``data/README.md`` gives source and licence."""
+
+# A 16-bit value v becomes round(v * 255 / 65535), i.e. round(v / 257): 65535 -> 255, not clipped.
+_MAX_16BIT = 65535
+# Images whose shorter side is upscaled more than this many times get a warning.
+_TINY_UPSCALE = 4
+# Big JPEGs are decoded at 1/2, 1/4 or 1/8 size as long as the shorter side stays >= this many
+# times the resize target, so the final antialiased resize still averages >= 2 x 2 pixels.
+_DRAFT_MARGIN = 2
+# Float inputs may overshoot [0, 1] by rounding error this small; they are clipped.
+_FLOAT_SLACK = 1e-4
+
+
+class ImageLoadError(ValueError):
+    """An image could not be loaded; the one-line message names the image and the fix."""
+
+
+# --- category names ---------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet category names, from torchvision's weights metadata (no download).
+
+    >>> cats = imagenet_categories()
+    >>> len(cats), cats[281], cats[967]
+    (1000, 'tabby', 'espresso')
+    """
+    return tuple(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def category_index(target: int | str, categories: tuple[str, ...] | list[str] | None = None) -> int:
+    """The class index of ``target``: an index, or a category name (case-insensitive).
+
+    An unknown name raises a ``ValueError`` listing the closest names; an index out of range
+    raises one giving the valid range.
+
+    >>> category_index("Tiger Cat")
+    282
+    >>> category_index("tigr cat")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown class name 'tigr cat'; closest: 'tiger cat', 'trench coat', 'tiger shark'.
+    >>> category_index(1000)
+    Traceback (most recent call last):
+    ...
+    ValueError: Class index 1000 is out of range; valid: 0-999.
+    """
+    names = tuple(imagenet_categories() if categories is None else categories)
+    if isinstance(target, bool) or not (isinstance(target, str) or hasattr(target, "__index__")):
+        raise TypeError(f"A class must be an index or a category name, not {type(target).__name__}.")
+    if isinstance(target, str):
+        lowered = [n.lower() for n in names]
+        wanted = target.strip().lower()
+        if wanted in lowered:
+            return lowered.index(wanted)
+        close = difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.5)
+        hint = ", ".join(repr(names[lowered.index(c)]) for c in close) or "none"
+        raise ValueError(f"Unknown class name {target!r}; closest: {hint}.")
+    index = int(target.__index__())
+    if not 0 <= index < len(names):
+        raise ValueError(f"Class index {index} is out of range; valid: 0-{len(names) - 1}.")
+    return index
+
+
+# --- sample images ----------------------------------------------------------------------------
+
+
+def sample_image_path(name: str) -> Path:
+    """The path of the sample photo ``name`` (see ``SAMPLE_IMAGES``), inside ``DATA_DIR``.
+
+    >>> sample_image_path("cat").name
+    'cat.png'
+    >>> sample_image_path("dog")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown sample image 'dog'; valid names: cat, coffee.
+    """
+    key = name.strip().lower() if isinstance(name, str) else name
+    if key not in SAMPLE_IMAGES:
+        raise ValueError(f"Unknown sample image {name!r}; valid names: {', '.join(SAMPLE_IMAGES)}.")
+    path = DATA_DIR / SAMPLE_IMAGES[key]
+    if not path.is_file():
+        raise FileNotFoundError(f"Sample image {path} is missing; it ships in the course repository's data/ folder.")
+    return path
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def load_image(source: ImageSource, *, min_side: int | None = None) -> Image.Image:
+    """Load ``source`` as an 8-bit RGB PIL image; the caller's object is never changed.
+
+    Accepted sources:
+
+    * a path (``str`` / ``Path``) to any image PIL reads; EXIF rotation is applied
+      (``ImageOps.exif_transpose``), as a photo viewer would show it;
+    * a PIL image (EXIF rotation applied too; a new image is returned);
+    * a numpy array, channels last: ``H x W``, ``H x W x 1``, ``H x W x 3`` or ``H x W x 4``;
+    * a torch tensor, channels first: ``H x W``, ``1 x H x W``, ``3 x H x W`` or ``4 x H x W``
+      (a picture, not a normalised model input: use ``deprocess_imagenet_image`` for those).
+
+    Array and tensor values: ``uint8`` as is; floats in ``[0, 1]``; ``uint16`` as 16-bit
+    (0-65535); other integer types in 0-255. Conversions: grayscale, palette and CMYK become
+    RGB (CMYK with PIL's formula, ignoring any ICC profile); 16-bit images are scaled to 8 bits
+    (65535 -> 255, not clipped); anything with transparency (RGBA, LA, palette or RGB with a
+    transparent colour) is composited on white, so transparent pixels show as white.
+
+    ``min_side`` lets a big JPEG be decoded at 1/2, 1/4 or 1/8 scale (``Image.draft``, before
+    decoding) while its shorter side stays at least ``min_side``: much faster for camera photos.
+    Other formats are decoded at full size.
+
+    Bad input raises ``ImageLoadError`` (a ``ValueError``) with one line naming the image and
+    the problem; PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) is reported
+    the same way.
+
+    >>> load_image(np.zeros((2, 3), dtype=np.uint8)).size, load_image(torch.ones(3, 2, 3)).mode
+    ((3, 2), 'RGB')
+    >>> load_image("no/such/file.png")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    utils.datasets.ImageLoadError: Cannot load image 'no/such/file.png': no such file; ...
+    """
+    if min_side is not None and not (isinstance(min_side, int) and min_side > 0):
+        raise ValueError(f"min_side must be a positive number of pixels or None, got {min_side!r}.")
+    if isinstance(source, (str, os.PathLike)):
+        return _load_path(Path(source), min_side)
+    if isinstance(source, Image.Image):
+        filename = getattr(source, "filename", "")
+        name = f"'{filename}'" if filename else f"PIL image ({source.mode}, {source.width}x{source.height})"
+        return _open_failures(name, lambda: _to_rgb(ImageOps.exif_transpose(source), name))
+    if isinstance(source, torch.Tensor):
+        pixels = source.detach().cpu()
+        array = (pixels.double() if pixels.is_floating_point() else pixels).numpy()
+        name = f"tensor of shape {tuple(source.shape)}"
+        if array.ndim == 4:
+            raise ImageLoadError(f"Cannot load image {name}: it is a batch; pass one image, e.g. image[0].")
+        if array.ndim == 3:
+            if array.shape[0] not in (1, 3, 4):
+                raise ImageLoadError(
+                    f"Cannot load image {name}: tensors are channels first (C x H x W, C = 1, 3 or 4)."
+                )
+            array = np.moveaxis(array, 0, -1)
+        return _from_array(array, name)
+    if isinstance(source, np.ndarray):
+        name = f"array of shape {source.shape}"
+        if source.ndim == 3 and source.shape[0] in (1, 3, 4) and source.shape[-1] > 4:
+            raise ImageLoadError(
+                f"Cannot load image {name}: arrays are channels last (H x W x C); use np.moveaxis(image, 0, -1)."
+            )
+        return _from_array(source, name)
+    raise TypeError(
+        f"Cannot load an image from a {type(source).__name__}; pass a path, a PIL image, an array or a tensor."
+    )
+
+
+def _load_path(path: Path, min_side: int | None) -> Image.Image:
+    name = f"'{path}'"
+    if not path.exists():
+        where = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
+        raise ImageLoadError(f"Cannot load image {name}: no such file; check the path{where}.")
+    if path.is_dir():
+        raise ImageLoadError(f"Cannot load image {name}: it is a directory; pass an image file inside it.")
+    try:
+        with Image.open(path) as image:
+            if min_side is not None and image.format == "JPEG":
+                image.draft(image.mode, _draft_size(image.size, min_side))
+            return _open_failures(name, lambda: _to_rgb(ImageOps.exif_transpose(image), name))
+    except UnidentifiedImageError:
+        suffix = path.suffix or "image"
+        raise ImageLoadError(
+            f"Cannot load image {name}: PIL cannot read it as an image; is it really a {suffix} file?"
+        ) from None
+    except Image.DecompressionBombError as error:
+        reason = str(error).rstrip(".")
+        raise ImageLoadError(
+            f"Cannot load image {name}: it is over PIL's decompression-bomb limit ({reason}); downscale it, "
+            "or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
+        ) from None
+    except OSError as error:  # permission denied and the like, when opening
+        raise ImageLoadError(f"Cannot load image {name}: {error.strerror or error}.") from None
+
+
+def _open_failures(name: str, convert: Callable[[], Image.Image]) -> Image.Image:
+    """Run ``convert`` (which decodes the pixels), turning decoder errors into one line."""
+    try:
+        return convert()
+    except ImageLoadError:
+        raise
+    except (OSError, SyntaxError, EOFError, ValueError) as error:
+        reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
+        raise ImageLoadError(
+            f"Cannot load image {name}: PIL cannot decode it ({reason}); the file may be damaged: "
+            "re-download or re-export it."
+        ) from None
+
+
+def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
+    """The smallest (width, height) with the image's aspect ratio and shorter side ``min_side``."""
+    scale = min_side / min(size)
+    return (math.ceil(size[0] * scale), math.ceil(size[1] * scale))
+
+
+def _to_rgb(image: Image.Image, name: str) -> Image.Image:
+    """A new 8-bit RGB image from any PIL mode (see ``load_image`` for the rules)."""
+    if image.mode.startswith("I"):  # I;16, I;16B, I (how PIL opens 16-bit grayscale PNGs)
+        return _from_array(np.asarray(image), name, sixteen_bit=True)
+    if image.mode == "F":
+        return _from_array(np.asarray(image), name)
+    if image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _from_array(array: npt.NDArray[np.generic], name: str, *, sixteen_bit: bool = False) -> Image.Image:
+    """A new RGB image from an ``H x W`` or ``H x W x C`` (C = 1, 3, 4) array."""
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0:
+        raise ImageLoadError(f"Cannot load image {name}: expected H x W or H x W x C with C = 1, 3 or 4.")
+    pixels = _to_uint8(array, name, sixteen_bit or array.dtype == np.uint16)
+    return _to_rgb(Image.fromarray(pixels), name)  # uint8: L, RGB or RGBA by shape
+
+
+def _to_uint8(array: npt.NDArray[np.generic], name: str, sixteen_bit: bool) -> npt.NDArray[np.uint8]:
+    """A new ``uint8`` copy of ``array``; floats in [0, 1], 16-bit in 0-65535, other ints in 0-255."""
+    if array.dtype == np.uint8:
+        return np.array(array, copy=True, order="C")
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ImageLoadError(
+            f"Cannot load image {name}: pixel type {array.dtype} is not supported; use uint8 or float."
+        )
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ImageLoadError(f"Cannot load image {name}: it contains NaN or infinite values.")
+    low, high = float(values.min()), float(values.max())
+    if np.issubdtype(array.dtype, np.floating):
+        if low < -_FLOAT_SLACK or high > 1 + _FLOAT_SLACK:
+            raise ImageLoadError(
+                f"Cannot load image {name}: float pixels must lie in [0, 1], these span [{low:.3g}, {high:.3g}]; "
+                "for a normalised model input use deprocess_imagenet_image."
+            )
+        values = np.clip(values, 0.0, 1.0) * 255.0
+    elif sixteen_bit:
+        if low < 0 or high > _MAX_16BIT:
+            raise ImageLoadError(
+                f"Cannot load image {name}: 16-bit pixels must lie in 0-65535, these span {low:.0f}-{high:.0f}."
+            )
+        values = values * (255.0 / _MAX_16BIT)
+    elif low < 0 or high > 255:
+        raise ImageLoadError(
+            f"Cannot load image {name}: integer pixels must lie in 0-255, these span {low:.0f}-{high:.0f}; "
+            "convert to uint8 or to floats in [0, 1]."
+        )
+    return np.round(values).astype(np.uint8)
+
+
+# --- ImageNet preprocessing -------------------------------------------------------------------
+
+
+def _default_transforms() -> Callable[..., torch.Tensor]:
+    """VGG16's own preprocessing (a fresh object each call, so no caller can change a shared one)."""
+    return VGG16_Weights.IMAGENET1K_V1.transforms()
+
+
+def _squashing(transforms: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A copy of an ``ImageClassification`` transform that resizes to ``crop x crop``, ignoring aspect."""
+    crop = getattr(transforms, "crop_size", None)
+    if crop is None or not hasattr(transforms, "resize_size"):
+        raise ValueError(
+            f"keep_aspect=False needs a torchvision ImageClassification transform (with crop_size and resize_size), "
+            f"not {type(transforms).__name__}; pass keep_aspect=True."
+        )
+    squash = copy.deepcopy(transforms)
+    squash.resize_size = [crop[0], crop[0]]
+    return squash
+
+
+def _resize_side(transforms: Callable[..., torch.Tensor]) -> int | None:
+    """The size the transform resizes the shorter side to, when it says (``ImageClassification`` does)."""
+    size = getattr(transforms, "resize_size", None)
+    return int(min(size)) if size else None
+
+
+def preprocess_imagenet_image(
+    image: ImageSource,
+    transforms: Callable[..., torch.Tensor] | None = None,
+    *,
+    keep_aspect: bool = True,
+    device: str | torch.device | None = None,
+) -> torch.Tensor:
+    """The model input for ``image``: a new ``1 x 3 x 224 x 224`` normalised float tensor.
+
+    ``image`` is anything ``load_image`` accepts; every input goes through it, so a file, its
+    PIL image and its array give the same tensor. ``transforms`` is the model's own
+    preprocessing (``LoadedModel.transforms``); by default VGG16's,
+    ``VGG16_Weights.IMAGENET1K_V1.transforms()``: resize the shorter side to 256 (bilinear,
+    antialiased), centre-crop 224 x 224, scale to [0, 1], normalise with the ImageNet mean and
+    std. ``keep_aspect=False`` squashes the whole image to 224 x 224 instead (the same
+    transform with its resize set to 224 x 224), so nothing is cropped but shapes are distorted.
+
+    A JPEG path more than twice the resize size is decoded at reduced scale (``load_image``'s
+    ``min_side``), which is much faster for camera photos and differs from a full-size decode
+    by a few grey levels at most. An image upscaled more than 4x gives a ``UserWarning``.
+
+    >>> x = preprocess_imagenet_image(sample_image_path("cat"))
+    >>> x.shape, x.dtype
+    (torch.Size([1, 3, 224, 224]), torch.float32)
+    """
+    chosen = _default_transforms() if transforms is None else transforms
+    if not keep_aspect:
+        chosen = _squashing(chosen)
+    side = _resize_side(chosen)
+    is_path = isinstance(image, (str, os.PathLike))
+    picture = load_image(image, min_side=_DRAFT_MARGIN * side if side and is_path else None)
+    if side and min(picture.size) * _TINY_UPSCALE < side:
+        warnings.warn(
+            f"The image is only {picture.width}x{picture.height} pixels; resizing it to {side} upscales it "
+            f"{side / min(picture.size):.0f}x, so the model sees a blur.",
+            UserWarning,
+            stacklevel=2,
+        )
+    tensor = chosen(picture)
+    if not isinstance(tensor, torch.Tensor) or tensor.ndim != 3:
+        raise TypeError(
+            f"transforms must turn a PIL image into a C x H x W tensor; it returned {type(tensor).__name__}."
+        )
+    return tensor.unsqueeze(0).to(device) if device is not None else tensor.unsqueeze(0)
+
+
+def deprocess_imagenet_image(
+    tensor: torch.Tensor, transforms: Callable[..., torch.Tensor] | None = None
+) -> npt.NDArray[np.float32]:
+    """Undo the normalisation: an ``H x W x 3`` float32 array in [0, 1], ready for ``imshow``.
+
+    ``tensor`` is a model input, ``1 x 3 x H x W`` or ``3 x H x W``, on any device (it is not
+    changed). The mean and std come from ``transforms`` (default: VGG16's); the result is
+    clipped to [0, 1], which only removes rounding error for a real image.
+
+    >>> x = preprocess_imagenet_image(np.full((64, 64, 3), 0.5), keep_aspect=False)
+    >>> picture = deprocess_imagenet_image(x)
+    >>> picture.shape, bool(np.allclose(picture, 128 / 255, atol=1e-6))
+    ((224, 224, 3), True)
+    """
+    chosen = _default_transforms() if transforms is None else transforms
+    mean, std = getattr(chosen, "mean", None), getattr(chosen, "std", None)
+    if mean is None or std is None:
+        raise ValueError(
+            f"transforms must have mean and std (as torchvision's ImageClassification has), "
+            f"not {type(chosen).__name__}."
+        )
+    if not isinstance(tensor, torch.Tensor):
+        raise TypeError(f"Expected a torch tensor (the model input), not {type(tensor).__name__}.")
+    image = tensor.detach().to("cpu", torch.float64)
+    if image.ndim == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim != 3 or image.shape[0] != len(mean):
+        raise ValueError(
+            f"Expected a model input of shape 1 x {len(mean)} x H x W or {len(mean)} x H x W, "
+            f"got {tuple(tensor.shape)}."
+        )
+    mean_t = torch.tensor(mean, dtype=torch.float64).view(-1, 1, 1)
+    std_t = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
+    picture = (image * std_t + mean_t).clamp(0.0, 1.0)
+    return picture.permute(1, 2, 0).numpy().astype(np.float32)
+
+
+def displayed_image(
+    image: ImageSource,
+    transforms: Callable[..., torch.Tensor] | None = None,
+    *,
+    keep_aspect: bool = True,
+) -> npt.NDArray[np.float32]:
+    """What the model sees, as a picture: ``H x W x 3`` float32 in [0, 1] (224 x 224 by default).
+
+    The resized, centre-cropped image that lines up pixel for pixel with
+    ``preprocess_imagenet_image(image, transforms, keep_aspect=keep_aspect)``, so an
+    attribution map for that input can be laid over it.
+
+    >>> displayed_image(sample_image_path("coffee")).shape
+    (224, 224, 3)
+    """
+    model_input = preprocess_imagenet_image(image, transforms, keep_aspect=keep_aspect)
+    return deprocess_imagenet_image(model_input, transforms)

@@ -1,0 +1,546 @@
+"""Saliency maps from scratch: Grad-CAM, Guided Backpropagation and Guided Grad-CAM.
+
+The three methods of the course, written so that the code reads like the papers and gives the
+same values as Captum 0.9 (``LayerGradCam``, ``GuidedBackprop``, ``GuidedGradCam``):
+
+* **Grad-CAM** (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+  Gradient-based Localization", Eq. 1-2). A forward hook keeps the activations ``A`` of the
+  chosen layer; ``torch.autograd.grad`` gives the gradient of the class score ``y_c`` with
+  respect to them. Channel weights are the spatial mean of the gradients,
+  ``alpha_k = mean_ij dy_c/dA_k[i, j]``, and the map is ``ReLU(sum_k alpha_k A_k)``, at the
+  layer's resolution and not normalised.
+* **Guided Backpropagation** (Springenberg et al., 2015, "Striving for Simplicity: The All
+  Convolutional Net", Section 3.4). The gradient of ``y_c`` with respect to the input, where
+  every ``nn.ReLU`` passes back only positive gradients, and only where its forward input was
+  positive: ``R_in = (x > 0) * (R_out > 0) * R_out``. The ReLU's own backward already applies
+  ``(x > 0)``; a tensor hook on the ReLU's output applies ``(R_out > 0)``. Hooking the output
+  tensor, not the module's backward, is what makes in-place ReLUs (VGG16, SqueezeNet) safe:
+  no module backward hook, no change to any ``inplace`` flag. Captum clones each ReLU's input
+  instead and clamps after the ReLU's backward; both give ``relu(R_out * (x > 0))``.
+* **Guided Grad-CAM** (Selvaraju et al., 2017, Section 3.2): Guided Backpropagation times the
+  Grad-CAM map upsampled to the input size (nearest by default, as Captum; the paper uses
+  bilinear).
+
+``saliency_maps`` computes all three for several classes from ONE forward pass: the graph is
+kept (``retain_graph``) and the guided rule is switched on and off between backward passes.
+
+The layer for Grad-CAM is a module or its dotted name (``"features.29"``); ``conv_layers`` lists
+the sensible choices and ``last_conv_layer`` picks the usual one. A class ("target") is an index,
+a category name (case-insensitive) or one of those per image.
+
+Every call leaves the model and the input as it found them: hooks live in a context manager and
+are removed on every path; parameters' ``requires_grad`` and every module's train/eval flag are
+restored exactly. A model in training mode is computed with eval semantics (dropout off,
+batch-norm running statistics), as the lessons need; its mode is restored afterwards.
+"""
+
+from __future__ import annotations
+
+import difflib
+import warnings
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Iterator, Sequence, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from utils.datasets import category_index
+
+__all__ = [
+    "INTERPOLATE_MODES",
+    "ZeroGradCamWarning",
+    "conv_layers",
+    "grad_cam",
+    "guided_backprop",
+    "guided_grad_cam",
+    "last_conv_layer",
+    "resolve_layer",
+    "saliency_maps",
+    "upsample_cam",
+]
+
+Class = Union[int, str]
+Target = Union[int, str, Sequence[Class], torch.Tensor]
+INTERPOLATE_MODES: tuple[str, ...] = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
+
+# Modules that keep a convolutional feature map a feature map (listed when they follow one).
+_ELEMENTWISE = (
+    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
+    nn.Mish, nn.Hardswish, nn.Hardtanh, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d,
+)
+_PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+_HEAD_NAMES = ("classifier", "fc", "head")
+
+
+class ZeroGradCamWarning(UserWarning):
+    """A Grad-CAM map is zero everywhere (no region of the layer raises the class score)."""
+
+
+# --- layers -------------------------------------------------------------------------------------
+
+
+def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers whose output is a convolutional feature map: sensible Grad-CAM layers.
+
+    In forward order (as registered), with dotted names. Listed are: every ``nn.Conv2d``; an
+    activation or normalisation that follows one inside an ``nn.Sequential`` (VGG16's
+    ``features.29``, the ReLU after the last convolution); and every *block*, a container that
+    is not a plain ``nn.Sequential`` and holds convolutions but no classifier (SqueezeNet's Fire
+    modules, ResNet's residual blocks). Modules inside a block are not listed: their outputs are
+    partial (one branch of a Fire module, a residual before the skip is added).
+
+    >>> from torchvision.models import squeezenet1_1
+    >>> [name for name, _ in conv_layers(squeezenet1_1())]  # doctest: +NORMALIZE_WHITESPACE
+    ['features.0', 'features.1', 'features.3', 'features.4', 'features.6', 'features.7',
+     'features.9', 'features.10', 'features.11', 'features.12', 'classifier.1', 'classifier.2']
+    """
+    found: list[tuple[str, nn.Module]] = []
+    _collect_conv_layers(model, "", found)
+    return found
+
+
+def _collect_conv_layers(parent: nn.Module, prefix: str, found: list[tuple[str, nn.Module]]) -> None:
+    after_feature_map = False
+    for name, child in parent.named_children():
+        full = prefix + name
+        listed = (
+            isinstance(child, nn.Conv2d)
+            or _is_block(child)
+            or (after_feature_map and isinstance(parent, nn.Sequential) and isinstance(child, _ELEMENTWISE))
+        )
+        if listed:
+            found.append((full, child))
+        else:
+            _collect_conv_layers(child, full + ".", found)
+        after_feature_map = listed
+
+
+def _is_block(module: nn.Module) -> bool:
+    if type(module) in _PLAIN_CONTAINERS or not any(True for _ in module.children()):
+        return False
+    inside = list(module.named_modules())[1:]
+    has_conv = any(isinstance(m, nn.Conv2d) for _, m in inside)
+    is_classifier = any(isinstance(m, nn.Linear) or n.split(".")[-1] in _HEAD_NAMES for n, m in inside)
+    return has_conv and not is_classifier
+
+
+def last_conv_layer(model: nn.Module) -> tuple[str, nn.Module]:
+    """The last of ``conv_layers(model)`` outside the classifier head: the usual Grad-CAM layer.
+
+    The head is a top-level child named ``classifier``, ``fc`` or ``head`` (SqueezeNet's
+    classifier holds a convolution whose maps are class scores, not features).
+
+    >>> from torchvision.models import squeezenet1_1
+    >>> last_conv_layer(squeezenet1_1())[0]
+    'features.12'
+    >>> last_conv_layer(nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten()))[0]
+    '1'
+    """
+    outside_head = [(n, m) for n, m in conv_layers(model) if n.split(".")[0] not in _HEAD_NAMES]
+    if not outside_head:
+        raise ValueError(f"{type(model).__name__} has no convolutional layer (nn.Conv2d); Grad-CAM needs one.")
+    return outside_head[-1]
+
+
+def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Module]:
+    """``(dotted name, module)`` of ``layer``, given as a module of ``model`` or its dotted name.
+
+    A name or module not in the model raises a ``ValueError`` listing the candidate layers.
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Flatten())
+    >>> resolve_layer(net, "1")
+    ('1', ReLU())
+    >>> resolve_layer(net, "3")
+    Traceback (most recent call last):
+    ...
+    ValueError: Layer '3' is not in Sequential; convolutional layers: '0', '1' (the last, '1', is the usual choice).
+    """
+    if isinstance(layer, str):
+        modules = dict(model.named_modules())
+        if layer and layer in modules:
+            return layer, modules[layer]
+        close = difflib.get_close_matches(layer, [n for n in modules if n], n=3, cutoff=0.6)
+        hint = f" Closest names: {', '.join(map(repr, close))}." if close else ""
+        raise ValueError(f"Layer {layer!r} is not in {type(model).__name__}; {_candidates(model)}.{hint}")
+    if isinstance(layer, nn.Module):
+        if layer is model:
+            raise ValueError(f"The layer is the whole model, whose output is class scores; {_candidates(model)}.")
+        for name, module in model.named_modules():
+            if module is layer and name:
+                return name, module
+        raise ValueError(f"The layer {type(layer).__name__} is not a module of this model; {_candidates(model)}.")
+    raise TypeError(f"A layer must be a module of the model or its dotted name, not {type(layer).__name__}.")
+
+
+def _candidates(model: nn.Module, sentence: bool = False) -> str:
+    names = [n for n, _ in conv_layers(model)]
+    outside_head = [n for n in names if n.split(".")[0] not in _HEAD_NAMES]
+    usual = f" (the last, {outside_head[-1]!r}, is the usual choice)" if outside_head else ""
+    text = f"convolutional layers: {', '.join(map(repr, names))}{usual}" if names else "it has no convolutional layers"
+    return text[0].upper() + text[1:] if sentence else text
+
+
+# --- inputs and classes -----------------------------------------------------------------------
+
+
+def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as an N x C x H x W batch matching the model's device and dtype (a C x H x W image: N=1)."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor (an image C x H x W or a batch N x C x H x W), not {type(x).__name__}.")
+    if x.ndim == 3:
+        x = x.unsqueeze(0)
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise ValueError(f"x has shape {tuple(x.shape)}; expected an image C x H x W or a batch N x C x H x W.")
+    if not x.is_floating_point():
+        raise ValueError(f"x has dtype {x.dtype}; preprocess the image into a float tensor (the model's transforms).")
+    weight = next(iter(model.parameters()), None)
+    if weight is not None and weight.device != x.device:
+        raise ValueError(f"x is on {x.device} but the model is on {weight.device}; move one, e.g. x.to('{weight.device}').")
+    if weight is not None and weight.dtype != x.dtype:
+        raise ValueError(f"x has dtype {x.dtype} but the model's weights are {weight.dtype}; use x.to({weight.dtype}).")
+    return x
+
+
+def _class_of(target: object, categories: Sequence[str] | None) -> int:
+    """One class: a name becomes its index; an index is kept (its range is checked after the forward pass)."""
+    if isinstance(target, torch.Tensor) and target.ndim == 0 and not target.is_floating_point():
+        target = int(target)
+    if isinstance(target, str):
+        return category_index(target, None if categories is None else tuple(categories))
+    try:
+        if isinstance(target, bool):
+            raise TypeError
+        return int(target.__index__())  # type: ignore[attr-defined]
+    except (TypeError, AttributeError, RuntimeError):
+        raise TypeError(f"A class must be an index or a category name, not {type(target).__name__}.") from None
+
+
+def _per_image(target: Target, n: int, categories: Sequence[str] | None) -> list[int]:
+    """The class of each of the ``n`` images: one class for all, or a sequence/1-D tensor of ``n``."""
+    if isinstance(target, torch.Tensor) and target.ndim == 1:
+        target = target.tolist()
+    if isinstance(target, (list, tuple)):
+        if len(target) != n:
+            raise ValueError(f"Got {len(target)} targets for a batch of {n} images; give one class, or one per image.")
+        return [_class_of(t, categories) for t in target]
+    if isinstance(target, torch.Tensor) and target.ndim > 1:
+        raise ValueError(f"A target tensor must be 0-D or 1-D (one class per image), not shape {tuple(target.shape)}.")
+    return [_class_of(target, categories)] * n
+
+
+def _check_range(classes: list[int], given: object, num_classes: int) -> None:
+    for index in classes:
+        if not 0 <= index < num_classes:
+            named = f"Class {given!r} is index {index}, which" if isinstance(given, str) else f"Class index {index}"
+            raise ValueError(f"{named} is out of range; valid: 0-{num_classes - 1} (the model has {num_classes} outputs).")
+
+
+def _label(given: object, classes: list[int], categories: Sequence[str] | None) -> str:
+    if isinstance(given, str):
+        return repr(given)
+    unique = dict.fromkeys(classes)
+    names = [repr(categories[c]) if categories is not None and c < len(categories) else str(c) for c in unique]
+    return ", ".join(names)
+
+
+# --- hooks and model state --------------------------------------------------------------------
+
+
+@dataclass
+class _Recorder:
+    """What the hooks share with the caller: the guided-rule switch and the layer's activations."""
+
+    guided: bool = False
+    activations: list[Any] = field(default_factory=list)
+
+
+def _guided_rule(recorder: _Recorder, grad_out: torch.Tensor) -> torch.Tensor | None:
+    # Springenberg et al.: pass back only positive gradients (the ReLU's backward then keeps x > 0).
+    return F.relu(grad_out) if recorder.guided else None
+
+
+def _guide_relu(recorder: _Recorder, module: nn.Module, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    if isinstance(output, torch.Tensor) and output.requires_grad:
+        output.register_hook(partial(_guided_rule, recorder))
+
+
+def _record_activation(recorder: _Recorder, module: nn.Module, inputs: tuple[Any, ...], output: Any) -> Any:
+    recorder.activations.append(output)
+    if not isinstance(output, torch.Tensor):
+        return None
+    if not output.requires_grad:
+        output.requires_grad_(True)
+    return output.clone()  # later in-place ops (e.g. ReLU(inplace=True)) must not touch A
+
+
+@contextmanager
+def _saliency_hooks(model: nn.Module, layer: nn.Module | None, guided: bool) -> Iterator[_Recorder]:
+    """Hooks for one call, removed on every path: the guided rule at every ``nn.ReLU``, the layer's output."""
+    recorder = _Recorder()
+    handles = []
+    try:
+        if guided:
+            relus = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+            handles += [m.register_forward_hook(partial(_guide_relu, recorder)) for m in relus]
+        if layer is not None:
+            handles.append(layer.register_forward_hook(partial(_record_activation, recorder)))
+        yield recorder
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _eval_with_frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Eval semantics and ``requires_grad=False`` parameters for the duration; both restored exactly."""
+    modes = [(m, m.training) for m in model.modules()]
+    flags = [(p, p.requires_grad) for p in model.parameters()]
+    try:
+        model.eval()
+        for p, _ in flags:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p, flag in flags:
+            p.requires_grad_(flag)
+        for m, training in modes:
+            m.training = training
+
+
+# --- the maths --------------------------------------------------------------------------------
+
+
+def upsample_cam(cam: torch.Tensor, size: Sequence[int], mode: str = "nearest") -> torch.Tensor:
+    """Upsample an N x 1 x h x w Grad-CAM map to ``size`` (H, W), as Captum's ``LayerAttribution.interpolate``.
+
+    >>> upsample_cam(torch.tensor([[[[0.0, 1.0]]]]), (2, 4)).tolist()
+    [[[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]]]
+    """
+    if mode not in INTERPOLATE_MODES:
+        raise ValueError(f"Unknown interpolation mode {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
+    return F.interpolate(cam, size=tuple(int(s) for s in size), mode=mode)
+
+
+def _grad_cam_from(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
+    """Selvaraju et al. 2017, Eq. 1-2: ``ReLU(sum_k alpha_k A_k)`` with ``alpha_k`` = mean of dy/dA_k."""
+    alpha = torch.mean(gradients, dim=(2, 3), keepdim=True)  # Eq. 1: global-average-pooled gradients
+    weighted = torch.sum(alpha * activations, dim=1, keepdim=True)  # Eq. 2: sum_k alpha_k A_k
+    return F.relu(weighted)  # Eq. 2: keep what raises the class score
+
+
+def _warn_if_zero(cam: torch.Tensor, label: str, layer_name: str) -> None:
+    blank = [i for i, zero in enumerate((cam.flatten(1) == 0).all(1).tolist()) if zero]
+    if blank:
+        which = "" if cam.shape[0] == 1 else f" on image{'s' * (len(blank) > 1)} {', '.join(map(str, blank))}"
+        warnings.warn(
+            f"Grad-CAM for class {label}{which} is zero everywhere: no region of layer {layer_name!r} "
+            "increases the score of this class, so the map (and Guided Grad-CAM) is blank. "
+            "The class is probably absent from the image; try the top class.",
+            ZeroGradCamWarning,
+            stacklevel=4,  # the learner's call
+        )
+
+
+def _compute(
+    model: nn.Module,
+    layer: nn.Module | str | None,
+    x: torch.Tensor,
+    targets: Sequence[object],
+    *,
+    gbp: bool,
+    categories: Sequence[str] | None,
+    per_image: bool,
+) -> list[dict[str, torch.Tensor]]:
+    """One forward pass, then per target a backward pass to the layer (Grad-CAM) and/or a guided one to x."""
+    batch = _as_batch(model, x)
+    n = batch.shape[0]
+    classes = [_per_image(t, n, categories) if per_image else [_class_of(t, categories)] * n for t in targets]
+    layer_name, module = resolve_layer(model, layer) if layer is not None else ("", None)
+    kinds = (["grad_cam"] if module is not None else []) + (["guided_backprop"] if gbp else [])
+    passes = [(i, kind) for i in range(len(targets)) for kind in kinds]
+    results: list[dict[str, torch.Tensor]] = [{} for _ in targets]
+    with _attribution_mode(model, module, guided=gbp) as recorder:
+        image = batch.detach().clone().requires_grad_(gbp)  # our own leaf: the caller's x is never touched
+        logits = _class_scores(model(image), n)
+        for given, cls in zip(targets, classes):
+            _check_range(cls, given, logits.shape[1])
+        activations = _layer_activations(model, recorder, layer_name) if module is not None else image
+        for step, (i, kind) in enumerate(passes):
+            recorder.guided = kind == "guided_backprop"  # the guided rule, on for this pass only
+            score = logits.gather(1, torch.tensor(classes[i], device=logits.device)[:, None])[:, 0]  # y_c per image
+            wrt = image if recorder.guided else activations
+            last = step == len(passes) - 1
+            (grad,) = torch.autograd.grad(score, wrt, torch.ones_like(score), retain_graph=not last, allow_unused=True)
+            if grad is None:
+                raise ValueError(f"The class score does not depend on layer {layer_name!r}; {_candidates(model)}.")
+            if kind == "grad_cam":
+                results[i]["grad_cam"] = cam = _grad_cam_from(activations.detach(), grad)
+                _warn_if_zero(cam, _label(targets[i], classes[i], categories), layer_name)
+            else:
+                results[i]["guided_backprop"] = grad
+    return results
+
+
+@contextmanager
+def _attribution_mode(model: nn.Module, layer: nn.Module | None, guided: bool) -> Iterator[_Recorder]:
+    """Gradients on (even inside ``no_grad``), eval semantics, frozen parameters and hooks; all undone on exit."""
+    with ExitStack() as stack:
+        stack.enter_context(torch.inference_mode(False))
+        stack.enter_context(torch.enable_grad())
+        stack.enter_context(_eval_with_frozen_parameters(model))
+        yield stack.enter_context(_saliency_hooks(model, layer, guided))
+
+
+def _class_scores(logits: object, n: int) -> torch.Tensor:
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n:
+        shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ValueError(f"The model returned {shape}; saliency maps need class scores of shape N x classes ({n} x K).")
+    return logits
+
+
+def _layer_activations(model: nn.Module, recorder: _Recorder, layer_name: str) -> torch.Tensor:
+    seen = recorder.activations
+    if len(seen) != 1:
+        how = "did not run in the forward pass" if not seen else f"ran {len(seen)} times in one forward pass"
+        raise ValueError(f"Layer {layer_name!r} {how}; choose a layer that runs once. {_candidates(model, sentence=True)}.")
+    activation = seen[0]
+    if not isinstance(activation, torch.Tensor) or activation.ndim != 4:
+        shape = tuple(activation.shape) if isinstance(activation, torch.Tensor) else type(activation).__name__
+        raise ValueError(
+            f"Layer {layer_name!r} outputs {shape}, not an N x C x h x w feature map; {_candidates(model)}."
+        )
+    if activation.shape[2] * activation.shape[3] == 1:
+        raise ValueError(
+            f"Layer {layer_name!r} outputs {tuple(activation.shape)}: a 1 x 1 map shows no region; "
+            f"choose a layer before the global pooling (or a larger input). {_candidates(model, sentence=True)}."
+        )
+    return activation
+
+
+def _upsample_mode(upsample: bool | str) -> str | None:
+    if upsample is True:
+        return "nearest"
+    if upsample is False:
+        return None
+    if isinstance(upsample, str) and upsample in INTERPOLATE_MODES:
+        return upsample
+    raise ValueError(f"upsample={upsample!r}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}.")
+
+
+# --- public entry points ------------------------------------------------------------------------
+
+
+def grad_cam(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: torch.Tensor,
+    target: Target,
+    *,
+    upsample: bool | str = False,
+    categories: Sequence[str] | None = None,
+) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al., 2017): N x 1 x h x w at ``layer``'s resolution, ReLU applied, not normalised.
+
+    Equal to Captum's ``LayerGradCam(model, layer).attribute(x, target, relu_attributions=True)``.
+    ``upsample=True`` (nearest) or a mode name (e.g. ``"bilinear"``) resizes it to the input's
+    H x W. ``target``: an index, a category name, or one per image; ``categories``: the model's
+    own names (default: ImageNet). A map that is zero everywhere warns (``ZeroGradCamWarning``).
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> grad_cam(net, "1", torch.rand(3, 8, 8), 1).shape
+    torch.Size([1, 1, 6, 6])
+    >>> grad_cam(net, "1", torch.rand(2, 3, 8, 8), [0, 1], upsample="bilinear").shape
+    torch.Size([2, 1, 8, 8])
+    """
+    mode = _upsample_mode(upsample)
+    cam = _compute(model, layer, x, [target], gbp=False, categories=categories, per_image=True)[0]["grad_cam"]
+    return cam if mode is None else upsample_cam(cam, x.shape[-2:], mode)
+
+
+def guided_backprop(
+    model: nn.Module, x: torch.Tensor, target: Target, *, categories: Sequence[str] | None = None
+) -> torch.Tensor:
+    """Guided Backpropagation (Springenberg et al., 2015): N x C x H x W, like the input.
+
+    Equal to Captum's ``GuidedBackprop(model).attribute(x, target)``. The rule acts at every
+    ``nn.ReLU`` module (a ReLU written as ``F.relu`` in ``forward`` is not guided, as in Captum).
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> guided_backprop(net, torch.rand(3, 8, 8), 0).shape
+    torch.Size([1, 3, 8, 8])
+    """
+    return _compute(model, None, x, [target], gbp=True, categories=categories, per_image=True)[0]["guided_backprop"]
+
+
+def guided_grad_cam(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: torch.Tensor,
+    target: Target,
+    *,
+    interpolate_mode: str = "nearest",
+    categories: Sequence[str] | None = None,
+) -> torch.Tensor:
+    """Guided Grad-CAM (Selvaraju et al., 2017): Guided Backpropagation x upsampled Grad-CAM, N x C x H x W.
+
+    Equal to Captum's ``GuidedGradCam(model, layer).attribute(x, target, interpolate_mode=...)``;
+    ``"nearest"`` by default as Captum, ``"bilinear"`` as the paper. One forward pass.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> guided_grad_cam(net, "1", torch.rand(2, 3, 8, 8), 1, interpolate_mode="bilinear").shape
+    torch.Size([2, 3, 8, 8])
+    """
+    upsample_cam(torch.zeros(1, 1, 1, 1), (1, 1), interpolate_mode)  # reject a bad mode before any work
+    maps = _compute(model, layer, x, [target], gbp=True, categories=categories, per_image=True)[0]
+    return maps["guided_backprop"] * upsample_cam(maps["grad_cam"], x.shape[-2:], interpolate_mode)
+
+
+def saliency_maps(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: torch.Tensor,
+    targets: Class | Sequence[Class] | torch.Tensor,
+    *,
+    interpolate_mode: str = "nearest",
+    categories: Sequence[str] | None = None,
+) -> dict[Any, dict[str, torch.Tensor]]:
+    """All three maps for every class in ``targets``, from one forward pass.
+
+    Returns ``{target: {"grad_cam": N x 1 x h x w, "guided_backprop": N x C x H x W,
+    "guided_grad_cam": N x C x H x W}}``, the same values as ``grad_cam`` (at the layer's
+    resolution: overlay it with ``upsample_cam(cam, x.shape[-2:])``), ``guided_backprop`` and
+    ``guided_grad_cam``. Each target is one class for every image. Keys are the targets exactly
+    as given (``"tiger cat"`` stays ``"tiger cat"``, ``282`` stays ``282``; a tensor's entries
+    become ints); a single class counts as a list of one, and repeats are computed once.
+
+    The forward pass is kept (``retain_graph``); parameters are frozen for the call; each class
+    then takes one backward pass to the layer (Grad-CAM) and one, with the guided rule on, to
+    the input (Guided Backpropagation).
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> maps = saliency_maps(net, "1", torch.rand(3, 8, 8), [0, 1])
+    >>> {t: {k: tuple(v.shape) for k, v in m.items()} for t, m in maps.items()}[1]
+    {'grad_cam': (1, 1, 6, 6), 'guided_backprop': (1, 3, 8, 8), 'guided_grad_cam': (1, 3, 8, 8)}
+    """
+    upsample_cam(torch.zeros(1, 1, 1, 1), (1, 1), interpolate_mode)
+    if isinstance(targets, torch.Tensor):
+        if targets.ndim > 1 or targets.is_floating_point():
+            raise ValueError(f"targets as a tensor must be 0-D or 1-D integers, not {targets.dtype} {tuple(targets.shape)}.")
+        targets = targets.reshape(-1).tolist()
+    given = [targets] if isinstance(targets, str) or not isinstance(targets, Sequence) else list(targets)
+    if not given:
+        raise ValueError("targets is empty; give at least one class (an index or a category name).")
+    if any(isinstance(t, (list, tuple)) or (isinstance(t, torch.Tensor) and t.ndim > 0) for t in given):
+        raise ValueError("Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam.")
+    keys = list(dict.fromkeys(int(t) if isinstance(t, torch.Tensor) else t for t in given))
+    maps = _compute(model, layer, x, keys, gbp=True, categories=categories, per_image=False)
+    for m in maps:
+        m["guided_grad_cam"] = m["guided_backprop"] * upsample_cam(m["grad_cam"], x.shape[-2:], interpolate_mode)
+    return dict(zip(keys, maps))

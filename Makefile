@@ -26,8 +26,9 @@ $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
 	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
+# JupyterLab refuses to run as root (containers, some cloud machines) unless told to.
 lab: $(RUNTIME_STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(DEV_STAMP)
 	$(BIN)/python -m pytest

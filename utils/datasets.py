@@ -16,6 +16,7 @@ import math
 import os
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -32,6 +33,7 @@ __all__ = [
     "SAMPLE_IMAGES",
     "ImageLoadError",
     "ImageSource",
+    "TwoClassImage",
     "category_index",
     "deprocess_imagenet_image",
     "displayed_image",
@@ -39,6 +41,7 @@ __all__ = [
     "load_image",
     "preprocess_imagenet_image",
     "sample_image_path",
+    "two_class_image",
 ]
 
 ImageSource = Union[str, os.PathLike, Image.Image, npt.NDArray[np.generic], torch.Tensor]
@@ -434,3 +437,69 @@ def displayed_image(
     """
     model_input = preprocess_imagenet_image(image, transforms, keep_aspect=keep_aspect)
     return deprocess_imagenet_image(model_input, transforms)
+
+
+# --- two objects in one picture (lesson 04) ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TwoClassImage:
+    """Two photos side by side in one model-ready picture, and the region each one fills.
+
+    ``image`` is a ``size x size`` RGB picture; ``masks`` is ``(left, right)``: read-only
+    ``size x size`` boolean arrays, True where the left (right) photo lies.
+    """
+
+    image: Image.Image
+    masks: tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]
+
+
+def two_class_image(
+    left: ImageSource,
+    right: ImageSource,
+    *,
+    size: int = 224,
+    crop_at: tuple[float, float] = (0.5, 0.5),
+) -> TwoClassImage:
+    """``left`` and ``right`` (anything ``load_image`` accepts) side by side in a ``size x size`` picture.
+
+    Each photo fills one half, ``size // 2`` (left) and ``size - size // 2`` (right) pixels
+    wide and ``size`` tall: the largest window of the half's shape that fits in the photo
+    is cut out and resized into it (bilinear), so nothing is squashed. ``crop_at`` says where
+    each window sits across its photo, 0 = at the left edge, 0.5 = centred, 1 = at the right
+    edge (a photo taller than the window is cut around its middle). The masks mark the two
+    halves, so they line up with the model input exactly when the picture goes through
+    ``preprocess_imagenet_image(image, transforms, keep_aspect=False)`` (for the course's
+    models, whose crop is 224, that changes no pixel's place). The photos are not changed.
+
+    >>> pair = two_class_image(np.zeros((30, 40, 3)), np.ones((30, 40, 3)), size=8)
+    >>> pair.image.size, pair.masks[0].shape, int(pair.masks[0].sum()), bool((pair.masks[0] ^ pair.masks[1]).all())
+    ((8, 8), (8, 8), 32, True)
+    >>> np.asarray(pair.image)[0, :, 0].tolist()
+    [0, 0, 0, 0, 255, 255, 255, 255]
+    """
+    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
+        raise ValueError(f"size must be a whole number of pixels, at least 2 (224 for the course's models), got {size!r}.")
+    if not (isinstance(crop_at, (tuple, list)) and len(crop_at) == 2):
+        raise ValueError(f"crop_at must be a pair (left photo, right photo) of positions in [0, 1], got {crop_at!r}.")
+    for side, at in zip(("left", "right"), crop_at):
+        if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0.0 <= at <= 1.0:
+            raise ValueError(f"crop_at for the {side} photo must lie in [0, 1] (0.5 = centred), got {at!r}.")
+    widths = (size // 2, size - size // 2)
+    picture = Image.new("RGB", (size, size))
+    for offset, (source, width, at) in zip((0, widths[0]), zip((left, right), widths, crop_at)):
+        picture.paste(_window(load_image(source), width, size, float(at)), (offset, 0))
+    left_mask = np.zeros((size, size), dtype=bool)
+    left_mask[:, : widths[0]] = True
+    masks = (left_mask, ~left_mask)
+    for mask in masks:
+        mask.setflags(write=False)
+    return TwoClassImage(image=picture, masks=masks)
+
+
+def _window(photo: Image.Image, width: int, height: int, at: float) -> Image.Image:
+    """The largest ``width:height`` window of ``photo``, ``at`` across it (centred vertically), resized."""
+    scale = min(photo.width / width, photo.height / height)
+    box_w, box_h = width * scale, height * scale
+    x0, y0 = at * (photo.width - box_w), (photo.height - box_h) / 2
+    return photo.resize((width, height), Image.Resampling.BILINEAR, box=(x0, y0, x0 + box_w, y0 + box_h))

@@ -1,0 +1,354 @@
+"""utils.explorer: the pure core (uploads, cached maps, views, rendering) and the widget, driven headlessly."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+import utils.explorer as explorer_module
+from utils.datasets import ImageLoadError, sample_image_path
+from utils.explorer import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_PIXELS,
+    ImageAnalysis,
+    SaliencyExplorer,
+    View,
+    image_from_upload,
+    render_figure,
+    render_png,
+)
+from utils.models import LoadedModel, load_model
+from utils.saliency import saliency_maps
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HOOK_DICTS = ("_forward_hooks", "_backward_hooks", "_forward_pre_hooks", "_backward_pre_hooks")
+
+
+# --- fixtures and helpers -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loaded() -> LoadedModel:
+    return load_model("squeezenet1_1", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def cat(loaded: LoadedModel) -> ImageAnalysis:
+    return ImageAnalysis(loaded, sample_image_path("cat"), top_k=2, name="cat")
+
+
+class ForwardCounter:
+    """Counts the model's forward passes with a forward hook, removed on exit."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.model, self.count = model, 0
+
+    def __enter__(self) -> ForwardCounter:
+        self.handle = self.model.register_forward_hook(self._hook)
+        return self
+
+    def _hook(self, *args: object) -> None:
+        self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.handle.remove()
+
+
+@pytest.fixture
+def counter(loaded: LoadedModel) -> Iterator[ForwardCounter]:
+    with ForwardCounter(loaded.model) as counting:
+        yield counting
+
+
+def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt)
+    return buffer.getvalue()
+
+
+def upload_value(content: bytes, name: str) -> tuple[dict, ...]:
+    """What ipywidgets 8's FileUpload holds after a browser upload."""
+    return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
+             "last_modified": datetime(2024, 1, 1, tzinfo=timezone.utc)},)
+
+
+def hook_count(model: torch.nn.Module) -> int:
+    return sum(len(getattr(m, d)) for m in model.modules() for d in HOOK_DICTS)
+
+
+def shown(explorer: SaliencyExplorer) -> bytes:
+    """The PNG the explorer's image widget shows."""
+    return bytes(explorer.image.value)
+
+
+def stripes() -> Image.Image:
+    pixels = np.zeros((96, 128, 3), dtype=np.uint8)
+    pixels[:, ::8] = 255
+    return Image.fromarray(pixels)
+
+
+# --- uploads ----------------------------------------------------------------------------------
+
+
+def test_image_from_upload_decodes_images_into_rgb() -> None:
+    rgba = Image.new("RGBA", (5, 4), (255, 0, 0, 0))
+    picture = image_from_upload(png_bytes(rgba), "clear.png")
+    assert picture.mode == "RGB" and picture.size == (5, 4)
+    assert picture.getpixel((0, 0)) == (255, 255, 255)  # transparent -> white, as load_image does
+    assert image_from_upload(memoryview(png_bytes(stripes(), "JPEG")), "s.jpg").size == (128, 96)
+
+
+@pytest.mark.parametrize(
+    ("content", "limits", "message"),
+    [
+        (b"", {}, r"'x': the file is empty"),
+        (b"%PDF-1.7 not a picture", {}, r"'x': it is not an image PIL can read"),
+        (png_bytes(Image.new("RGB", (64, 64)))[:60], {}, r"'x': PIL cannot decode it"),
+        (b"\0" * 2000, {"max_bytes": 1000}, r"'x': it is .* MB, over the explorer's limit"),
+        (png_bytes(Image.new("RGB", (100, 80))), {"max_pixels": 1000}, r"'x': 100x80 pixels is over the explorer's limit"),
+    ],
+    ids=["empty", "not-an-image", "truncated", "too-many-bytes", "too-many-pixels"],
+)
+def test_image_from_upload_refuses_bad_files_with_one_readable_line(content: bytes, limits: dict, message: str) -> None:
+    with pytest.raises(ImageLoadError, match=message) as caught:
+        image_from_upload(content, "x", **limits)
+    assert "\n" not in str(caught.value)
+
+
+# --- the analysis of one image ------------------------------------------------------------------
+
+
+def test_image_analysis_predicts_the_top_k_with_one_forward_pass(loaded: LoadedModel, counter: ForwardCounter) -> None:
+    analysis = ImageAnalysis(loaded, sample_image_path("cat"), top_k=3, name="cat")
+    assert counter.count == 1 and analysis.forward_passes == 1
+    with torch.no_grad():
+        probabilities = torch.softmax(loaded.model(analysis.x)[0].double(), 0)
+    expected = torch.argsort(probabilities, descending=True)[:3].tolist()
+    assert [p.index for p in analysis.top] == expected
+    assert [p.name for p in analysis.top] == [loaded.categories[i] for i in expected]
+    assert analysis.top[0].probability == pytest.approx(float(probabilities[expected[0]]))
+    assert analysis.top[0].label() == f"{analysis.top[0].name} ({analysis.top[0].probability:.1%})"
+    assert analysis.photo.shape == (224, 224, 3)
+
+
+def test_maps_run_one_forward_per_layer_for_all_top_classes(loaded: LoadedModel, counter: ForwardCounter) -> None:
+    analysis = ImageAnalysis(loaded, sample_image_path("cat"), top_k=3)
+    top = [p.index for p in analysis.top]
+    first = analysis.maps("features.12", top[0])
+    assert counter.count == 2 and all(analysis.is_cached("features.12", c) for c in top)
+    for c in top:
+        analysis.maps("features.12", c)
+    assert counter.count == 2  # every top-k class came from the same forward pass
+    reference = saliency_maps(loaded.model, "features.12", analysis.x, top[0])[top[0]]
+    assert all(torch.allclose(first[k], reference[k]) for k in reference)
+    counter.count = 0
+    analysis.maps("features.11", top[1])
+    assert counter.count == 1 and analysis.is_cached("features.11", top[2])
+    analysis.maps("features.12", 967)  # espresso: outside the top-k, one more pass, then cached
+    analysis.maps("features.12", 967)
+    assert counter.count == 2 and analysis.forward_passes == 4
+    assert hook_count(loaded.model) == 1  # only the test's own forward counter
+
+
+def test_image_analysis_rejects_a_bad_top_k(loaded: LoadedModel) -> None:
+    with pytest.raises(ValueError, match="top_k must be an integer from 1 to 1000, got 0"):
+        ImageAnalysis(loaded, sample_image_path("cat"), top_k=0)
+
+
+def test_image_analysis_notes_a_tiny_image(loaded: LoadedModel) -> None:
+    analysis = ImageAnalysis(loaded, np.zeros((20, 30, 3), dtype=np.uint8))
+    assert any("only 30x20 pixels" in note for note in analysis.notes)
+
+
+# --- views and the discriminativity map ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"method": "saliency"}, "Unknown method 'saliency'; valid: grad_cam, guided_backprop"),
+        ({"base": "discriminativity"}, "Unknown base map 'discriminativity'"),
+        ({"opacity": 1.5}, r"opacity must lie in \[0, 1\]"),
+        ({"method": "discriminativity"}, "give the second one as other="),
+    ],
+)
+def test_view_rejects_bad_settings(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        View(target=1, **kwargs)
+
+
+def test_view_says_when_the_layer_and_the_opacity_apply() -> None:
+    assert View(1).uses_layer and View(1, method="guided_grad_cam").uses_layer
+    assert not View(1, method="guided_backprop").uses_layer
+    assert not View(1, method="discriminativity", other=2, base="guided_backprop").uses_layer
+    assert View(1, method="discriminativity", other=2).uses_layer
+    assert View(1).uses_opacity and not View(1, method="discriminativity", other=2).uses_opacity
+
+
+def test_render_png_is_a_png_that_depends_on_every_setting(cat: ImageAnalysis) -> None:
+    top, second = cat.top[0].index, cat.top[1].index
+    views = [
+        View(top), View(top, opacity=0.9), View(second), View(top, layer="features.11"),
+        View(top, method="guided_backprop"), View(top, method="guided_grad_cam"),
+        View(top, method="discriminativity", other=second),
+        View(top, method="discriminativity", other=second, base="guided_grad_cam"),
+    ]
+    pictures = [render_png(cat, view) for view in views]
+    assert all(p.startswith(PNG_SIGNATURE) for p in pictures)
+    assert len(set(pictures)) == len(views)
+    assert render_png(cat, views[0]) == pictures[0]  # the same view gives the same picture
+
+
+def test_render_figure_titles_and_scales(cat: ImageAnalysis) -> None:
+    top, second = cat.top[0], cat.top[1]
+    figure = render_figure(cat, View(top.index, method="guided_grad_cam"))
+    assert isinstance(figure, Figure)
+    assert figure.axes[0].get_title() == f"cat: the model says '{top.label()}'"
+    assert figure.axes[1].get_title() == f"Guided Grad-CAM at features.12: '{top.label()}'"
+    gbp = render_figure(cat, View(top.index, method="guided_backprop"))
+    assert gbp.axes[1].get_title() == f"Guided Backprop: '{top.label()}'"  # no layer: GBP has none
+    diverging = render_figure(cat, View(top.index, method="discriminativity", other=second.index))
+    assert diverging.axes[1].get_title() == f"Grad-CAM at features.12: '{top.name}' (red) - '{second.name}' (blue)"
+    assert diverging.axes[1].images[0].get_clim() == (-1.0, 1.0) and len(diverging.axes) == 3  # with a colour bar
+
+
+# --- the widget, driven headlessly ---------------------------------------------------------------
+
+
+@pytest.fixture
+def explorer(loaded: LoadedModel, counter: ForwardCounter) -> SaliencyExplorer:
+    built = SaliencyExplorer(loaded, top_k=4)
+    assert counter.count == 2  # the prediction, then one pass for every map of the top-4 classes
+    return built
+
+
+def test_the_explorer_opens_on_the_first_sample_with_its_top_classes(explorer: SaliencyExplorer, loaded: LoadedModel) -> None:
+    assert explorer.image_choice.value == "cat" and list(explorer.image_choice.options) == ["cat", "coffee"]
+    assert [v for _, v in explorer.target.options] == [p.index for p in explorer.analysis.top]
+    assert explorer.target.value == explorer.analysis.top[0].index
+    assert explorer.other.value == explorer.analysis.top[1].index
+    assert explorer.layer.value == loaded.target_layer_name and "features.11" in explorer.layer.options
+    assert shown(explorer).startswith(PNG_SIGNATURE) and explorer.message.value == ""
+    assert shown(explorer) == render_png(explorer.analysis, explorer.view)
+
+
+def test_method_opacity_and_class_changes_reuse_the_forward_pass(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+    seen = [shown(explorer)]
+    changes = [
+        (explorer.method, "guided_backprop"), (explorer.method, "guided_grad_cam"), (explorer.opacity, 0.8),
+        (explorer.target, explorer.analysis.top[2].index), (explorer.method, "discriminativity"),
+        (explorer.other, explorer.analysis.top[3].index), (explorer.base, "guided_backprop"), (explorer.method, "grad_cam"),
+    ]
+    for control, value in changes:
+        control.value = value
+        assert shown(explorer) != seen[-1], f"setting {control.description} to {value!r} did not change the image"
+        seen.append(shown(explorer))
+        if control is explorer.other:  # a discriminativity view: the picture is the one its View renders
+            assert shown(explorer) == render_png(explorer.analysis, explorer.view)
+    assert shown(explorer) == render_png(explorer.analysis, explorer.view)
+    assert counter.count == 2 and explorer.forward_passes == 2
+
+
+def test_controls_are_disabled_where_they_do_not_apply(explorer: SaliencyExplorer) -> None:
+    def disabled() -> tuple[bool, bool, bool, bool]:
+        return explorer.layer.disabled, explorer.opacity.disabled, explorer.base.disabled, explorer.other.disabled
+
+    assert disabled() == (False, False, True, True)
+    explorer.method.value = "guided_backprop"
+    assert disabled() == (True, False, True, True)
+    explorer.method.value = "discriminativity"
+    assert disabled() == (False, True, False, False)
+    explorer.base.value = "guided_backprop"
+    assert disabled() == (True, True, False, False)
+
+
+def test_a_new_layer_runs_saliency_maps_once_at_that_layer(
+    explorer: SaliencyExplorer, counter: ForwardCounter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[tuple[str, list[int]]] = []
+
+    def recording(model, layer, x, targets, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append((layer, list(targets)))
+        return saliency_maps(model, layer, x, targets, **kwargs)
+
+    monkeypatch.setattr(explorer_module, "saliency_maps", recording)
+    before = shown(explorer)
+    explorer.layer.value = "features.11"
+    assert calls == [("features.11", [p.index for p in explorer.analysis.top])]
+    assert shown(explorer) != before and counter.count == 3
+    explorer.method.value = "guided_grad_cam"
+    explorer.layer.value = "features.12"  # back to a cached layer: nothing computed
+    assert len(calls) == 1 and counter.count == 3
+
+
+def test_typing_a_category_adds_it_and_a_typo_shows_a_message(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+    before = shown(explorer)
+    explorer.class_name.value = "Espresso"
+    assert explorer.target.value == 967 and explorer.target.label.startswith("espresso (")
+    assert 967 in [v for _, v in explorer.other.options]
+    assert shown(explorer) != before and counter.count == 3
+    typed = shown(explorer)
+    explorer.class_name.value = "espreso maker"
+    assert "Unknown class name 'espreso maker'; closest: 'espresso maker'" in explorer.message.value.replace("&#x27;", "'")
+    assert shown(explorer) == typed and explorer.target.value == 967
+    explorer.method.value = "guided_backprop"  # still working
+    assert shown(explorer) != typed and "Problem" not in explorer.message.value
+
+
+BAD_UPLOADS = [
+    (b"GIF89a? no, just text", {}, "is not an image PIL can read"),
+    (png_bytes(Image.new("RGB", (64, 64)))[:60], {}, "PIL cannot decode it"),
+    (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_pixels": 10_000}, "300x200 pixels is over the explorer"),
+    (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_bytes": 100}, "MB, over the explorer"),
+]
+
+
+def test_bad_uploads_show_a_message_and_the_explorer_keeps_working(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+    methods = iter(["guided_backprop", "guided_grad_cam", "grad_cam", "guided_backprop"])
+    for content, limits, message in BAD_UPLOADS:  # not an image, unreadable, too many pixels, too many bytes
+        explorer.max_upload_bytes, explorer.max_upload_pixels = MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
+        for name, value in limits.items():
+            setattr(explorer, name, value)
+        before = shown(explorer)
+        explorer.upload.value = upload_value(content, "holiday.png")
+        text = explorer.message.value.replace("&#x27;", "'")
+        assert "Problem" in text and "'holiday.png'" in text and message in text, text
+        assert shown(explorer) == before and list(explorer.image_choice.options) == ["cat", "coffee"]
+        assert explorer.upload.value == ()
+        explorer.method.value = next(methods)  # still working
+        assert shown(explorer) != before and "Problem" not in explorer.message.value
+    assert counter.count == 2
+
+
+def test_a_good_upload_becomes_the_image_shown(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+    before = shown(explorer)
+    explorer.upload.value = upload_value(png_bytes(stripes(), "JPEG"), "stripes.jpg")
+    assert explorer.image_choice.value == "upload: stripes.jpg"
+    assert list(explorer.image_choice.options) == ["cat", "coffee", "upload: stripes.jpg"]
+    assert explorer.analysis.name == "upload: stripes.jpg" and shown(explorer) != before
+    assert explorer.target.value == explorer.analysis.top[0].index and counter.count == 4
+    explorer.upload.value = upload_value(png_bytes(stripes()), "stripes.jpg")  # same name: a new entry
+    assert explorer.image_choice.value == "upload: stripes.jpg (2)"
+    explorer.image_choice.value = "cat"  # already analysed: no forward pass
+    assert shown(explorer) == before and counter.count == 6
+
+
+def test_switching_images_resets_the_classes_and_leaves_the_model_untouched(
+    explorer: SaliencyExplorer, loaded: LoadedModel, counter: ForwardCounter
+) -> None:
+    state = {k: v.clone() for k, v in loaded.model.state_dict().items()}
+    explorer.class_name.value = "espresso"
+    explorer.image_choice.value = "coffee"
+    assert explorer.target.value == explorer.analysis.top[0].index == 967
+    assert len(explorer.target.options) == 4 and explorer.class_name.value == ""
+    assert counter.count == 5  # cat: 2 + espresso 1; coffee: 2
+    assert all(torch.equal(v, state[k]) for k, v in loaded.model.state_dict().items())
+    assert hook_count(loaded.model) == 1  # only the test's own forward counter
+    assert not loaded.model.training and all(p.grad is None for p in loaded.model.parameters())

@@ -1,0 +1,266 @@
+"""utils.sanity: map similarity measures and the cascading randomisation of a model's layers."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torchvision
+from scipy.stats import spearmanr
+from skimage.metrics import structural_similarity
+from torch import nn
+
+from utils.sanity import (
+    ConstantMapWarning,
+    cascading_randomisation,
+    magnitude,
+    randomisation_order,
+    rank_correlation,
+    ssim,
+)
+
+
+def small_net() -> nn.Sequential:
+    """conv -> batch norm -> ReLU -> conv -> ReLU -> pool -> linear: four layers with weights.
+
+    The batch norm gets values a trained one would have (its fresh initialisation is constant).
+    """
+    torch.manual_seed(0)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+    )
+    with torch.no_grad():
+        for tensor, value in zip((net[1].weight, net[1].bias, net[1].running_mean, net[1].running_var), (2.0, 0.5, 5.0, 7.0)):
+            tensor.fill_(value)
+    return net.eval()
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_state(model: nn.Module, state: dict[str, torch.Tensor]) -> bool:
+    current = model.state_dict()
+    return current.keys() == state.keys() and all(torch.equal(current[k], state[k]) for k in state)
+
+
+def layer_state(model: nn.Module, name: str) -> list[torch.Tensor]:
+    return [t.detach().clone() for t in model.get_submodule(name).state_dict().values()]
+
+
+def random_map(*shape: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+# --- magnitude ------------------------------------------------------------------------------------
+
+
+def test_magnitude_sums_absolute_values_over_channels_and_drops_batch_of_one() -> None:
+    saliency = torch.tensor([[[[1.0, -2.0]], [[-3.0, 0.5]], [[0.0, 1.0]]]])  # 1 x 3 x 1 x 2
+    assert magnitude(saliency).tolist() == [[4.0, 3.5]]
+    assert magnitude(np.array([[-1.0, 2.0]])).tolist() == [[1.0, 2.0]]
+    assert magnitude(torch.ones(1, 1, 2, 3)).shape == (2, 3)
+
+
+def test_magnitude_leaves_the_input_unchanged_and_accepts_tensors_that_require_grad() -> None:
+    array = np.array([[-1.0, 2.0]])
+    tensor = torch.tensor([[-1.0, 2.0]], requires_grad=True)
+    magnitude(array)[0, 0] = 99.0
+    magnitude(tensor)[0, 0] = 99.0
+    assert array.tolist() == [[-1.0, 2.0]] and tensor.tolist() == [[-1.0, 2.0]]
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [(np.zeros((2, 3, 4, 4)), "pass one map"), (np.zeros(5), "H x W"), (np.array([[np.nan, 1.0]]), "NaN")],
+)
+def test_magnitude_rejects_batches_vectors_and_nan(bad: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        magnitude(bad)
+
+
+# --- rank correlation -----------------------------------------------------------------------------
+
+
+def test_rank_correlation_is_one_for_a_map_and_any_monotone_rescaling_or_sign_flip() -> None:
+    a = random_map(3, 8, 8)
+    assert rank_correlation(a, a) == pytest.approx(1.0)
+    assert rank_correlation(a, 5.0 * a) == pytest.approx(1.0)
+    assert rank_correlation(a, -a) == pytest.approx(1.0)  # magnitudes: a sign flip is no change
+    assert rank_correlation(a[0], np.exp(np.abs(a[0]))) == pytest.approx(1.0)
+
+
+def test_rank_correlation_equals_scipy_spearman_of_the_channel_summed_magnitudes() -> None:
+    a, b = random_map(3, 10, 12, seed=1), random_map(3, 10, 12, seed=2)
+    expected = spearmanr(np.abs(a).sum(0).ravel(), np.abs(b).sum(0).ravel()).statistic
+    assert rank_correlation(torch.from_numpy(a)[None], b) == pytest.approx(expected, abs=1e-12)
+    assert -0.3 < rank_correlation(a, b) < 0.3  # unrelated noise
+
+
+def test_rank_correlation_of_reversed_ranks_is_minus_one() -> None:
+    a = np.arange(1.0, 17.0).reshape(4, 4)
+    assert rank_correlation(a, 1.0 / a) == pytest.approx(-1.0)
+
+
+def test_rank_correlation_defines_constant_maps_with_a_warning_never_nan() -> None:
+    a = random_map(6, 6)
+    with pytest.warns(ConstantMapWarning, match="map b is constant.*returning 0.0"):
+        assert rank_correlation(a, np.zeros((6, 6))) == 0.0
+    with pytest.warns(ConstantMapWarning, match="map a is constant"):
+        assert rank_correlation(np.full((6, 6), 3.0), a) == 0.0
+    with pytest.warns(ConstantMapWarning, match="both maps are constant.*returning 1.0"):
+        assert rank_correlation(np.zeros((6, 6)), np.full((6, 6), 2.0)) == 1.0
+
+
+def test_rank_correlation_rejects_maps_of_different_sizes_naming_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"\(13, 13\) and \(224, 224\).*upsample_cam"):
+        rank_correlation(np.ones((1, 1, 13, 13)), random_map(3, 224, 224))
+
+
+def test_rank_correlation_leaves_its_inputs_unchanged() -> None:
+    a, b = random_map(3, 5, 5, seed=3), torch.randn(1, 3, 5, 5)
+    a_before, b_before = a.copy(), b.clone()
+    rank_correlation(a, b)
+    assert np.array_equal(a, a_before) and torch.equal(b, b_before)
+
+
+# --- SSIM -----------------------------------------------------------------------------------------
+
+
+def test_ssim_is_one_for_identical_maps_up_to_scale_and_sign() -> None:
+    a = random_map(3, 16, 16, seed=4)
+    assert ssim(a, a) == pytest.approx(1.0)
+    assert ssim(a, -4.0 * a) == pytest.approx(1.0)
+    assert ssim(np.zeros((8, 8)), np.zeros((8, 8))) == pytest.approx(1.0)  # defined, not NaN
+
+
+def test_ssim_equals_skimage_on_max_normalised_magnitudes_with_data_range_one() -> None:
+    a, b = random_map(3, 16, 16, seed=5), random_map(3, 16, 16, seed=6)
+    ma, mb = np.abs(a).sum(0), np.abs(b).sum(0)
+    expected = structural_similarity(ma / ma.max(), mb / mb.max(), data_range=1.0)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    assert ssim(a, b) < 0.5
+
+
+def test_ssim_shrinks_its_window_for_small_maps_and_rejects_tiny_ones() -> None:
+    a, b = random_map(5, 6, seed=7), random_map(5, 6, seed=8)
+    expected = structural_similarity(np.abs(a) / np.abs(a).max(), np.abs(b) / np.abs(b).max(), data_range=1.0, win_size=5)
+    assert ssim(a, b) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError, match="at least 3 x 3"):
+        ssim(np.ones((2, 5)), np.ones((2, 5)))
+
+
+# --- randomisation order ----------------------------------------------------------------------------
+
+
+def test_randomisation_order_goes_from_the_output_to_the_input() -> None:
+    assert randomisation_order(small_net()) == ["7", "3", "1", "0"]  # ReLUs, pooling, flatten: no weights
+    vgg_order = randomisation_order(torchvision.models.vgg16())
+    assert vgg_order[:3] == ["classifier.6", "classifier.3", "classifier.0"]
+    assert vgg_order[3] == "features.28" and vgg_order[-1] == "features.0" and len(vgg_order) == 16
+
+
+def test_randomisation_order_keeps_blocks_whole() -> None:
+    order = randomisation_order(torchvision.models.resnet18())
+    assert order[:3] == ["fc", "layer4.1", "layer4.0"] and order[-2:] == ["bn1", "conv1"]
+    assert len(order) == 11  # fc, 8 residual blocks, bn1, conv1
+
+
+# --- cascading randomisation ------------------------------------------------------------------------
+
+
+def test_cascading_randomisation_randomises_one_more_layer_per_step_on_a_copy() -> None:
+    model = small_net()
+    original = snapshot(model)
+    names = randomisation_order(model)
+    steps = []
+    for step, (name, randomised) in enumerate(cascading_randomisation(model)):
+        assert randomised is not model
+        steps.append(name)
+        for i, other in enumerate(names):
+            changed = any(not torch.equal(a, b) for a, b in zip(layer_state(randomised, other), layer_state(model, other)))
+            assert changed == (i <= step), f"after randomising {name!r}, layer {other!r} changed={changed}"
+    assert steps == names
+    assert same_state(model, original)
+
+
+def test_cascading_randomisation_yields_one_copy_that_keeps_mode_and_flags() -> None:
+    model = small_net().train()
+    model[0].weight.requires_grad_(False)
+    copies = {id(randomised) for _, randomised in cascading_randomisation(model)}
+    assert len(copies) == 1
+    _, randomised = next(iter(cascading_randomisation(model)))
+    assert randomised.training and all(m.training for m in randomised.modules())
+    assert not randomised[0].weight.requires_grad and randomised[3].weight.requires_grad
+    assert model.training and not model[0].weight.requires_grad  # the original's flags are untouched
+
+
+def test_cascading_randomisation_resets_batch_norm_statistics() -> None:
+    model = small_net()  # running mean 5, running variance 7
+    *_, (_, randomised) = cascading_randomisation(model)
+    assert torch.equal(randomised[1].running_mean, torch.zeros(4)) and torch.equal(randomised[1].running_var, torch.ones(4))
+    assert float(model[1].running_mean[0]) == 5.0
+
+
+def test_cascading_randomisation_is_reproducible_and_leaves_the_global_rng_alone() -> None:
+    model = small_net()
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    runs = [[snapshot(r) for _, r in cascading_randomisation(model, seed=s)] for s in (0, 0, 1)]
+    assert torch.equal(torch.random.get_rng_state(), before)
+    first, again, other = runs
+    for a, b, c in zip(first, again, other):
+        assert all(torch.equal(a[k], b[k]) for k in a)
+        assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_cascading_randomisation_accepts_names_and_modules_in_any_order() -> None:
+    model = small_net()
+    order = [name for name, _ in cascading_randomisation(model, [model[0], "7"])]
+    assert order == ["0", "7"]
+    *_, (_, randomised) = cascading_randomisation(model, ["3"])
+    assert torch.equal(randomised[0].weight, model[0].weight) and not torch.equal(randomised[3].weight, model[3].weight)
+
+
+class NoReset(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale
+
+
+@pytest.mark.parametrize(
+    ("order", "message"),
+    [
+        (["9"], r"'9' is not a layer of Sequential; layers with weights, output first: '7', '3', '1', '0'"),
+        ([nn.Linear(4, 2)], "The Linear given is not a layer"),
+        (["2"], "'2' has no parameters to randomise"),
+    ],
+)
+def test_cascading_randomisation_rejects_bad_layers_when_called(order: list, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cascading_randomisation(small_net(), order)  # raised at the call, before iterating
+
+
+def test_cascading_randomisation_rejects_parameters_it_cannot_reinitialise() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), NoReset())
+    with pytest.raises(ValueError, match=r"'1' \(NoReset\) has parameters but no reset_parameters"):
+        cascading_randomisation(model)
+
+
+def test_a_randomised_model_gives_a_different_output_and_the_original_the_same() -> None:
+    model = small_net()
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        before = model(x)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            outputs = [randomised(x) for _, randomised in cascading_randomisation(model)]
+        after = model(x)
+    assert torch.equal(before, after)
+    assert not torch.allclose(outputs[0], before)

@@ -1,0 +1,484 @@
+"""The saliency explorer: choose an image, a class, a method, a layer and an opacity, and look.
+
+Small pure pieces under a thin widget layer:
+
+* ``image_from_upload`` turns uploaded bytes into a picture, or raises ``ImageLoadError`` with
+  one readable line (not an image, damaged, too big).
+* ``ImageAnalysis`` is one image through one model: its input, its picture, its top-k
+  predictions, and a cache of saliency maps. Maps come from ``utils.saliency.saliency_maps``:
+  one forward pass per layer gives all three methods for all top-k classes, so changing the
+  method, the opacity or the class (among the top-k) computes nothing new.
+* ``View`` says what to show; ``render_figure`` / ``render_png`` draw it.
+* ``SaliencyExplorer(loaded).widget`` is the ipywidgets tool; its controls are attributes
+  (``explorer.method.value = "guided_backprop"``) so a notebook or a test can drive it.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+import numpy.typing as npt
+import torch
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from PIL import Image, UnidentifiedImageError
+
+from utils.datasets import (
+    SAMPLE_IMAGES,
+    ImageLoadError,
+    ImageSource,
+    category_index,
+    deprocess_imagenet_image,
+    load_image,
+    preprocess_imagenet_image,
+    sample_image_path,
+)
+from utils.discriminativity import discriminativity_map
+from utils.models import LoadedModel
+from utils.saliency import ZeroGradCamWarning, conv_layers, saliency_maps
+from utils.visualise import GRADIENT_CMAP, overlay_heatmap, process_attributions, show_diverging, show_image
+
+__all__ = [
+    "BASE_METHODS",
+    "MAX_UPLOAD_BYTES",
+    "MAX_UPLOAD_PIXELS",
+    "METHODS",
+    "ImageAnalysis",
+    "Prediction",
+    "SaliencyExplorer",
+    "View",
+    "image_from_upload",
+    "render_figure",
+    "render_png",
+]
+
+METHODS: Mapping[str, str] = {
+    "grad_cam": "Grad-CAM",
+    "guided_backprop": "Guided Backprop",
+    "guided_grad_cam": "Guided Grad-CAM",
+    "discriminativity": "Discriminativity (A - B)",
+}
+"""Method key -> label. The first three are keys of ``saliency_maps``; the last compares two classes."""
+BASE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam")
+"""The maps a discriminativity map can compare."""
+MAX_UPLOAD_BYTES = 25_000_000
+"""Uploads larger than this (25 MB) are refused before decoding."""
+MAX_UPLOAD_PIXELS = 50_000_000
+"""Uploads with more pixels than this (50 megapixels) are refused before decoding."""
+CLIP_PERCENTILE = 99.5
+"""Gradient maps are scaled by this percentile of their magnitudes, so a few pixels do not black out the rest."""
+
+
+# --- the pure core ----------------------------------------------------------------------------
+
+
+def image_from_upload(
+    content: bytes | memoryview, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS
+) -> Image.Image:
+    """Decode an uploaded file into an RGB picture (``load_image``'s rules), or raise ``ImageLoadError``.
+
+    The size in bytes and in pixels is checked before the pixels are decoded, so a huge file
+    is refused quickly; ``name`` (the file's name) appears in every message.
+
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (4, 3)).save(buffer, format="PNG")
+    >>> image_from_upload(buffer.getvalue(), "tiny.png").size
+    (4, 3)
+    >>> image_from_upload(b"hello", "notes.txt")
+    Traceback (most recent call last):
+    ...
+    utils.datasets.ImageLoadError: Cannot load image 'notes.txt': it is not an image PIL can read (PNG, JPEG, ...).
+    """
+    label = repr(str(name))
+    size = memoryview(content).nbytes
+    if size == 0:
+        raise ImageLoadError(f"Cannot load image {label}: the file is empty.")
+    if size > max_bytes:
+        raise ImageLoadError(
+            f"Cannot load image {label}: it is {size / 1e6:.1f} MB, over the explorer's limit of "
+            f"{max_bytes / 1e6:.0f} MB; downscale it first."
+        )
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel limit below decides
+            opened = Image.open(io.BytesIO(content))
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"Cannot load image {label}: it is not an image PIL can read (PNG, JPEG, ...).") from None
+    except Image.DecompressionBombError:
+        raise ImageLoadError(f"Cannot load image {label}: it has far too many pixels; downscale it first.") from None
+    with opened:
+        width, height = opened.size
+        if width * height > max_pixels:
+            raise ImageLoadError(
+                f"Cannot load image {label}: {width}x{height} pixels is over the explorer's limit of "
+                f"{max_pixels / 1e6:.0f} megapixels; downscale it first."
+            )
+        try:
+            return load_image(opened)
+        except ImageLoadError as error:  # load_image names a PIL image; name the file instead
+            reason = str(error).split(": ", 1)[-1]
+            raise ImageLoadError(f"Cannot load image {label}: {reason}") from None
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One of the model's top classes for an image."""
+
+    index: int
+    name: str
+    probability: float
+
+    def label(self) -> str:
+        """The name and probability, e.g. for a menu.
+
+        >>> Prediction(282, "tiger cat", 0.4523).label(), Prediction(967, "espresso", 0.00002).label()
+        ('tiger cat (45.2%)', 'espresso (<0.1%)')
+        """
+        return f"{self.name} ({self.probability:.1%})" if self.probability >= 0.0005 else f"{self.name} (<0.1%)"
+
+
+class ImageAnalysis:
+    """One image through one model: its input, picture, top-k predictions and cached saliency maps.
+
+    Building it runs one forward pass (the prediction). ``maps(layer, target)`` runs
+    ``saliency_maps`` once per layer, for the target and every top-k class together (one more
+    forward pass), and caches the result: later calls for those classes compute nothing. A
+    class outside the top-k costs one forward pass the first time. ``forward_passes`` counts
+    them. The model is not changed (``saliency_maps`` restores everything it touches).
+    """
+
+    def __init__(self, loaded: LoadedModel, image: ImageSource, *, top_k: int = 5, name: str = "image") -> None:
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= len(loaded.categories):
+            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {top_k!r}.")
+        self.loaded = loaded
+        self.name = name
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)  # e.g. "the image is only 20x20 pixels"
+            self.x = preprocess_imagenet_image(image, loaded.transforms, device=loaded.device)
+        self.notes: list[str] = [str(w.message) for w in caught]
+        self.photo: npt.NDArray[np.float32] = deprocess_imagenet_image(self.x, loaded.transforms)
+        with torch.no_grad():
+            logits = loaded.model(self.x)
+        self.forward_passes = 1
+        self.probabilities = torch.softmax(logits[0].detach().to("cpu", torch.float64), dim=0)
+        top = torch.argsort(self.probabilities, descending=True, stable=True)[:top_k].tolist()
+        self.top: tuple[Prediction, ...] = tuple(self.prediction(i) for i in top)
+        self._maps: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+
+    def prediction(self, index: int) -> Prediction:
+        """The class ``index`` with its name and probability for this image."""
+        return Prediction(index, self.loaded.categories[index], float(self.probabilities[index]))
+
+    def is_cached(self, layer: str, target: int) -> bool:
+        """Whether ``maps(layer, target)`` is ready without a forward pass."""
+        return (layer, target) in self._maps
+
+    def maps(self, layer: str, target: int) -> dict[str, torch.Tensor]:
+        """``{"grad_cam", "guided_backprop", "guided_grad_cam"}`` maps for class ``target`` at ``layer``."""
+        if (layer, target) not in self._maps:
+            wanted = [target] + [p.index for p in self.top if (layer, p.index) not in self._maps and p.index != target]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ZeroGradCamWarning)  # ``_notes`` reports blank maps
+                computed = saliency_maps(self.loaded.model, layer, self.x, wanted, categories=self.loaded.categories)
+            self.forward_passes += 1
+            self._maps.update({(layer, c): maps for c, maps in computed.items()})
+        return self._maps[(layer, target)]
+
+
+@dataclass(frozen=True)
+class View:
+    """What the explorer shows: a method for a class (and for discriminativity, a second class).
+
+    ``layer`` ``None`` means the model's target layer; ``other`` is class B and ``base`` the
+    compared map, for ``method="discriminativity"`` only.
+
+    >>> View(282, method="guided_backprop").uses_layer
+    False
+    >>> View(282, method="discriminativity", other=281, base="guided_grad_cam").map_kind
+    'guided_grad_cam'
+    """
+
+    target: int
+    method: str = "grad_cam"
+    layer: str | None = None
+    opacity: float = 0.5
+    other: int | None = None
+    base: str = "grad_cam"
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}; valid: {', '.join(METHODS)}.")
+        if self.base not in BASE_METHODS:
+            raise ValueError(f"Unknown base map {self.base!r}; valid: {', '.join(BASE_METHODS)}.")
+        if not 0.0 <= self.opacity <= 1.0:
+            raise ValueError(f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {self.opacity!r}.")
+        if self.method == "discriminativity" and self.other is None:
+            raise ValueError("The discriminativity map compares two classes; give the second one as other=.")
+
+    @property
+    def map_kind(self) -> str:
+        """The ``saliency_maps`` key the view draws (for discriminativity, the one it compares)."""
+        return self.base if self.method == "discriminativity" else self.method
+
+    @property
+    def uses_layer(self) -> bool:
+        """Whether the layer matters: everything but Guided Backprop, which never looks at a layer."""
+        return self.map_kind != "guided_backprop"
+
+    @property
+    def uses_opacity(self) -> bool:
+        """Whether the map is laid over the picture (the discriminativity map is drawn on its own)."""
+        return self.method != "discriminativity"
+
+
+def _gradient_overlay(photo: npt.NDArray[np.float32], saliency: torch.Tensor, opacity: float) -> npt.NDArray[np.float32]:
+    gray = process_attributions(saliency, mode="abs", grayscale=True, clip_percentile=CLIP_PERCENTILE)
+    return overlay_heatmap(photo, gray, alpha=opacity, cmap=GRADIENT_CMAP, normalise=False)
+
+
+def _title(analysis: ImageAnalysis, view: View, layer: str) -> str:
+    at = f" at {layer}" if view.uses_layer else ""
+    if view.method == "discriminativity":
+        a, b = analysis.prediction(view.target), analysis.prediction(view.other)  # type: ignore[arg-type]
+        return f"{METHODS[view.base]}{at}: '{a.name}' (red) - '{b.name}' (blue)"
+    return f"{METHODS[view.method]}{at}: '{analysis.prediction(view.target).label()}'"
+
+
+def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None:
+    maps = analysis.maps(layer, view.target)
+    title = _title(analysis, view, layer)
+    if view.method == "discriminativity":
+        other = analysis.maps(layer, view.other)  # type: ignore[arg-type]
+        show_diverging(ax, discriminativity_map(maps[view.base], other[view.base]), title, limit=1.0)
+    elif view.method == "grad_cam":
+        show_image(ax, overlay_heatmap(analysis.photo, maps["grad_cam"][0, 0], alpha=view.opacity), title)
+    else:
+        show_image(ax, _gradient_overlay(analysis.photo, maps[view.method], view.opacity), title)
+
+
+def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.5) -> Figure:
+    """The picture the model sees, and next to it the view's map (overlaid with ``view.opacity``).
+
+    Grad-CAM is drawn with ``HEATMAP_CMAP`` over the picture; Guided Backprop and Guided
+    Grad-CAM as grayscale magnitudes (``GRADIENT_CMAP``, clipped at the 99.5th percentile);
+    the discriminativity map with ``show_diverging`` on a fixed [-1, 1] scale, red for class A.
+    ``view.layer`` ``None`` means the model's target layer.
+    """
+    layer = view.layer or analysis.loaded.target_layer_name
+    figure = Figure(figsize=(2.4 * panel_size, panel_size), layout="constrained")
+    ax_photo, ax_map = figure.subplots(1, 2)
+    show_image(ax_photo, analysis.photo, f"{analysis.name}: the model says '{analysis.top[0].label()}'")
+    _draw_map(ax_map, analysis, view, layer)
+    return figure
+
+
+def render_png(analysis: ImageAnalysis, view: View, *, dpi: int = 80) -> bytes:
+    """``render_figure`` as PNG bytes (what the explorer shows)."""
+    buffer = io.BytesIO()
+    render_figure(analysis, view).savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _notes(analysis: ImageAnalysis, view: View, layer: str) -> list[str]:
+    """Things worth knowing about this view: a tiny image, a Grad-CAM map that is zero everywhere."""
+    notes = list(analysis.notes)
+    classes = [view.target] + ([view.other] if view.method == "discriminativity" else [])
+    if view.uses_layer:
+        for c in classes:
+            if not analysis.maps(layer, c)["grad_cam"].any():  # type: ignore[arg-type]
+                notes.append(
+                    f"Grad-CAM for '{analysis.prediction(c).name}' at {layer} is zero everywhere: no region of this "  # type: ignore[arg-type]
+                    "layer raises the class score, so the map is blank. Try a more likely class."
+                )
+    return notes
+
+
+# --- the widget layer -------------------------------------------------------------------------
+
+
+class SaliencyExplorer:
+    """The explorer as ipywidgets: ``SaliencyExplorer(load_model()).widget`` in a notebook cell.
+
+    Controls (set ``.value`` to drive it from code): ``image_choice``, ``upload``, ``target``,
+    ``class_name`` (type a category), ``method``, ``base`` and ``other`` (discriminativity:
+    which map, which class B), ``layer``, ``opacity``. ``image`` shows the PNG, ``message``
+    any problem or note. Every change re-renders from ``ImageAnalysis``'s cache; only a new
+    image, a new layer or a class outside the top-k runs the model again. Uploads over
+    ``max_upload_bytes`` or ``max_upload_pixels`` (attributes) are refused with a message.
+    """
+
+    def __init__(self, loaded: LoadedModel, *, top_k: int = 5, samples: Mapping[str, ImageSource] | None = None) -> None:
+        self.loaded = loaded
+        self.top_k = top_k
+        self._sources: dict[str, ImageSource] = dict(
+            samples if samples is not None else {name: sample_image_path(name) for name in SAMPLE_IMAGES}
+        )
+        if not self._sources:
+            raise ValueError("samples is empty; give at least one image, e.g. {'cat': sample_image_path('cat')}.")
+        self._analyses: dict[str, ImageAnalysis] = {}
+        self._quiet = False
+        self.max_upload_bytes = MAX_UPLOAD_BYTES
+        self.max_upload_pixels = MAX_UPLOAD_PIXELS
+        layers = [name for name, _ in conv_layers(loaded.model)]
+        if loaded.target_layer_name not in layers:
+            layers.append(loaded.target_layer_name)
+
+        self.image_choice = widgets.Dropdown(options=list(self._sources), description="image")
+        self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.target = widgets.Dropdown(description="class")
+        self.class_name = widgets.Combobox(
+            options=list(loaded.categories), placeholder="or type a category", ensure_option=False,
+            continuous_update=False, description="",
+        )
+        self.method = widgets.Dropdown(options=[(label, key) for key, label in METHODS.items()], description="method")
+        self.base = widgets.Dropdown(options=[(METHODS[k], k) for k in BASE_METHODS], description="map of")
+        self.other = widgets.Dropdown(description="class B")
+        self.layer = widgets.Dropdown(options=layers, value=loaded.target_layer_name, description="layer")
+        self.opacity = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity")
+        self.image = widgets.Image(format="png")
+        self.message = widgets.HTML()
+        self.widget = widgets.VBox([
+            widgets.HBox([self.image_choice, self.upload]),
+            widgets.HBox([self.target, self.class_name]),
+            widgets.HBox([self.method, self.base, self.other]),
+            widgets.HBox([self.layer, self.opacity]),
+            self.message,
+            self.image,
+        ])
+
+        self.image_choice.observe(self._on_image, "value")
+        self.upload.observe(self._on_upload, "value")
+        self.class_name.observe(self._on_class_name, "value")
+        for control in (self.target, self.method, self.base, self.other, self.layer, self.opacity):
+            control.observe(self._on_control, "value")
+        self._select_image(self.image_choice.value)
+
+    # what the controls say
+
+    @property
+    def analysis(self) -> ImageAnalysis:
+        """The analysis of the image shown."""
+        return self._analyses[self.image_choice.value]
+
+    @property
+    def view(self) -> View:
+        """The ``View`` the controls describe."""
+        return View(
+            target=self.target.value, method=self.method.value, layer=self.layer.value,
+            opacity=self.opacity.value, other=self.other.value, base=self.base.value,
+        )
+
+    @property
+    def forward_passes(self) -> int:
+        """Forward passes run so far, over all images (see ``ImageAnalysis``)."""
+        return sum(a.forward_passes for a in self._analyses.values())
+
+    # reacting to the controls
+
+    @contextmanager
+    def _batch(self) -> Iterator[None]:
+        """Change several controls and re-render once, at the end."""
+        self._quiet = True
+        try:
+            yield
+        finally:
+            self._quiet = False
+
+    def _on_control(self, change: Mapping[str, Any]) -> None:
+        if not self._quiet:
+            self.refresh()
+
+    def _on_image(self, change: Mapping[str, Any]) -> None:
+        if not self._quiet:
+            self._select_image(change["new"])
+
+    def _select_image(self, key: str) -> None:
+        if key not in self._analyses:
+            try:
+                self._analyses[key] = ImageAnalysis(self.loaded, self._sources[key], top_k=self.top_k, name=key)
+            except (ImageLoadError, ValueError, TypeError) as error:
+                self._show_problem(str(error))
+                return
+        top = [(f"{rank}. {p.label()}", p.index) for rank, p in enumerate(self.analysis.top, start=1)]
+        with self._batch():
+            self.target.options = self.other.options = top
+            self.target.value = top[0][1]
+            self.other.value = top[min(1, len(top) - 1)][1]
+            self.class_name.value = ""
+        self.refresh()
+
+    def _on_upload(self, change: Mapping[str, Any]) -> None:
+        files = change["new"]
+        if not files:
+            return
+        upload = files[0]
+        name = str(upload.get("name") or "upload")
+        try:
+            limits = {"max_bytes": self.max_upload_bytes, "max_pixels": self.max_upload_pixels}
+            picture = image_from_upload(upload["content"], name, **limits)
+            key = self._new_key(f"upload: {name}")
+            analysis = ImageAnalysis(self.loaded, picture, top_k=self.top_k, name=key)
+        except (ImageLoadError, ValueError, TypeError) as error:
+            self._show_problem(str(error), "That upload could not be used; the explorer still shows the previous image.")
+            return
+        finally:
+            with self._batch():
+                self.upload.value = ()  # ready for the next upload, and the bytes are not kept twice
+        self._sources[key] = picture
+        self._analyses[key] = analysis
+        with self._batch():
+            self.image_choice.options = list(self._sources)
+            self.image_choice.value = key
+        self._select_image(key)
+
+    def _new_key(self, key: str) -> str:
+        unique, n = key, 2
+        while unique in self._sources:
+            unique, n = f"{key} ({n})", n + 1
+        return unique
+
+    def _on_class_name(self, change: Mapping[str, Any]) -> None:
+        typed = str(change["new"]).strip()
+        if self._quiet or not typed:
+            return
+        try:
+            index = category_index(typed, self.loaded.categories)
+        except ValueError as error:
+            self._show_problem(str(error))
+            return
+        if index not in [value for _, value in self.target.options]:
+            extra = (self.analysis.prediction(index).label(), index)
+            with self._batch():
+                other = self.other.value
+                self.target.options = [*self.target.options, extra]
+                self.other.options = [*self.other.options, extra]
+                self.other.value = other
+        if self.target.value != index:
+            self.target.value = index  # re-renders
+        else:
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Render the view the controls describe; a problem is shown in ``message``, never raised."""
+        view = self.view
+        self.layer.disabled = not view.uses_layer
+        self.opacity.disabled = not view.uses_opacity
+        self.base.disabled = self.other.disabled = view.method != "discriminativity"
+        try:
+            self.image.value = render_png(self.analysis, view)
+            layer = view.layer or self.loaded.target_layer_name
+            self.message.value = "".join(f"<p>{html.escape(note)}</p>" for note in _notes(self.analysis, view, layer))
+        except Exception as error:  # the widget must survive anything a learner does; say what happened
+            self._show_problem(f"{type(error).__name__}: {error}")
+
+    def _show_problem(self, text: str, after: str = "") -> None:
+        extra = f" {html.escape(after)}" if after else ""
+        self.message.value = f'<p style="color:#b00020"><b>Problem:</b> {html.escape(text)}{extra}</p>'

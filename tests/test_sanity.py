@@ -12,10 +12,10 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from utils.saliency import magnitude
 from utils.sanity import (
     ConstantMapWarning,
     cascading_randomisation,
-    magnitude,
     randomisation_order,
     rank_correlation,
     ssim,

@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from utils.datasets import category_index, imagenet_categories
-from utils.saliency import saliency_maps, upsample_cam
+from utils.saliency import MapLike, magnitude, saliency_maps, upsample_cam
 
 __all__ = [
     "METHODS",
@@ -48,8 +48,6 @@ __all__ = [
     "scale_01",
 ]
 
-MapLike = Union[npt.NDArray[Any], torch.Tensor]
-"""A saliency map: ``H x W``, ``C x H x W`` or ``1 x C x H x W``, a numpy array or a torch tensor."""
 Masks = tuple[MapLike, MapLike]
 
 METHODS: tuple[str, ...] = ("guided_backprop", "grad_cam", "guided_grad_cam")
@@ -123,24 +121,6 @@ def _class_index(label: str, given: int | str, names: tuple[str, ...]) -> int:
 # --- the picture ------------------------------------------------------------------------------
 
 
-def _reduced(saliency: MapLike, what: str) -> npt.NDArray[np.float64]:
-    """A new float64 ``H x W`` map: ``|saliency|`` summed over channels, leading size-1 dimensions dropped."""
-    if isinstance(saliency, torch.Tensor):
-        array = saliency.detach().to("cpu", torch.float64).numpy().copy()
-    elif isinstance(saliency, np.ndarray):
-        array = np.array(saliency, dtype=np.float64, copy=True)
-    else:
-        raise TypeError(f"{what} must be a numpy array or a torch tensor, not {type(saliency).__name__}.")
-    shape = array.shape
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim not in (2, 3) or array.size == 0:
-        raise ValueError(f"{what} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{what} contains NaN or infinite values; check the method that produced it.")
-    return np.abs(array).sum(axis=0) if array.ndim == 3 else np.abs(array)
-
-
 def _by_max(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     top = float(values.max())
     return values / top if top > 0 else values
@@ -158,11 +138,11 @@ def scale_01(saliency: MapLike) -> npt.NDArray[np.float64]:
     >>> scale_01(np.zeros((1, 2)))
     array([[0., 0.]])
     """
-    return _by_max(_reduced(saliency, "saliency"))
+    return _by_max(magnitude(saliency, "saliency"))
 
 
 def _reduced_pair(s_a: MapLike, s_b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    a, b = _reduced(s_a, "s_a"), _reduced(s_b, "s_b")
+    a, b = magnitude(s_a, "s_a"), magnitude(s_b, "s_b")
     if a.shape != b.shape:
         raise ValueError(
             f"s_a is {a.shape[0]} x {a.shape[1]} but s_b is {b.shape[0]} x {b.shape[1]}; compare maps on the same grid "

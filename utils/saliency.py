@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Iterator, Sequence, Union
 
+import numpy as np
+import numpy.typing as npt
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,18 +53,22 @@ from utils.datasets import category_index
 
 __all__ = [
     "INTERPOLATE_MODES",
+    "MapLike",
     "ZeroGradCamWarning",
     "conv_layers",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",
     "last_conv_layer",
+    "magnitude",
     "resolve_layer",
     "saliency_maps",
     "upsample_cam",
 ]
 
 Class = Union[int, str]
+MapLike = Union[npt.NDArray[Any], torch.Tensor]
+"""A saliency map: ``H x W``, ``C x H x W`` or ``1 x C x H x W``, a numpy array or a torch tensor."""
 Target = Union[int, str, Sequence[Class], torch.Tensor]
 INTERPOLATE_MODES: tuple[str, ...] = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 
@@ -322,6 +328,33 @@ def upsample_cam(cam: torch.Tensor, size: Sequence[int], mode: str = "nearest") 
     if mode not in INTERPOLATE_MODES:
         raise ValueError(f"Unknown interpolation mode {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
     return F.interpolate(cam, size=tuple(int(s) for s in size), mode=mode)
+
+
+def magnitude(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
+    """The ``H x W`` magnitude of one saliency map: ``|map|``, summed over channels for ``C x H x W``.
+
+    Leading size-1 dimensions are dropped (``1 x 3 x H x W`` -> ``H x W``); the result is a new
+    float64 array, so the caller's map is never changed. Lessons 04 and 05 compare maps this way:
+    by absolute value, so that a sign flip does not count as a change. ``name`` is how errors
+    refer to the argument.
+
+    >>> magnitude(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]]))  # 2 channels, 1 x 2
+    array([[4. , 2.5]])
+    """
+    if isinstance(saliency, torch.Tensor):
+        array = saliency.detach().to("cpu", torch.float64).numpy().copy()
+    elif isinstance(saliency, np.ndarray):
+        array = np.array(saliency, dtype=np.float64, copy=True)
+    else:
+        raise TypeError(f"{name} must be a numpy array or a torch tensor, not {type(saliency).__name__}.")
+    shape = array.shape
+    while array.ndim > 2 and array.shape[0] == 1:
+        array = array[0]
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ValueError(f"{name} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the method that produced it.")
+    return np.abs(array).sum(axis=0) if array.ndim == 3 else np.abs(array)
 
 
 def _grad_cam_from(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:

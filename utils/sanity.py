@@ -18,7 +18,6 @@ from __future__ import annotations
 import copy
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -27,17 +26,15 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from utils.saliency import MapLike, magnitude
+
 __all__ = [
     "ConstantMapWarning",
     "cascading_randomisation",
-    "magnitude",
     "randomisation_order",
     "rank_correlation",
     "ssim",
 ]
-
-MapLike = Union[npt.NDArray[Any], torch.Tensor]
-"""A saliency map: ``H x W``, ``C x H x W`` or ``1 x C x H x W``, a numpy array or a torch tensor."""
 
 _PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _SSIM_WINDOW = 7  # skimage's default window side; smaller maps get the largest odd side that fits
@@ -48,30 +45,6 @@ class ConstantMapWarning(UserWarning):
 
 
 # --- comparing maps ---------------------------------------------------------------------------
-
-
-def magnitude(saliency: MapLike) -> npt.NDArray[np.float64]:
-    """The ``H x W`` magnitude of a map: ``|map|``, summed over channels for a ``C x H x W`` map.
-
-    Leading size-1 dimensions are dropped (``1 x 3 x H x W`` -> ``H x W``); the result is a new
-    float64 array, so the caller's map is never changed. This is how Adebayo et al. compare maps:
-    by absolute value, so that a sign flip does not count as a change.
-
-    >>> magnitude(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]]))  # 2 channels, 1 x 2
-    array([[4. , 2.5]])
-    """
-    if isinstance(saliency, torch.Tensor):
-        array = saliency.detach().to("cpu", torch.float64).numpy().copy()
-    else:
-        array = np.array(saliency, dtype=np.float64, copy=True)
-    shape = array.shape
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
-    if array.ndim not in (2, 3) or array.size == 0:
-        raise ValueError(f"A map must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
-    if not np.isfinite(array).all():
-        raise ValueError(f"The map of shape {shape} contains NaN or infinite values; check the method that produced it.")
-    return np.abs(array).sum(axis=0) if array.ndim == 3 else np.abs(array)
 
 
 def _pair(a: MapLike, b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:

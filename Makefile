@@ -1,5 +1,7 @@
 # Two commands for a learner: `make lab` (open the course) and `make test` (run every check).
 # Both create .venv on first use and reinstall only when a requirements file changes.
+# For instructors: `make check` (is this laptop ready?), `make html` (the course as a static site),
+# `make handout` (the course without its solutions, as a zip).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -7,11 +9,14 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: lab test weights clean-venv help
+.PHONY: lab test weights clean-venv help html check handout
 help:
 	@echo "make lab      install the course environment (.venv) and open JupyterLab on notebooks/"
 	@echo "make test     install the environment and run every test and notebook (offline model)"
 	@echo "make weights  download VGG16's ImageNet weights into the torch cache (needs internet)"
+	@echo "make check    prove this machine is ready for the course: runs lesson 00 as a test"
+	@echo "make html     execute every notebook and render the course as a static site in build/html/"
+	@echo "make handout  zip the committed course without notebooks/solutions/ into build/handout.zip"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The course needs Python 3.11; set PYTHON=/path/to/python3.11")'
@@ -35,6 +40,18 @@ test: $(DEV_STAMP)
 
 weights: $(RUNTIME_STAMP)
 	$(BIN)/python -m utils.models download
+
+# XAI_MODEL=vgg16 make check also proves VGG16's weights are cached (the tests never download).
+check: $(DEV_STAMP)
+	$(BIN)/python -m pytest -q -x --no-header -p no:warnings notebooks/00_start_here.ipynb
+
+html: $(DEV_STAMP)
+	$(BIN)/python scripts/build_site.py --out build/html
+
+handout:
+	@mkdir -p build
+	git archive --format=zip --prefix=guided-gradcam-course/ -o build/handout.zip HEAD -- . ':(exclude)notebooks/solutions'
+	@echo "build/handout.zip: the last commit, without notebooks/solutions/"
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,6 +17,7 @@ help:
 	@echo "make check    prove this machine is ready for the course: runs lesson 00 as a test"
 	@echo "make html     execute every notebook and render the course as a static site in build/html/"
 	@echo "make handout  zip the committed course without notebooks/solutions/ into build/handout.zip"
+	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The course needs Python 3.11; set PYTHON=/path/to/python3.11")'

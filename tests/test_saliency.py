@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torchvision
@@ -420,3 +421,26 @@ def test_bad_modes_and_saliency_targets():
         saliency_maps(net, "1", x, [[0, 1]])
     with pytest.raises(ValueError, match=r"targets is empty"):
         saliency_maps(net, "1", x, [])
+
+
+def test_inputs_the_model_cannot_take_get_one_clear_line() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    with pytest.raises(ValueError, match=r"x has 1 channels .* first convolution takes 3"):
+        grad_cam(net, "1", torch.rand(1, 1, 8, 8), 0)
+    with pytest.raises(ValueError, match=r"channels last\? use x.permute\(0, 3, 1, 2\)"):
+        grad_cam(net, "1", torch.rand(1, 8, 8, 3), 0)
+    nan_image = torch.rand(1, 3, 8, 8)
+    nan_image[0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        guided_backprop(net, nan_image, 0)
+
+
+def test_saliency_maps_takes_a_numpy_array_of_targets() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    x = torch.rand(1, 3, 8, 8)
+    from_array = saliency_maps(net, "1", x, np.array([0, 1]))
+    from_list = saliency_maps(net, "1", x, [0, 1])
+    assert list(from_array) == [0, 1]
+    assert all(torch.equal(from_array[t][k], from_list[t][k]) for t in (0, 1) for k in from_list[0])

@@ -157,3 +157,18 @@ def test_a_folder_that_holds_something_else_is_never_replaced(tmp_path: Path) ->
 def test_a_guide_without_agenda_markers_is_refused() -> None:
     with pytest.raises(site.SiteBuildError, match="agenda:start"):
         site.with_agenda("# Guide without a block", "| table |")
+
+
+def test_the_repositorys_guide_agenda_matches_the_notebooks_as_committed() -> None:
+    """Words and lines in the guide's agenda are recounted here (no execution); a stale agenda fails."""
+    rows = re.findall(r"^\| [\d:]+ \| \[[^\]]+\]\(\.\./notebooks/([^)]+)\) \| (\d+) \| (\d+) \|", site.GUIDE.read_text(), re.M)
+    assert rows, "no agenda rows found in the guide"
+    for notebook, words, lines in rows:
+        counted = site.outline(nbformat.read(ROOT / "notebooks" / notebook, as_version=4))
+        assert (int(words), int(lines)) == (counted.prose_words, counted.code_lines), (
+            f"{notebook}: the guide says {words} words / {lines} lines, the notebook has "
+            f"{counted.prose_words} / {counted.code_lines}; run scripts/build_site.py --update-guide"
+        )
+    listed = {notebook for notebook, _, _ in rows}
+    lessons = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
+    assert listed == lessons, f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}"

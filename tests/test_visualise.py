@@ -366,7 +366,8 @@ def test_plot_panels_refuses_mismatched_arguments(panels, kwargs, message):
 
 
 def test_importing_the_modules_prints_nothing_and_loads_no_pyplot():
-    code = "import sys, utils.datasets, utils.visualise; print('matplotlib.pyplot' in sys.modules)"
+    modules = "utils.models, utils.datasets, utils.visualise, utils.saliency, utils.discriminativity, utils.sanity, utils.explorer"
+    code = f"import sys, {modules}; print('matplotlib.pyplot' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout == "False\n" and result.stderr == ""
 

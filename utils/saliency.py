@@ -207,6 +207,15 @@ def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"x is on {x.device} but the model is on {weight.device}; move one, e.g. x.to('{weight.device}').")
     if weight is not None and weight.dtype != x.dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model's weights are {weight.dtype}; use x.to({weight.dtype}).")
+    first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first_conv is not None and x.shape[1] != first_conv.in_channels:
+        hint = " (channels last? use x.permute(0, 3, 1, 2))" if x.shape[-1] == first_conv.in_channels else ""
+        raise ValueError(
+            f"x has {x.shape[1]} channels (shape {tuple(x.shape)}) but the model's first convolution takes "
+            f"{first_conv.in_channels}{hint}; preprocess the image with the model's transforms."
+        )
+    if not torch.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values; check the image and its preprocessing.")
     return x
 
 
@@ -567,6 +576,8 @@ def saliency_maps(
         if targets.ndim > 1 or targets.is_floating_point():
             raise ValueError(f"targets as a tensor must be 0-D or 1-D integers, not {targets.dtype} {tuple(targets.shape)}.")
         targets = targets.reshape(-1).tolist()
+    if isinstance(targets, np.ndarray):
+        targets = targets.tolist()
     given = [targets] if isinstance(targets, str) or not isinstance(targets, Sequence) else list(targets)
     if not given:
         raise ValueError("targets is empty; give at least one class (an index or a category name).")

@@ -444,3 +444,16 @@ def test_saliency_maps_takes_a_numpy_array_of_targets() -> None:
     from_list = saliency_maps(net, "1", x, [0, 1])
     assert list(from_array) == [0, 1]
     assert all(torch.equal(from_array[t][k], from_list[t][k]) for t in (0, 1) for k in from_list[0])
+
+
+def test_a_score_that_ignores_the_input_is_named_as_such() -> None:
+    class Constant(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.bias = nn.Parameter(torch.zeros(2))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.bias.expand(x.shape[0], 2) * 1.0
+
+    with pytest.raises(ValueError, match="does not depend on the input x"):
+        guided_backprop(Constant(), torch.rand(1, 3, 8, 8), 0)

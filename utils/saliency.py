@@ -415,7 +415,11 @@ def _compute(
             score = logits.gather(1, torch.tensor(classes[i], device=logits.device)[:, None])[:, 0]  # y_c per image
             wrt = image if recorder.guided else activations
             last = step == len(passes) - 1
-            (grad,) = torch.autograd.grad(score, wrt, torch.ones_like(score), retain_graph=not last, allow_unused=True)
+            grad = None  # a score that does not depend on anything with a gradient: reported below
+            if score.requires_grad:
+                (grad,) = torch.autograd.grad(score, wrt, torch.ones_like(score), retain_graph=not last, allow_unused=True)
+            if grad is None and kind == "guided_backprop":
+                raise ValueError("The class score does not depend on the input x; check that the model uses its input.")
             if grad is None:
                 raise ValueError(f"The class score does not depend on layer {layer_name!r}; {_candidates(model)}.")
             if kind == "grad_cam":

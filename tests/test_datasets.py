@@ -70,7 +70,7 @@ def test_sample_images_resolve_to_the_repository_data_folder_from_any_directory(
 
 
 def test_unknown_sample_image_lists_the_valid_names():
-    with pytest.raises(ValueError, match=r"Unknown sample image 'dog'; valid names: cat, coffee\."):
+    with pytest.raises(ValueError, match=r"Unknown sample image 'dog'; valid names: cat, coffee, squirrel, fruits\."):
         sample_image_path("dog")
 
 

@@ -50,7 +50,9 @@ ImageSource = Union[str, os.PathLike, Image.Image, npt.NDArray[np.generic], torc
 DATA_DIR: Path = Path(__file__).resolve().parent.parent / "data"
 """The course's ``data/`` folder, found from this package (not from the current directory)."""
 
-SAMPLE_IMAGES: Mapping[str, str] = MappingProxyType({"cat": "cat.png", "coffee": "coffee.png"})
+SAMPLE_IMAGES: Mapping[str, str] = MappingProxyType(
+    {"cat": "cat.png", "coffee": "coffee.png", "squirrel": "squirrel.jpg", "fruits": "fruits.jpg"}
+)
 """Sample photo name -> file name in ``DATA_DIR``; ``data/README.md`` gives source and licence."""
 
 # A 16-bit value v becomes round(v * 255 / 65535), i.e. round(v / 257): 65535 -> 255, not clipped.
@@ -127,7 +129,7 @@ def sample_image_path(name: str) -> Path:
     >>> sample_image_path("dog")
     Traceback (most recent call last):
     ...
-    ValueError: Unknown sample image 'dog'; valid names: cat, coffee.
+    ValueError: Unknown sample image 'dog'; valid names: cat, coffee, squirrel, fruits.
     """
     key = name.strip().lower() if isinstance(name, str) else name
     if key not in SAMPLE_IMAGES:

@@ -16,7 +16,8 @@ zero (red = positive, blue = negative).
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Union
 
 import numpy as np
@@ -27,6 +28,7 @@ from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from PIL import Image
 
 from utils.datasets import ImageSource, imagenet_categories, load_image
@@ -36,6 +38,7 @@ __all__ = [
     "GRADIENT_CMAP",
     "HEATMAP_CMAP",
     "display_imagenet_output",
+    "draw_regions",
     "overlay_heatmap",
     "plot_panels",
     "process_attributions",
@@ -374,6 +377,42 @@ def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: bool) -> None
     ax.set_axis_off()
     if colorbar:
         ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04)
+
+
+REGION_COLOURS: tuple[str, ...] = ("white", "black", "magenta", "cyan")
+"""Outline colours of marked regions, in order (white and black read on any heatmap)."""
+
+
+def draw_regions(
+    ax: Axes,
+    masks: Mapping[str, MapLike] | Sequence[MapLike],
+    *,
+    colours: Sequence[str] = REGION_COLOURS,
+    linewidth: float = 1.5,
+    legend: bool = True,
+) -> Axes:
+    """Outline each marked region on ``ax`` (a contour at the mask's edge), over what is drawn there.
+
+    ``masks`` is ``{label: mask}`` (as ``utils.regions.region_masks`` returns) or a sequence of
+    masks: ``H x W`` boolean (or 0/1) arrays or tensors on the grid of the picture below. Each
+    region gets the next colour of ``colours``; with ``legend`` and labels, a legend names them.
+
+    >>> ax = Figure().add_subplot()
+    >>> _ = draw_regions(ax, {"left": np.array([[1, 1, 0, 0]] * 4)})
+    >>> len(ax.collections), ax.get_legend().get_texts()[0].get_text()
+    (1, 'left')
+    """
+    labelled = list(masks.items()) if isinstance(masks, Mapping) else [("", m) for m in masks]
+    if not labelled:
+        raise ValueError("draw_regions needs at least one mask.")
+    handles = []
+    for (label, mask), colour in zip(labelled, itertools.cycle(colours)):
+        values = _map_2d(mask, f"mask {label!r}" if label else "mask")
+        ax.contour(values > 0.5, levels=[0.5], colors=[colour], linewidths=linewidth)
+        handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label))
+    if legend and any(label for label, _ in labelled):
+        ax.legend(handles=handles, loc="lower left", fontsize="small", framealpha=0.7)
+    return ax
 
 
 _PANEL_DRAWERS: dict[str, Callable[[Axes, Any, str, str | Colormap, bool], Axes]] = {

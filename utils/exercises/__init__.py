@@ -1,0 +1,96 @@
+"""The lessons' exercise checkers: one module per lesson, one shared way to give a verdict.
+
+Each lesson's checker compares a learner's answer with the reference, names the usual mistake
+when one matches, and otherwise says where the answer differs. ``diagnose_*`` functions return a
+``Verdict``; ``check_*`` functions print it when the answer is right and raise
+``AnswerCheckError`` (an ``AssertionError``, so that nbval and pytest show it as a failed check)
+when it is not. This module holds what every checker shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+__all__ = ["AnswerCheckError", "Verdict", "call_answer", "correct", "not_attempted", "report", "wrong"]
+
+Status = Literal["correct", "not attempted", "wrong"]
+
+
+class AnswerCheckError(AssertionError):
+    """The answer to an exercise is missing or not right yet; the message says what differs."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a checker found: ``status``, a short ``reason`` (a mistake's name) and a ``message`` for the learner."""
+
+    status: Status
+    reason: str
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        """Whether the answer is correct."""
+        return self.status == "correct"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def correct(text: str) -> Verdict:
+    """A passing verdict: ``Verdict("correct", "correct", "Correct: " + text)``."""
+    return Verdict("correct", "correct", f"Correct: {text}")
+
+
+def wrong(reason: str, text: str) -> Verdict:
+    """A failing verdict for the mistake ``reason``; the message starts with ``Not yet right (reason):``.
+
+    >>> wrong("sign", "the classes are swapped.").message
+    'Not yet right (sign): the classes are swapped.'
+    """
+    return Verdict("wrong", reason, f"Not yet right ({reason}): {text}")
+
+
+def not_attempted(text: str = "no answer yet; write it in the cell marked YOUR ANSWER.") -> Verdict:
+    """The verdict for an answer that is still the exercise's placeholder."""
+    return Verdict("not attempted", "not attempted", f"Not attempted: {text}")
+
+
+def call_answer(answer: Any, *args: Any) -> Any:
+    """The learner's answer: ``answer(*args)`` if it is a function, else ``answer`` itself.
+
+    Returns a ``Verdict`` instead when the function raises (``NotImplementedError`` counts as
+    not attempted; any other error is reported as the mistake ``"raised"``), and for the
+    placeholders ``None``, ``...`` and ``NotImplemented``.
+
+    >>> call_answer(lambda a, b: a + b, 1, 2)
+    3
+    >>> call_answer(None).status
+    'not attempted'
+    """
+    if callable(answer):
+        name = getattr(answer, "__name__", "your function")
+        try:
+            answer = answer(*args)
+        except NotImplementedError:
+            return not_attempted(f"{name} raises NotImplementedError; write it in the cell marked YOUR ANSWER.")
+        except Exception as error:  # the learner's code: any error is a finding, not a crash
+            return wrong("raised", f"{name} raised {type(error).__name__}: {error}")
+    if answer is None or answer is Ellipsis or answer is NotImplemented:
+        return not_attempted()
+    return answer
+
+
+def report(verdict: Verdict, label: str | None = None) -> Verdict:
+    """Print a passing ``verdict`` (prefixed with ``label``) and return it; raise ``AnswerCheckError`` otherwise.
+
+    >>> report(correct("well done."), "toy").passed
+    toy: Correct: well done.
+    True
+    """
+    text = f"{label}: {verdict.message}" if label else verdict.message
+    if not verdict.passed:
+        raise AnswerCheckError(text)
+    print(text)
+    return verdict

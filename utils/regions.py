@@ -29,7 +29,9 @@ __all__ = [
     "REGIONS_FILE",
     "Region",
     "as_mask",
+    "has_regions",
     "image_regions",
+    "marked_images",
     "mass_share",
     "region_masks",
 ]
@@ -90,6 +92,20 @@ def _file_name(image: str | os.PathLike[str]) -> str:
     if isinstance(image, (str, os.PathLike)):
         return Path(image).name
     raise TypeError(f"image must be a sample name or a path, not {type(image).__name__}.")
+
+
+def marked_images(regions_file: str | os.PathLike[str] = REGIONS_FILE) -> tuple[str, ...]:
+    """The file names of the photos that have marked regions.
+
+    >>> marked_images()
+    ('squirrel.jpg', 'fruits.jpg')
+    """
+    return tuple(_read_regions(Path(regions_file)))
+
+
+def has_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE) -> bool:
+    """Whether ``image`` (a sample name, a file name or a path) has marked regions."""
+    return _file_name(image) in marked_images(regions_file)
 
 
 def image_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE) -> Mapping[str, Region]:

@@ -35,6 +35,7 @@ from utils.datasets import ImageSource, imagenet_categories, load_image
 
 __all__ = [
     "DIVERGING_CMAP",
+    "GRADIENT_CLIP_PERCENTILE",
     "GRADIENT_CMAP",
     "HEATMAP_CMAP",
     "display_imagenet_output",
@@ -52,6 +53,8 @@ HEATMAP_CMAP = "jet"
 """Grad-CAM heatmaps and their overlays (the article's choice)."""
 GRADIENT_CMAP = "gray"
 """Grayscale gradient maps: Guided Backpropagation and Guided Grad-CAM magnitudes."""
+GRADIENT_CLIP_PERCENTILE = 99.5
+"""Gradient maps are heavy-tailed: figures scale them by this percentile of |map| (not the maximum) and clip above it."""
 DIVERGING_CMAP = "bwr"
 """Signed maps centred on zero, e.g. class A minus class B: red = positive (A), blue = negative (B)."""
 

@@ -197,7 +197,7 @@ def region_masks(
 
     >>> masks = region_masks("fruits")
     >>> {label: (mask.shape, round(float(mask.mean()), 2)) for label, mask in masks.items()}
-    {'orange': ((224, 224), 0.47), 'lemon': ((224, 224), 0.13)}
+    {'orange': ((224, 224), 0.46), 'lemon': ((224, 224), 0.13)}
     """
     from utils.datasets import _default_transforms  # the same default as preprocess_imagenet_image
 

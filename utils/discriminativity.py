@@ -11,11 +11,18 @@ for any class gives a pale, mixed picture.
 * ``discriminativity_score`` turns it into numbers (``DiscriminativityReport``): how much of
   the two maps differs (``separation``), whether the difference lies on the right objects
   (``localisation``, when their regions are known) and how alike the maps are (``correlation``).
-* ``check_discriminativity_map`` is lesson 04's auto-checker: it compares a learner's map
-  with ``discriminativity_map`` and names the mistake (shape, scaling, sign or class order).
 
 A map is reduced to one value per pixel the same way everywhere here: absolute values,
 summed over the colour channels (a Grad-CAM map has one channel and no negative values).
+
+**Scaling.** The article scales each map to [0, 1] by dividing by its maximum
+(``clip_percentile=None``). Gradient maps are heavy-tailed: a few pixels are many times larger
+than the rest, so after that division most pixels sit near 0 and the picture looks pale, and a
+single extreme pixel decides the scale of the whole map. ``clip_percentile=p`` divides by the
+``p``-th percentile of the map instead and clips above it (the same robust scaling as the
+figures' ``utils.visualise.GRADIENT_CLIP_PERCENTILE``). The picture keeps the article's scaling by
+default; the score uses the robust one by default, so that a few outlier pixels cannot fool it.
+Lesson 04's exercise checker lives in ``utils.exercises.discriminativity``.
 """
 
 from __future__ import annotations
@@ -23,7 +30,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -31,16 +37,15 @@ import torch
 from torch import nn
 
 from utils.datasets import category_index, imagenet_categories
+from utils.regions import as_mask
 from utils.saliency import MapLike, magnitude, saliency_maps, upsample_cam
+from utils.sanity import magnitude_pair
+from utils.visualise import GRADIENT_CLIP_PERCENTILE
 
 __all__ = [
     "METHODS",
     "METHOD_TITLES",
-    "AnswerCheckError",
     "DiscriminativityReport",
-    "Verdict",
-    "check_discriminativity_map",
-    "diagnose_discriminativity_map",
     "discriminativity_map",
     "discriminativity_score",
     "map_correlation",
@@ -56,8 +61,6 @@ METHOD_TITLES: Mapping[str, str] = MappingProxyType(
     {"guided_backprop": "Guided Backprop", "grad_cam": "Grad-CAM", "guided_grad_cam": "Guided Grad-CAM"}
 )
 """How figures and tables name each method."""
-
-_TOLERANCE = 1e-4  # a correct answer matches the reference this closely (maps lie in [-1, 1])
 
 
 # --- the two classes' maps ----------------------------------------------------------------------
@@ -121,48 +124,72 @@ def _class_index(label: str, given: int | str, names: tuple[str, ...]) -> int:
 # --- the picture ------------------------------------------------------------------------------
 
 
-def _by_max(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+def _checked_percentile(clip_percentile: float | None) -> float | None:
+    if clip_percentile is None:
+        return None
+    if isinstance(clip_percentile, bool) or not isinstance(clip_percentile, (int, float, np.integer, np.floating)):
+        raise TypeError(f"clip_percentile must be a number in (0, 100] or None, not {type(clip_percentile).__name__}.")
+    if not 0 < clip_percentile <= 100:
+        raise ValueError(
+            f"clip_percentile must be in (0, 100], e.g. utils.visualise.GRADIENT_CLIP_PERCENTILE, or None for the "
+            f"article's division by the maximum; got {clip_percentile!r}."
+        )
+    return float(clip_percentile)
+
+
+def _to_unit(values: npt.NDArray[np.float64], clip_percentile: float | None) -> npt.NDArray[np.float64]:
+    """``values`` (>= 0) divided by their maximum, or by their ``clip_percentile``-th percentile and clipped to 1.
+
+    A percentile of 0 (a sparse map: most pixels zero) falls back to the maximum, so every map
+    that is not all zero reaches 1; an all-zero map stays zero.
+    """
     top = float(values.max())
-    return values / top if top > 0 else values
+    if clip_percentile is not None:
+        top = float(np.percentile(values, clip_percentile)) or top
+    return np.clip(values / top, 0.0, 1.0) if top > 0 else values
 
 
-def scale_01(saliency: MapLike) -> npt.NDArray[np.float64]:
+def scale_01(saliency: MapLike, clip_percentile: float | None = None) -> npt.NDArray[np.float64]:
     """The map scaled to [0, 1]: ``|saliency|`` summed over channels, divided by its maximum.
 
     ``saliency`` is ``H x W``, ``C x H x W`` or ``1 x C x H x W`` (a tensor or an array; it is
     not changed); the result is a new ``H x W`` float64 array whose maximum is 1. An all-zero
-    map stays all zero (never NaN).
+    map stays all zero (never NaN). With ``clip_percentile=p`` the map is divided by its
+    ``p``-th percentile instead and clipped at 1 (robust to a few extreme pixels; a map whose
+    percentile is 0 is divided by its maximum).
 
     >>> scale_01(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]]))  # 2 channels, 1 x 2: |.| sums to 4 and 2.5
     array([[1.   , 0.625]])
+    >>> scale_01(np.array([[1.0, 2.0, 100.0]]), clip_percentile=50)  # the median, 2, becomes 1
+    array([[0.5, 1. , 1. ]])
     >>> scale_01(np.zeros((1, 2)))
     array([[0., 0.]])
     """
-    return _by_max(magnitude(saliency, "saliency"))
+    return _to_unit(magnitude(saliency, "saliency"), _checked_percentile(clip_percentile))
 
 
-def _reduced_pair(s_a: MapLike, s_b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    a, b = magnitude(s_a, "s_a"), magnitude(s_b, "s_b")
-    if a.shape != b.shape:
-        raise ValueError(
-            f"s_a is {a.shape[0]} x {a.shape[1]} but s_b is {b.shape[0]} x {b.shape[1]}; compare maps on the same grid "
-            "(upsample a Grad-CAM map to the input size with utils.saliency.upsample_cam(cam, x.shape[-2:]))."
-        )
-    return a, b
+def _scaled_pair(
+    s_a: MapLike, s_b: MapLike, clip_percentile: float | None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    percentile = _checked_percentile(clip_percentile)
+    a, b = magnitude_pair(s_a, s_b, ("s_a", "s_b"))
+    return _to_unit(a, percentile), _to_unit(b, percentile)
 
 
-def discriminativity_map(s_a: MapLike, s_b: MapLike) -> npt.NDArray[np.float64]:
+def discriminativity_map(s_a: MapLike, s_b: MapLike, *, clip_percentile: float | None = None) -> npt.NDArray[np.float64]:
     """``scale_01(s_a) - scale_01(s_b)``: the test's picture, ``H x W`` in [-1, 1].
 
     Positive (red with ``DIVERGING_CMAP``) where class A's map is relatively stronger, negative
     (blue) where class B's is. Both maps must be on the same grid (a ``ValueError`` says how to
-    upsample Grad-CAM otherwise).
+    upsample Grad-CAM otherwise). ``clip_percentile`` as in ``scale_01``: ``None`` (default) is
+    the article's division by the maximum; ``GRADIENT_CLIP_PERCENTILE`` gives a readable picture
+    of heavy-tailed gradient maps.
 
     >>> discriminativity_map(np.array([[4.0, 1.0, 0.0]]), np.array([[0.0, 5.0, 10.0]]))
     array([[ 1.  , -0.25, -1.  ]])
     """
-    a, b = _reduced_pair(s_a, s_b)
-    return _by_max(a) - _by_max(b)
+    a, b = _scaled_pair(s_a, s_b, clip_percentile)
+    return a - b
 
 
 # --- the score --------------------------------------------------------------------------------
@@ -183,23 +210,34 @@ class DiscriminativityReport:
     correlation: float
 
 
-def discriminativity_score(s_a: MapLike, s_b: MapLike, masks: Masks | None = None) -> DiscriminativityReport:
+def discriminativity_score(
+    s_a: MapLike,
+    s_b: MapLike,
+    masks: Masks | None = None,
+    *,
+    clip_percentile: float | None = GRADIENT_CLIP_PERCENTILE,
+) -> DiscriminativityReport:
     """Score the test of discriminativity for one method: a ``DiscriminativityReport``.
 
-    With ``a = scale_01(s_a)``, ``b = scale_01(s_b)`` and the picture ``D = a - b``:
+    With ``a = scale_01(s_a, clip_percentile)``, ``b = scale_01(s_b, clip_percentile)`` and the
+    picture ``D = a - b``:
 
     * ``separation = sum|D| / sum(a + b)``: the share of the two maps' mass that does not
       cancel in the picture. 0 when the maps are the same up to a factor, however small or
       large they are (a picture rescaled to its own range would turn their tiny differences
-      into full-range noise); 1 when they never overlap.
+      into full-range noise); 1 when they never overlap. By default each map is divided by
+      its ``GRADIENT_CLIP_PERCENTILE``-th percentile and clipped at 1, so that one extreme
+      pixel cannot rescale a whole map and fake a difference; ``clip_percentile=None`` gives
+      the article's division by the maximum, which such a pixel fools.
     * ``localisation = (sum of D > 0 inside mask A + sum of |D < 0| inside mask B) / sum|D|``:
       the share of the picture's red that lies on object A and of its blue on object B.
       ``masks = (mask_a, mask_b)`` are ``H x W`` boolean (or 0/1) arrays or tensors on the
-      maps' grid; without them the location part is skipped (``None``).
+      maps' grid, marking two objects that do not overlap; without them the location part is
+      skipped (``None``).
     * ``score = separation * localisation`` (``= separation`` without masks): the share of the
       maps' mass that shows up in the picture on the right object, red on A and blue on B.
-    * ``correlation``: Pearson's correlation of the two reduced maps (``|.|`` summed over
-      channels); reported beside the score, not part of it.
+    * ``correlation``: Pearson's correlation of the scaled maps ``a`` and ``b`` (so clipped
+      like them); reported beside the score, not part of it.
 
     Every number stays finite: with no difference at all, ``separation`` and ``localisation``
     are 0; when a map is constant (e.g. all zero), ``correlation`` is 1.0 if both scaled maps
@@ -212,8 +250,7 @@ def discriminativity_score(s_a: MapLike, s_b: MapLike, masks: Masks | None = Non
     >>> discriminativity_score(np.array([[1.0, 1.0, 0.0, 0.0]]), np.array([[0.0, 0.0, 1.0, 1.0]]), (left, right))
     DiscriminativityReport(score=1.0, separation=1.0, localisation=1.0, correlation=-1.0)
     """
-    reduced_a, reduced_b = _reduced_pair(s_a, s_b)
-    a, b = _by_max(reduced_a), _by_max(reduced_b)
+    a, b = _scaled_pair(s_a, s_b, clip_percentile)
     difference = a - b
     moved, total = float(np.abs(difference).sum()), float((a + b).sum())
     separation = moved / total if total > 0 else 0.0
@@ -237,27 +274,14 @@ def _unit(value: float) -> float:
 def _checked_masks(masks: Masks, shape: tuple[int, ...]) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
     if not (isinstance(masks, (tuple, list)) and len(masks) == 2):
         raise ValueError(f"masks must be a pair (mask_a, mask_b) of H x W boolean arrays, got {type(masks).__name__}.")
-    return _checked_mask("mask_a", masks[0], shape), _checked_mask("mask_b", masks[1], shape)
-
-
-def _checked_mask(name: str, mask: MapLike, shape: tuple[int, ...]) -> npt.NDArray[np.bool_]:
-    """A new boolean ``H x W`` copy of ``mask``, checked against the maps' ``shape``."""
-    values = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.array(mask)
-    given = values.shape
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    if values.shape != shape:
+    mask_a, mask_b = as_mask(masks[0], shape, "mask_a"), as_mask(masks[1], shape, "mask_b")
+    shared = int((mask_a & mask_b).sum())
+    if shared:
         raise ValueError(
-            f"{name} has shape {given} but the maps are {shape[0]} x {shape[1]}; build the masks on the model "
-            "input's grid (two_class_image does)."
+            f"mask_a and mask_b overlap ({shared} pixels are in both); mark each object's own pixels, so that a "
+            "colour on a shared pixel cannot count as placed right for either class."
         )
-    if values.dtype != np.bool_:
-        if not np.isin(values, (0, 1)).all():
-            raise ValueError(f"{name} must be boolean (True on the object) or 0/1, got values other than 0 and 1.")
-        values = values.astype(bool)
-    if not values.any():
-        raise ValueError(f"{name} is empty (no True pixel); it must mark where the object is.")
-    return values
+    return mask_a, mask_b
 
 
 def _correlation(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
@@ -276,194 +300,8 @@ def map_correlation(s_a: MapLike, s_b: MapLike, mask: MapLike | None = None) -> 
     >>> map_correlation(ramp, 10 * ramp), map_correlation(ramp, ramp[::-1], mask=np.array([[1, 1, 1], [0, 0, 0]]))
     (1.0, 1.0)
     """
-    a, b = (_by_max(m) for m in _reduced_pair(s_a, s_b))
+    a, b = _scaled_pair(s_a, s_b, None)
     if mask is None:
         return _correlation(a, b)
-    inside = _checked_mask("mask", mask, a.shape)
+    inside = as_mask(mask, a.shape, "mask")
     return _correlation(a[inside], b[inside])
-
-
-# --- the auto-checker -------------------------------------------------------------------------
-
-
-class AnswerCheckError(AssertionError):
-    """The answer to a challenge is missing or not right yet; the message says what differs."""
-
-
-Status = Literal["correct", "not attempted", "wrong"]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """What the checker found: ``status``, a short ``reason`` and a ``message`` for the learner.
-
-    ``reason`` is one of ``"correct"``, ``"not attempted"``, ``"raised"``, ``"type"``,
-    ``"channels"``, ``"shape"``, ``"not finite"``, ``"sign"``, ``"not scaled"``,
-    ``"joint scaling"``, ``"scaled difference"``, ``"min-max"``, ``"reduction"``,
-    ``"zero"``, ``"not subtracted"``, ``"values"``.
-    """
-
-    status: Status
-    reason: str
-    message: str
-
-    @property
-    def passed(self) -> bool:
-        """Whether the answer is correct."""
-        return self.status == "correct"
-
-    def __str__(self) -> str:
-        return self.message
-
-
-def diagnose_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike) -> Verdict:
-    """Compare a learner's discriminativity map with ``discriminativity_map(s_a, s_b)``.
-
-    ``answer`` is the map (array or tensor, ``H x W`` or with leading size-1 dimensions) or a
-    function ``answer(s_a, s_b)`` that returns it (called on copies). ``None``, ``...``,
-    ``NotImplemented`` or a function that raises ``NotImplementedError`` or returns ``None``
-    counts as not attempted. A wrong answer is matched against the usual mistakes: wrong
-    shape or channels, classes in the wrong order (``S_B - S_A``), maps not scaled, both maps
-    divided by one maximum, the difference scaled instead of the maps, minimum subtracted,
-    channels reduced another way, a map subtracted from itself, no subtraction.
-
-    >>> s_a, s_b = np.array([[4.0, 0.0]]), np.array([[0.0, 2.0]])
-    >>> diagnose_discriminativity_map(np.array([[1.0, -1.0]]), s_a, s_b).status
-    'correct'
-    >>> diagnose_discriminativity_map(lambda a, b: a - b, s_a, s_b).reason
-    'not scaled'
-    """
-    expected = discriminativity_map(s_a, s_b)
-    if callable(answer):
-        name = getattr(answer, "__name__", "your function")
-        try:
-            answer = answer(_copy(s_a), _copy(s_b))
-        except NotImplementedError:
-            return Verdict("not attempted", "not attempted", f"Not attempted: {name} raises NotImplementedError; write it in the cell marked YOUR ANSWER.")
-        except Exception as error:  # the learner's code: any error is a finding, not a crash
-            return _wrong("raised", f"{name} raised {type(error).__name__}: {error}")
-    if answer is None or answer is Ellipsis or answer is NotImplemented:
-        return Verdict("not attempted", "not attempted", "Not attempted: no answer yet; write it in the cell marked YOUR ANSWER.")
-    got = _answer_array(answer)
-    if isinstance(got, Verdict):
-        return got
-    return _compare(got, expected, s_a, s_b)
-
-
-def _copy(saliency: MapLike) -> MapLike:
-    return saliency.detach().clone() if isinstance(saliency, torch.Tensor) else np.array(saliency, copy=True)
-
-
-def _wrong(reason: str, text: str) -> Verdict:
-    return Verdict("wrong", reason, f"Not yet right ({reason}): {text}")
-
-
-def _answer_array(answer: Any) -> npt.NDArray[np.float64] | Verdict:
-    if isinstance(answer, torch.Tensor):
-        values = answer.detach().to("cpu", torch.float64).numpy()
-    elif isinstance(answer, np.ndarray) and np.issubdtype(answer.dtype, np.number):
-        values = answer.astype(np.float64)
-    else:
-        return _wrong("type", f"the answer is a {type(answer).__name__}; return the map as an H x W numpy array or torch tensor.")
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    return values
-
-
-def _compare(got: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], s_a: MapLike, s_b: MapLike) -> Verdict:
-    height, width = expected.shape
-    if got.ndim == 3:
-        return _wrong(
-            "channels",
-            f"the answer has {got.shape[0]} channels (shape {got.shape}); reduce each map to one channel first: "
-            "absolute values, summed over the channels.",
-        )
-    if got.shape != expected.shape:
-        smaller = got.ndim == 2 and got.shape[0] < height and got.shape[1] < width
-        hint = " Upsample Grad-CAM to the input size first." if smaller else ""
-        return _wrong("shape", f"the answer has shape {got.shape}, expected {height} x {width}, the input's grid.{hint}")
-    if not np.isfinite(got).all():
-        return _wrong("not finite", "the answer contains NaN or infinite values; leave an all-zero map at zero instead of dividing by its maximum (0).")
-    if _close(got, expected):
-        return Verdict("correct", "correct", "Correct: your map equals S_A - S_B with each map scaled to [0, 1].")
-    for reason, text, candidate in _mistakes(s_a, s_b, expected):
-        if _close(got, candidate):
-            return _wrong(reason, text)
-    low, high = float(got.min()), float(got.max())
-    if low < -1 - _TOLERANCE or high > 1 + _TOLERANCE:
-        return _wrong("not scaled", f"the answer spans [{low:.3g}, {high:.3g}], outside [-1, 1]; scale each map to [0, 1] before subtracting.")
-    row, col = np.unravel_index(int(np.argmax(np.abs(got - expected))), got.shape)
-    return _wrong(
-        "values",
-        f"the largest difference is at pixel ({row}, {col}): expected {expected[row, col]:.4f}, got {got[row, col]:.4f}; "
-        "check each step: |values| summed over channels, divided by the map's own maximum, then S_A - S_B.",
-    )
-
-
-def _close(got: npt.NDArray[np.float64], wanted: npt.NDArray[np.float64]) -> bool:
-    return bool(np.allclose(got, wanted, rtol=0.0, atol=_TOLERANCE * max(1.0, float(np.abs(wanted).max()))))
-
-
-def _mistakes(
-    s_a: MapLike, s_b: MapLike, expected: npt.NDArray[np.float64]
-) -> list[tuple[str, str, npt.NDArray[np.float64]]]:
-    """The usual wrong answers: (reason, advice, the map that mistake gives)."""
-    a, b = _reduced_pair(s_a, s_b)
-    raw = a - b
-    joint = max(float(a.max()), float(b.max()))
-    spread = float(np.abs(raw).max())
-    positive_a, positive_b = (_by_max(_channel_sum(s, positive=True)) for s in (s_a, s_b))
-    summed_a, summed_b = (_by_max(np.abs(_channel_sum(s))) for s in (s_a, s_b))
-    mistakes: list[tuple[str, str, npt.NDArray[np.float64]]] = [
-        ("sign", "the answer is S_B - S_A: the classes are in the wrong order. Put class A first (red = A, blue = B).", -expected),
-        ("not scaled", "the maps were not scaled: divide each map by its own maximum (to [0, 1]) before subtracting.", raw),
-        ("not scaled", "the maps were not scaled, and the classes are in the wrong order: scale each map to [0, 1], then S_A - S_B.", -raw),
-        ("joint scaling", "both maps were divided by the same maximum; divide each by its own, so each spans [0, 1].", raw / joint if joint > 0 else raw),
-        ("scaled difference", "the difference was scaled; scale each map to [0, 1] first, then subtract.", raw / spread if spread > 0 else raw),
-        ("min-max", "each map's minimum was subtracted; divide by the maximum only, so that zero stays zero.", _min_max(a) - _min_max(b)),
-        ("reduction", "only the positive parts were kept; take absolute values, then sum over the channels.", positive_a - positive_b),
-        ("reduction", "the channels were summed before taking absolute values; take |values| first, then sum.", summed_a - summed_b),
-        ("not subtracted", "the answer is S_A alone, scaled; subtract the scaled S_B.", _by_max(a)),
-        ("zero", "the answer is zero everywhere: was a map subtracted from itself? Use S_A for class A and S_B for class B.", np.zeros_like(expected)),
-    ]
-    return mistakes
-
-
-def _channel_sum(saliency: MapLike, positive: bool = False) -> npt.NDArray[np.float64]:
-    """The map's values (their positive parts if ``positive``) summed over channels, without ``|.|``."""
-    if isinstance(saliency, torch.Tensor):
-        values = saliency.detach().to("cpu", torch.float64).numpy()
-    else:
-        values = np.asarray(saliency, dtype=np.float64)
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    values = np.maximum(values, 0.0) if positive else values
-    return values.sum(axis=0) if values.ndim == 3 else values
-
-
-def _min_max(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    spread = float(np.ptp(values))
-    return (values - values.min()) / spread if spread > 0 else np.zeros_like(values)
-
-
-def check_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike, *, label: str | None = None) -> Verdict:
-    """The auto-checker of lesson 04: print the verdict; raise ``AnswerCheckError`` unless correct.
-
-    ``answer`` and the maps as in ``diagnose_discriminativity_map``; ``label`` (e.g. the
-    method's name) starts the printed line. Returns the (correct) ``Verdict``.
-
-    >>> s_a, s_b = np.array([[4.0, 0.0]]), np.array([[0.0, 2.0]])
-    >>> check_discriminativity_map(np.array([[1.0, -1.0]]), s_a, s_b, label="toy").passed
-    toy: Correct: your map equals S_A - S_B with each map scaled to [0, 1].
-    True
-    >>> check_discriminativity_map(np.array([[-1.0, 1.0]]), s_a, s_b)  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    utils.discriminativity.AnswerCheckError: Not yet right (sign): the answer is S_B - S_A: ...
-    """
-    verdict = diagnose_discriminativity_map(answer, s_a, s_b)
-    text = f"{label}: {verdict.message}" if label else verdict.message
-    if not verdict.passed:
-        raise AnswerCheckError(text)
-    print(text)
-    return verdict

@@ -1,87 +1,151 @@
 """Sanity checks for saliency maps: does a map change when the model it explains is destroyed?
 
 The model-parameter randomisation test of Adebayo et al. (2018, "Sanity Checks for Saliency
-Maps", NeurIPS, Section 3 and Fig. 2): re-initialise the model's layers one after another from
-the top (the classifier first, then deeper and deeper blocks), recompute a map after every step,
-and measure how similar it stays to the map of the trained model. A map that stays the same
-while the weights it claims to explain are gone does not explain those weights.
+Maps", NeurIPS, Section 4 and Fig. 2): re-initialise the model's layers and measure how similar
+each saliency map stays to the map of the trained model. A map that stays the same while the
+weights it claims to explain are gone does not explain those weights.
 
-* ``randomisation_order`` lists the layers in the order they are randomised, output first;
-  ``cascading_randomisation`` yields a copy of the model randomised one more layer per step.
-  The caller's model is never touched, and the global random state is left as it was.
-* ``rank_correlation`` (Spearman, of absolute values) and ``ssim`` (structural similarity)
-  compare two maps; a 3-channel map is reduced to one channel first by summing the magnitudes.
+* ``randomisation_order`` lists the layers in the order they are randomised, output first.
+  ``cascading_randomisation`` yields a copy of the model randomised one more layer per step (the
+  paper's *cascading* randomisation); ``independent_randomisation`` yields, per layer, a fresh
+  copy with only that layer randomised (the paper's *independent* randomisation). The caller's
+  model is never touched, and the global random state is left as it was.
+* The paper's four similarity measures, each comparing two maps of the same size:
+  ``rank_correlation`` (Spearman, of absolute values, or of signed values with
+  ``absolute=False``), ``ssim`` (structural similarity) and ``hog_correlation`` (Pearson
+  correlation of HOG features); ``SIMILARITY_MEASURES`` names them for tables. A 3-channel map
+  is reduced to one channel first (``magnitude_pair``: absolute values summed over channels).
+* ``edge_map``: a Sobel edge detector, the baseline of the paper's Fig. 1. It needs no model,
+  yet its picture looks like an explanation.
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 import torch
+from scipy import ndimage
 from scipy.stats import spearmanr
+from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from utils.saliency import MapLike, magnitude
+from utils.saliency import _PLAIN_CONTAINERS, MapLike, magnitude, resolve_layer
 
 __all__ = [
+    "SIMILARITY_MEASURES",
     "ConstantMapWarning",
     "cascading_randomisation",
+    "edge_map",
+    "hog_correlation",
+    "independent_randomisation",
+    "magnitude_pair",
     "randomisation_order",
     "rank_correlation",
     "ssim",
 ]
 
-_PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 _SSIM_WINDOW = 7  # skimage's default window side; smaller maps get the largest odd side that fits
+_HOG_CELL, _HOG_BLOCK = 8, 3  # skimage's defaults: 8 x 8 pixels per cell, 3 x 3 cells per block
 
 
 class ConstantMapWarning(UserWarning):
-    """A map is constant (e.g. all zero), so its ranks carry no information; see ``rank_correlation``."""
+    """A map is constant (e.g. all zero), so a correlation with it is undefined; see ``rank_correlation``."""
 
 
 # --- comparing maps ---------------------------------------------------------------------------
 
 
-def _pair(a: MapLike, b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    first, second = magnitude(a), magnitude(b)
+def magnitude_pair(
+    a: MapLike, b: MapLike, names: tuple[str, str] = ("a", "b")
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The ``H x W`` magnitudes (``utils.saliency.magnitude``) of two maps that must share one grid.
+
+    ``names`` are how a ``ValueError`` refers to the two arguments.
+
+    >>> first, second = magnitude_pair(np.ones((1, 3, 2, 2)), -np.ones((2, 2)))
+    >>> first.tolist(), second.tolist()
+    ([[3.0, 3.0], [3.0, 3.0]], [[1.0, 1.0], [1.0, 1.0]])
+    >>> magnitude_pair(np.ones((2, 2)), np.ones((4, 4)), ("s_a", "s_b"))
+    Traceback (most recent call last):
+    ...
+    ValueError: s_a is 2 x 2 but s_b is 4 x 4; compare maps on the same grid (upsample a Grad-CAM map to the input size with utils.saliency.upsample_cam(cam, x.shape[-2:])).
+    """
+    first, second = magnitude(a, names[0]), magnitude(b, names[1])
     if first.shape != second.shape:
         raise ValueError(
-            f"The maps have different sizes, {first.shape} and {second.shape}; compare maps of the same size "
-            "(upsample a Grad-CAM map with utils.saliency.upsample_cam first)."
+            f"{names[0]} is {first.shape[0]} x {first.shape[1]} but {names[1]} is {second.shape[0]} x {second.shape[1]}; "
+            "compare maps on the same grid (upsample a Grad-CAM map to the input size with "
+            "utils.saliency.upsample_cam(cam, x.shape[-2:]))."
         )
     return first, second
 
 
-def rank_correlation(a: MapLike, b: MapLike) -> float:
-    """Spearman rank correlation between the magnitudes of two maps (see ``magnitude``), in [-1, 1].
+def _channel_sum(saliency: MapLike, name: str) -> npt.NDArray[np.float64]:
+    """The map summed over channels, signs kept: ``magnitude`` without the absolute value."""
+    magnitude(saliency, name)  # the same checks (type, shape, finite values)
+    if isinstance(saliency, torch.Tensor):
+        values = saliency.detach().to("cpu", torch.float64).numpy()
+    else:
+        values = np.asarray(saliency, dtype=np.float64)
+    while values.ndim > 2 and values.shape[0] == 1:
+        values = values[0]
+    return values.sum(axis=0) if values.ndim == 3 else np.array(values, copy=True)
 
-    1 means the pixels are ranked in the same order by both maps, 0 no relation. A constant map
-    (e.g. a blank Grad-CAM) has no ranking, so Spearman's formula gives NaN; here it is defined
-    instead: two constant maps give 1.0 (both rank every pixel equally), one constant map gives
-    0.0 (nothing of the other map's ranking survives), and a ``ConstantMapWarning`` says so.
+
+def _if_constant(first: npt.NDArray[np.float64], second: npt.NDArray[np.float64], what: str) -> float | None:
+    """1.0 (both constant) or 0.0 (one constant), with a ``ConstantMapWarning``; None if neither is constant."""
+    constant = [name for name, m in (("a", first), ("b", second)) if np.ptp(m) == 0]
+    if not constant:
+        return None
+    value = 1.0 if len(constant) == 2 else 0.0
+    which = "both maps are" if len(constant) == 2 else f"map {constant[0]} is"
+    warnings.warn(
+        f"{which} constant (e.g. all zero), so the {what} is undefined; returning {value}.",
+        ConstantMapWarning,
+        stacklevel=3,
+    )
+    return value
+
+
+def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
+    """Spearman rank correlation of two maps, in [-1, 1]; Adebayo et al. report it with and without ``|.|``.
+
+    With ``absolute=True`` (default) the maps are compared by magnitude (``magnitude``: absolute
+    values summed over channels), so a sign flip is no change; with ``absolute=False`` the
+    channels are summed with their signs. 1 means the pixels are ranked in the same order by
+    both maps, 0 no relation. A constant map (e.g. a blank Grad-CAM) has no ranking, so
+    Spearman's formula gives NaN; here two constant maps give 1.0 (both rank every pixel
+    equally), one constant map gives 0.0 (nothing of the other map's ranking survives), and a
+    ``ConstantMapWarning`` says so.
 
     >>> rank_correlation(np.array([[1.0, 2.0, 3.0]]), np.array([[-10.0, 20.0, 30.0]]))
+    1.0
+    >>> rank_correlation(np.array([[1.0, 2.0, 3.0]]), np.array([[-10.0, 20.0, 30.0]]), absolute=False)
     1.0
     >>> rank_correlation(np.array([[1.0, 2.0, 3.0]]), np.array([[3.0, 2.0, 1.0]]))
     -1.0
     """
-    first, second = _pair(a, b)
-    constant = [name for name, m in (("a", first), ("b", second)) if np.ptp(m) == 0]
-    if constant:
-        value = 1.0 if len(constant) == 2 else 0.0
-        which = "both maps are" if len(constant) == 2 else f"map {constant[0]} is"
-        warnings.warn(
-            f"{which} constant (e.g. all zero), so the rank correlation is undefined; returning {value}.",
-            ConstantMapWarning,
-            stacklevel=2,
-        )
-        return value
+    if absolute:
+        first, second = magnitude_pair(a, b)
+    else:
+        magnitude_pair(a, b)  # the same checks, and the same message for different grids
+        first, second = _channel_sum(a, "a"), _channel_sum(b, "b")
+    defined = _if_constant(first, second, "rank correlation")
+    if defined is not None:
+        return defined
     return float(spearmanr(first.ravel(), second.ravel()).statistic)
+
+
+def _scaled_pair(a: MapLike, b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Both magnitudes divided by their own maximum, so both lie in [0, 1] (an all-zero map stays zero)."""
+    first, second = magnitude_pair(a, b)
+    return first / first.max() if first.max() > 0 else first, second / second.max() if second.max() > 0 else second
 
 
 def ssim(a: MapLike, b: MapLike) -> float:
@@ -96,12 +160,74 @@ def ssim(a: MapLike, b: MapLike) -> float:
     >>> ssim(ramp, 2 * ramp), round(ssim(ramp, ramp.T), 2)
     (1.0, 0.25)
     """
-    first, second = (m / m.max() if m.max() > 0 else m for m in _pair(a, b))
+    first, second = _scaled_pair(a, b)
     side = min(first.shape)
     window = min(_SSIM_WINDOW, side if side % 2 else side - 1)
     if window < 3:
         raise ValueError(f"SSIM needs maps of at least 3 x 3 pixels, got {first.shape}; upsample them first.")
     return float(structural_similarity(first, second, data_range=1.0, win_size=window))
+
+
+def hog_correlation(a: MapLike, b: MapLike) -> float:
+    """Pearson correlation of the HOG features (Dalal and Triggs 2005) of two maps' magnitudes, in [-1, 1].
+
+    The fourth measure of Adebayo et al. (2018): it compares where the maps have edges and in
+    which direction they run, not their pixel values. Each magnitude is scaled to [0, 1] and
+    described with ``skimage.feature.hog`` at its defaults (9 orientations, 8 x 8 pixels per
+    cell, 3 x 3 cells per block), so maps need at least 24 x 24 pixels (upsample a Grad-CAM map
+    first). A map without any edge (constant) gives HOG features that are all zero; then, as
+    in ``rank_correlation``, the result is 1.0 or 0.0 with a ``ConstantMapWarning``.
+
+    >>> ramp = np.add.outer(np.arange(32.0), np.arange(32.0) ** 2)
+    >>> hog_correlation(ramp, 3 * ramp), hog_correlation(ramp, ramp.T) < 0.5
+    (1.0, True)
+    """
+    first, second = _scaled_pair(a, b)
+    smallest = _HOG_CELL * _HOG_BLOCK
+    if min(first.shape) < smallest:
+        raise ValueError(
+            f"HOG features need maps of at least {smallest} x {smallest} pixels, got {first.shape}; upsample them first "
+            "(utils.saliency.upsample_cam for a Grad-CAM map)."
+        )
+    features = [hog(m, pixels_per_cell=(_HOG_CELL, _HOG_CELL), cells_per_block=(_HOG_BLOCK, _HOG_BLOCK)) for m in (first, second)]
+    defined = _if_constant(*features, "HOG correlation")
+    if defined is not None:
+        return defined
+    return float(round(np.clip(np.corrcoef(*features)[0, 1], -1.0, 1.0), 12))
+
+
+SIMILARITY_MEASURES: Mapping[str, Callable[[MapLike, MapLike], float]] = MappingProxyType(
+    {
+        "Spearman |.|": rank_correlation,
+        "Spearman": lambda a, b: rank_correlation(a, b, absolute=False),
+        "SSIM": ssim,
+        "HOG": hog_correlation,
+    }
+)
+"""The four measures of Adebayo et al. (2018), Section 4, by the name a table gives them."""
+
+
+def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np.float64]:
+    """A Sobel edge detector: the baseline "explanation" of Adebayo et al. (2018, Fig. 1). It needs no model.
+
+    ``picture`` is ``H x W x 3`` (channels last, as ``LessonPhoto.picture``) or ``H x W``; it
+    is turned gray by the mean of its channels, and the result is the ``H x W`` gradient
+    magnitude ``sqrt(gx**2 + gy**2)`` of ``scipy.ndimage.sobel`` along the columns (``gx``) and
+    the rows (``gy``), borders reflected.
+
+    >>> step = np.zeros((4, 4)); step[:, 2:] = 1.0
+    >>> edge_map(step)[0].tolist()
+    [0.0, 4.0, 4.0, 0.0]
+    """
+    values = picture.detach().to("cpu", torch.float64).numpy() if isinstance(picture, torch.Tensor) else picture
+    if not isinstance(values, np.ndarray) or not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
+        raise TypeError(f"picture must be a real numpy array or torch tensor, H x W x 3 or H x W, not {type(picture).__name__}.")
+    if not (values.ndim == 2 or (values.ndim == 3 and values.shape[-1] == 3)) or min(values.shape[:2]) < 3:
+        raise ValueError(f"picture must be H x W x 3 (channels last) or H x W, at least 3 x 3, got shape {values.shape}.")
+    if not np.isfinite(values).all():
+        raise ValueError("picture contains NaN or infinite values.")
+    gray = values.astype(np.float64).mean(axis=-1) if values.ndim == 3 else values.astype(np.float64)
+    return np.hypot(ndimage.sobel(gray, axis=1), ndimage.sobel(gray, axis=0))
 
 
 # --- randomising a model ----------------------------------------------------------------------
@@ -123,72 +249,39 @@ def randomisation_order(model: nn.Module) -> list[str]:
      'features.6', 'features.4', 'features.3', 'features.0']
     """
     found: list[str] = []
-    _collect_layers(model, "", found)
+    for name, module in model.named_modules():  # parents come before their children
+        inside_a_layer = any(name.startswith(f"{layer}.") for layer in found)
+        if name and not inside_a_layer and not isinstance(module, _PLAIN_CONTAINERS) and any(True for _ in module.parameters()):
+            found.append(name)
     return found[::-1]
 
 
-def _collect_layers(parent: nn.Module, prefix: str, found: list[str]) -> None:
-    for name, child in parent.named_children():
-        if not any(True for _ in child.parameters()):
-            continue
-        if isinstance(child, _PLAIN_CONTAINERS):
-            _collect_layers(child, f"{prefix}{name}.", found)
-        else:
-            found.append(prefix + name)
-
-
-def cascading_randomisation(
-    model: nn.Module, layer_order: Sequence[str | nn.Module] | None = None, *, seed: int = 0
-) -> Iterator[tuple[str, nn.Module]]:
-    """Yield ``(layer name, randomised copy)`` with one more layer re-initialised at each step.
-
-    ``model`` is deep-copied once and never changed. Step ``i`` (from 0) re-initialises the
-    parameters of layer ``layer_order[i]`` in that copy with its own ``reset_parameters()``
-    (PyTorch's default initialisation; batch-norm statistics are reset too) under
-    ``torch.manual_seed(seed + i)``, inside ``torch.random.fork_rng``: the same seed gives the
-    same weights on every run and every device, and the global random state is untouched.
-    ``layer_order`` (names or modules of ``model``) defaults to ``randomisation_order(model)``,
-    the classifier first. The copy keeps the model's train/eval mode and device.
-
-    Every step yields the **same** copy, randomised further: use it inside the loop, or
-    ``copy.deepcopy`` it to keep one step.
-
-    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-    >>> [name for name, _ in cascading_randomisation(net)]
-    ['2', '0']
-    """
-    names = randomisation_order(model) if layer_order is None else [_layer_name(model, layer) for layer in layer_order]
+def _checked_order(model: nn.Module, layer_order: Sequence[str | nn.Module] | None) -> list[str]:
+    """The layers' dotted names, each checked to be a layer of ``model`` that can be re-initialised."""
+    if layer_order is None:
+        names = randomisation_order(model)
+    elif isinstance(layer_order, (str, nn.Module)) or not isinstance(layer_order, Sequence):
+        example = repr(layer_order) if isinstance(layer_order, str) else "model.features[12]"
+        raise TypeError(
+            f"layer_order must be a list of layers (names or modules), not a {type(layer_order).__name__}; "
+            f"for one layer pass a list of one, e.g. [{example}]."
+        )
+    else:
+        names = [_layer_name(model, layer) for layer in layer_order]
     for name in names:
         _check_resettable(name, model.get_submodule(name))
-    return _randomise(copy.deepcopy(model), names, seed)
-
-
-def _randomise(randomised: nn.Module, names: list[str], seed: int) -> Iterator[tuple[str, nn.Module]]:
-    for step, name in enumerate(names):
-        layer = randomised.get_submodule(name)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed + step)
-            fresh = copy.deepcopy(layer).to("cpu")  # drawn on the CPU: the same weights on every device
-            for module in fresh.modules():
-                if callable(getattr(module, "reset_parameters", None)):
-                    module.reset_parameters()
-        layer.load_state_dict(fresh.state_dict())
-        yield name, randomised
+    return names
 
 
 def _layer_name(model: nn.Module, layer: str | nn.Module) -> str:
-    modules = dict(model.named_modules())
-    if isinstance(layer, str) and layer and layer in modules:
-        return layer
-    if isinstance(layer, nn.Module):
-        for name, module in modules.items():
-            if module is layer and name:
-                return name
-    what = repr(layer) if isinstance(layer, str) else f"The {type(layer).__name__} given"
-    raise ValueError(
-        f"{what} is not a layer of {type(model).__name__}; layers with weights, output first: "
-        f"{', '.join(map(repr, randomisation_order(model)))}."
-    )
+    try:
+        return resolve_layer(model, layer)[0]
+    except (ValueError, TypeError):
+        what = repr(layer) if isinstance(layer, str) else f"The {type(layer).__name__} given"
+        raise ValueError(
+            f"{what} is not a layer of {type(model).__name__}; layers with weights, output first: "
+            f"{', '.join(map(repr, randomisation_order(model)))}."
+        ) from None
 
 
 def _check_resettable(name: str, layer: nn.Module) -> None:
@@ -203,3 +296,74 @@ def _check_resettable(name: str, layer: nn.Module) -> None:
                 f"Module {where!r} ({type(part).__name__}) has parameters but no reset_parameters(), "
                 "so it cannot be re-initialised; leave it out of layer_order or give it that method."
             )
+
+
+def _reinitialise(model: nn.Module, name: str, seed: int) -> None:
+    """Re-initialise layer ``name`` of ``model`` in place with its own ``reset_parameters()`` under ``seed``."""
+    layer = model.get_submodule(name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = copy.deepcopy(layer).to("cpu")  # drawn on the CPU: the same weights on every device
+        for module in fresh.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    layer.load_state_dict(fresh.state_dict())
+
+
+def cascading_randomisation(
+    model: nn.Module, layer_order: Sequence[str | nn.Module] | None = None, *, seed: int = 0
+) -> Iterator[tuple[str, nn.Module]]:
+    """Yield ``(layer name, randomised copy)`` with one more layer re-initialised at each step.
+
+    ``model`` is deep-copied once and never changed. Step ``i`` (from 0) re-initialises the
+    parameters of layer ``layer_order[i]`` in that copy with its own ``reset_parameters()``
+    (PyTorch's default initialisation; batch-norm statistics are reset too) under
+    ``torch.manual_seed(seed + i)``, inside ``torch.random.fork_rng``: the same seed gives the
+    same weights on every run and every device, and the global random state is untouched.
+    ``layer_order`` (a list of names or modules of ``model``) defaults to
+    ``randomisation_order(model)``, the classifier first. The copy keeps the model's train/eval
+    mode and device.
+
+    Every step yields the **same** copy, randomised further: use it inside the loop, or
+    ``copy.deepcopy`` it to keep one step.
+
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> [name for name, _ in cascading_randomisation(net)]
+    ['2', '0']
+    """
+    names = _checked_order(model, layer_order)
+    return _cascade(copy.deepcopy(model), names, seed)
+
+
+def _cascade(randomised: nn.Module, names: list[str], seed: int) -> Iterator[tuple[str, nn.Module]]:
+    for step, name in enumerate(names):
+        _reinitialise(randomised, name, seed + step)
+        yield name, randomised
+
+
+def independent_randomisation(
+    model: nn.Module, layer_order: Sequence[str | nn.Module] | None = None, *, seed: int = 0
+) -> Iterator[tuple[str, nn.Module]]:
+    """Yield ``(layer name, copy)`` where only that layer is re-initialised: one layer at a time.
+
+    The paper's independent randomisation (Adebayo et al. 2018, Section 4): unlike
+    ``cascading_randomisation``, every step starts again from the trained weights, so the
+    similarity at a step measures what that layer alone contributes to the map. Step ``i``
+    draws layer ``layer_order[i]`` exactly as cascading step ``i`` does (seed ``seed + i``), on
+    a fresh deep copy of ``model``, which is never changed. Arguments as in
+    ``cascading_randomisation``.
+
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    >>> copies = list(independent_randomisation(net))
+    >>> [name for name, _ in copies], torch.equal(copies[1][1][2].weight, net[2].weight)
+    (['2', '0'], True)
+    """
+    names = _checked_order(model, layer_order)
+    return _one_at_a_time(model, names, seed)
+
+
+def _one_at_a_time(model: nn.Module, names: list[str], seed: int) -> Iterator[tuple[str, nn.Module]]:
+    for step, name in enumerate(names):
+        randomised = copy.deepcopy(model)
+        _reinitialise(randomised, name, seed + step)
+        yield name, randomised

@@ -21,7 +21,6 @@ from utils.datasets import (
     SAMPLE_IMAGES,
     ImageLoadError,
     deprocess_imagenet_image,
-    displayed_image,
     load_image,
     preprocess_imagenet_image,
     sample_image_path,
@@ -62,7 +61,7 @@ def pixels(image: Image.Image) -> np.ndarray:
 def test_sample_images_resolve_to_the_repository_data_folder_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert DATA_DIR == REPO_DATA
-    assert dict(SAMPLE_IMAGES) == {"cat": "cat.png", "coffee": "coffee.png"}
+    assert dict(SAMPLE_IMAGES) == {"cat": "cat.png", "coffee": "coffee.png", "squirrel": "squirrel.jpg", "fruits": "fruits.jpg"}
     assert sample_image_path("cat") == REPO_DATA / "cat.png"
     assert sample_image_path(" Coffee ") == REPO_DATA / "coffee.png"
     assert load_image(sample_image_path("cat")).size == (451, 300)
@@ -406,12 +405,12 @@ def test_deprocess_refuses_wrong_shapes():
         deprocess_imagenet_image(torch.zeros(4, 4))
 
 
-def test_displayed_image_lines_up_with_the_model_input():
+def test_deprocessed_input_lines_up_with_the_model_input():
     path = sample_image_path("cat")
-    shown = displayed_image(path)
+    shown = deprocess_imagenet_image(preprocess_imagenet_image(path))
     crop = TF.center_crop(TF.resize(read_rgb(path), 256, antialias=True), 224)
     assert shown.shape == (224, 224, 3)
     assert np.allclose(shown, np.asarray(crop) / 255.0, atol=1e-6)
-    squashed = displayed_image(path, keep_aspect=False)
+    squashed = deprocess_imagenet_image(preprocess_imagenet_image(path, keep_aspect=False))
     resized = TF.resize(read_rgb(path), [224, 224], antialias=True)
     assert np.allclose(squashed, np.asarray(resized) / 255.0, atol=1e-6)

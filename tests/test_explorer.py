@@ -111,8 +111,8 @@ def test_image_from_upload_decodes_images_into_rgb() -> None:
         (b"", {}, r"'x': the file is empty"),
         (b"%PDF-1.7 not a picture", {}, r"'x': it is not an image PIL can read"),
         (png_bytes(Image.new("RGB", (64, 64)))[:60], {}, r"'x': PIL cannot decode it"),
-        (b"\0" * 2000, {"max_bytes": 1000}, r"'x': it is .* MB, over the explorer's limit"),
-        (png_bytes(Image.new("RGB", (100, 80))), {"max_pixels": 1000}, r"'x': 100x80 pixels is over the explorer's limit"),
+        (b"\0" * 2000, {"max_bytes": 1000}, r"'x': it is .* MB, over the limit"),
+        (png_bytes(Image.new("RGB", (100, 80))), {"max_pixels": 1000}, r"'x': 100x80 pixels is over the limit"),
     ],
     ids=["empty", "not-an-image", "truncated", "too-many-bytes", "too-many-pixels"],
 )
@@ -305,8 +305,8 @@ def test_typing_a_category_adds_it_and_a_typo_shows_a_message(explorer: Saliency
 BAD_UPLOADS = [
     (b"GIF89a? no, just text", {}, "is not an image PIL can read"),
     (png_bytes(Image.new("RGB", (64, 64)))[:60], {}, "PIL cannot decode it"),
-    (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_pixels": 10_000}, "300x200 pixels is over the explorer"),
-    (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_bytes": 100}, "MB, over the explorer"),
+    (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_pixels": 10_000}, "300x200 pixels is over the limit"),
+    (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_bytes": 100}, "MB, over the limit"),
 ]
 
 

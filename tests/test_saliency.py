@@ -13,7 +13,7 @@ from captum.attr import GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGr
 from PIL import Image
 from torch import nn
 
-from utils.datasets import category_index
+from utils.categories import category_index
 from utils.models import load_model
 from utils.saliency import (
     ZeroGradCamWarning,

@@ -14,7 +14,7 @@ from torchvision.models import SqueezeNet1_1_Weights, VGG16_Weights
 
 from utils.datasets import (
     TwoClassImage,
-    displayed_image,
+    deprocess_imagenet_image,
     preprocess_imagenet_image,
     sample_image_path,
     two_class_image,
@@ -116,7 +116,8 @@ def test_a_photo_that_cannot_be_loaded_is_named():
 @pytest.mark.parametrize("weights", [VGG16_Weights.IMAGENET1K_V1, SqueezeNet1_1_Weights.IMAGENET1K_V1], ids=["vgg16", "squeezenet"])
 def test_the_model_input_is_the_picture_pixel_for_pixel(weights):
     pair = two_class_image(sample_image_path("cat"), sample_image_path("coffee"))
-    seen = displayed_image(pair.image, weights.transforms(), keep_aspect=False)
+    transforms = weights.transforms()
+    seen = deprocess_imagenet_image(preprocess_imagenet_image(pair.image, transforms, keep_aspect=False), transforms)
     assert seen.shape == (224, 224, 3)
     assert np.abs(seen - np.asarray(pair.image) / 255.0).max() < 1e-5, "keep_aspect=False must not move any pixel"
 

@@ -23,7 +23,6 @@ from utils.visualise import (
     HEATMAP_CMAP,
     display_imagenet_output,
     overlay_heatmap,
-    plot_panels,
     process_attributions,
     process_grads,
     show_diverging,
@@ -209,8 +208,10 @@ def test_inputs_are_never_changed_and_grad_tensors_work():
     assert np.array_equal(array, array_before)
 
 
-def test_process_grads_is_the_articles_name():
-    assert process_grads is process_attributions
+def test_process_grads_is_the_articles_name_for_the_same_processing():
+    attr = torch.tensor([[[-2.0, 0.0], [1.0, 4.0]]])
+    assert np.array_equal(process_grads(attr, mode="none", gamma=0.5), process_attributions(attr, mode="none", gamma=0.5))
+    assert np.array_equal(process_grads(attr), [[0.5, 0.0], [0.25, 1.0]])
 
 
 # --- overlay_heatmap --------------------------------------------------------------------------
@@ -259,6 +260,11 @@ def test_overlay_refuses_bad_maps_and_alpha(heatmap, alpha, message):
         overlay_heatmap(np.zeros((4, 4, 3)), heatmap, alpha=alpha, normalise=False)
 
 
+def test_overlay_with_alpha_0_is_the_picture_exactly():
+    photo = np.random.default_rng(5).random((6, 6, 3)).astype(np.float32)
+    assert np.array_equal(overlay_heatmap(photo, np.random.default_rng(6).random((3, 3)), alpha=0.0), photo)
+
+
 def test_overlay_never_changes_its_inputs():
     image, heat = np.random.default_rng(2).random((8, 8, 3)), torch.rand(2, 2)
     before = (image.copy(), heat.clone())
@@ -279,16 +285,33 @@ def test_show_image_draws_the_pixels_with_axes_off():
     rgb = np.random.default_rng(3).integers(0, 256, (3, 4, 3), dtype=np.uint8)
     ax = show_image(new_axes(), rgb, "photo")
     assert ax.get_title() == "photo" and not ax.axison
-    assert np.array_equal(np.asarray(ax.images[0].get_array()), rgb)
+    assert np.allclose(np.asarray(ax.images[0].get_array()), rgb / 255.0)
+
+
+def test_show_image_draws_floats_as_they_are_not_rounded_to_8_bits():
+    picture = np.random.default_rng(4).random((5, 6, 3)).astype(np.float32)
+    drawn = np.asarray(show_image(new_axes(), picture).images[0].get_array())
+    assert np.array_equal(drawn, picture.astype(np.float64))
+    tensor = torch.from_numpy(picture).permute(2, 0, 1)  # tensors are channels first
+    assert np.array_equal(np.asarray(show_image(new_axes(), tensor).images[0].get_array()), drawn)
+
+
+def test_show_image_refuses_values_outside_0_1_with_a_drawing_message():
+    raw = process_attributions(torch.tensor([[[-2.0, 0.0], [1.0, 4.0]]]), mode="none", normalise=False)
+    with pytest.raises(ValueError, match=r"image values must lie in \[0, 1\] to be drawn as a picture, these span \[-2, 4\]") as caught:
+        show_image(new_axes(), raw)
+    assert type(caught.value) is ValueError and "load" not in str(caught.value)
 
 
 def test_show_image_colours_a_single_channel_map_with_cmap():
     gray = np.array([[0.0, 0.5], [1.0, 0.25]])
-    drawn = show_image(new_axes(), gray, "gradient", cmap=GRADIENT_CMAP).images[0]
-    assert drawn.get_cmap().name == GRADIENT_CMAP and drawn.get_clim() == (0.0, 255.0)
-    assert np.array_equal(np.asarray(drawn.get_array()), np.round(gray * 255))
+    drawn = show_image(new_axes(), gray, "gradient", cmap="viridis").images[0]
+    assert drawn.get_cmap().name == "viridis" and drawn.get_clim() == (0.0, 1.0)
+    assert np.array_equal(np.asarray(drawn.get_array()), gray)
     plain = show_image(new_axes(), gray).images[0]
-    assert np.asarray(plain.get_array()).shape == (2, 2, 3), "without cmap: gray RGB"
+    assert plain.get_cmap().name == GRADIENT_CMAP and plain.get_clim() == (0.0, 1.0), "without cmap: gray"
+    eight_bit = show_image(new_axes(), np.array([[0, 255]], dtype=np.uint8), cmap="viridis").images[0]
+    assert np.array_equal(np.asarray(eight_bit.get_array()), [[0.0, 1.0]])
     with pytest.raises(ValueError, match="cmap colours single-channel pictures"):
         show_image(new_axes(), np.zeros((2, 2, 3)), cmap="gray")
 
@@ -313,56 +336,6 @@ def test_show_diverging_is_centred_on_zero():
     assert np.allclose(drawn.to_rgba(np.array([[0.0]]), norm=True)[0, 0, :3], 1.0, atol=0.01), "zero is white"
     assert show_diverging(new_axes(), diff, limit=10).images[0].get_clim() == (-10.0, 10.0)
     assert show_diverging(new_axes(), np.zeros((2, 2))).images[0].get_clim() == (-1.0, 1.0), "all zeros stays finite"
-
-
-def test_plot_panels_infers_kinds_and_titles_each_panel():
-    image, heat, diff = np.zeros((4, 4, 3)), np.eye(4), np.eye(4) - 0.5
-    fig = plot_panels([image, heat, diff], ["image", "map", "diff"], kinds=["image", "heatmap", "diverging"])
-    panels = fig.axes[:3]
-    assert isinstance(fig, Figure)
-    assert [ax.get_title() for ax in panels] == ["image", "map", "diff"]
-    assert len(fig.axes) == 5, "three panels and a colour bar for each map"
-    assert panels[1].images[0].get_cmap().name == HEATMAP_CMAP
-    assert panels[2].images[0].get_cmap().name == DIVERGING_CMAP
-    inferred = plot_panels([image, torch.rand(1, 1, 4, 4)], colorbar=False)
-    assert inferred.axes[1].images[0].get_cmap().name == HEATMAP_CMAP and len(inferred.axes) == 2
-    fig.savefig(io.BytesIO(), format="png")  # draws without a pyplot backend
-
-
-def test_plot_panels_leaves_pyplot_and_rcparams_alone():
-    import matplotlib.pyplot as plt
-
-    params = dict(matplotlib.rcParams)
-    open_figures = plt.get_fignums()
-    fig = plot_panels([np.eye(3)], ["map"], suptitle="row")
-    assert plt.get_fignums() == open_figures and fig._suptitle.get_text() == "row"
-    assert dict(matplotlib.rcParams) == params
-    drawn = plot_panels([np.eye(3)], ["map"], use_pyplot=True)
-    try:
-        assert drawn.number in plt.get_fignums()
-    finally:
-        plt.close(drawn)
-
-
-def test_plot_panels_draws_on_axes_it_is_given():
-    fig = Figure()
-    axes = fig.subplots(1, 2)
-    assert plot_panels([np.eye(2), np.zeros((2, 2, 3))], ["a", "b"], axes=axes) is fig
-    assert axes[0].get_title() == "a" and axes[1].get_title() == "b"
-
-
-@pytest.mark.parametrize(
-    ("panels", "kwargs", "message"),
-    [
-        ([], {}, "at least one panel"),
-        ([np.eye(2)], {"titles": ["a", "b"]}, "titles has 2 entries for 1 panels"),
-        ([np.eye(2)], {"kinds": ["contour"]}, "Unknown panel kind 'contour'"),
-        ([np.eye(2)], {"axes": []}, "axes has 0 entries for 1 panels"),
-    ],
-)
-def test_plot_panels_refuses_mismatched_arguments(panels, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        plot_panels(panels, **kwargs)
 
 
 def test_importing_the_modules_prints_nothing_and_loads_no_pyplot():

@@ -1,23 +1,25 @@
-"""Images in, model-ready tensors out: loading, ImageNet preprocessing and category names.
+"""Images in, model-ready tensors out: loading (files, bytes, PIL images, arrays, tensors) and ImageNet preprocessing.
 
 ``load_image`` turns a file, a PIL image, an array or a tensor into an RGB PIL image, refusing
 bad input with one line that names the file and the problem (``ImageLoadError``).
 ``preprocess_imagenet_image`` turns any of those into the model's ``1 x 3 x 224 x 224`` input
 with the model's own ``transforms`` (resize the shorter side to 256, centre-crop 224, normalise),
-and ``deprocess_imagenet_image`` / ``displayed_image`` go back to an ``H x W x 3`` picture that
-lines up pixel for pixel with that input, for overlays.
+and ``deprocess_imagenet_image`` goes back to an ``H x W x 3`` picture that lines up pixel for
+pixel with that input, for overlays. ``decode_image`` reads an image file's bytes (an upload).
+Category names live in ``utils.categories``.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
+import errno
+import io
 import math
 import os
+import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Union
@@ -27,6 +29,10 @@ import numpy.typing as npt
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torchvision.models import VGG16_Weights
+from torchvision.transforms.functional import pil_modes_mapping
+
+# Category names moved to utils.categories; re-exported here for the modules that still import them from datasets.
+from utils.categories import category_index, imagenet_categories
 
 __all__ = [
     "DATA_DIR",
@@ -35,8 +41,8 @@ __all__ = [
     "ImageSource",
     "TwoClassImage",
     "category_index",
+    "decode_image",
     "deprocess_imagenet_image",
-    "displayed_image",
     "imagenet_categories",
     "load_image",
     "preprocess_imagenet_image",
@@ -44,8 +50,8 @@ __all__ = [
     "two_class_image",
 ]
 
-ImageSource = Union[str, os.PathLike, Image.Image, npt.NDArray[np.generic], torch.Tensor]
-"""What ``load_image`` accepts: a path, a PIL image, an ``H x W (x C)`` array or a ``(C x) H x W`` tensor."""
+ImageSource = Union[str, os.PathLike, bytes, Image.Image, npt.NDArray[np.generic], torch.Tensor]
+"""What ``load_image`` accepts: a path, a file's bytes, a PIL image, an ``H x W (x C)`` array or a ``(C x) H x W`` tensor."""
 
 DATA_DIR: Path = Path(__file__).resolve().parent.parent / "data"
 """The course's ``data/`` folder, found from this package (not from the current directory)."""
@@ -64,58 +70,12 @@ _TINY_UPSCALE = 4
 _DRAFT_MARGIN = 2
 # Float inputs may overshoot [0, 1] by rounding error this small; they are clipped.
 _FLOAT_SLACK = 1e-4
+# Images whose longer side is more than this many times the shorter are cropped before resizing.
+_CROP_FIRST_ASPECT = 4
 
 
 class ImageLoadError(ValueError):
     """An image could not be loaded; the one-line message names the image and the fix."""
-
-
-# --- category names ---------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=1)
-def imagenet_categories() -> tuple[str, ...]:
-    """The 1000 ImageNet category names, from torchvision's weights metadata (no download).
-
-    >>> cats = imagenet_categories()
-    >>> len(cats), cats[281], cats[967]
-    (1000, 'tabby', 'espresso')
-    """
-    return tuple(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
-
-
-def category_index(target: int | str, categories: tuple[str, ...] | list[str] | None = None) -> int:
-    """The class index of ``target``: an index, or a category name (case-insensitive).
-
-    An unknown name raises a ``ValueError`` listing the closest names; an index out of range
-    raises one giving the valid range.
-
-    >>> category_index("Tiger Cat")
-    282
-    >>> category_index("tigr cat")
-    Traceback (most recent call last):
-    ...
-    ValueError: Unknown class name 'tigr cat'; closest: 'tiger cat', 'trench coat', 'tiger shark'.
-    >>> category_index(1000)
-    Traceback (most recent call last):
-    ...
-    ValueError: Class index 1000 is out of range; valid: 0-999.
-    """
-    names = tuple(imagenet_categories() if categories is None else categories)
-    if isinstance(target, bool) or not (isinstance(target, str) or hasattr(target, "__index__")):
-        raise TypeError(f"A class must be an index or a category name, not {type(target).__name__}.")
-    if isinstance(target, str):
-        lowered = [n.lower() for n in names]
-        wanted = target.strip().lower()
-        if wanted in lowered:
-            return lowered.index(wanted)
-        close = difflib.get_close_matches(wanted, lowered, n=3, cutoff=0.5)
-        hint = ", ".join(repr(names[lowered.index(c)]) for c in close) or "none"
-        raise ValueError(f"Unknown class name {target!r}; closest: {hint}.")
-    index = int(target.__index__())
-    if not 0 <= index < len(names):
-        raise ValueError(f"Class index {index} is out of range; valid: 0-{len(names) - 1}.")
-    return index
 
 
 # --- sample images ----------------------------------------------------------------------------
@@ -149,17 +109,21 @@ def load_image(source: ImageSource, *, min_side: int | None = None) -> Image.Ima
     Accepted sources:
 
     * a path (``str`` / ``Path``) to any image PIL reads; EXIF rotation is applied
-      (``ImageOps.exif_transpose``), as a photo viewer would show it;
+      (``ImageOps.exif_transpose``), as a photo viewer would show it (a URL is refused:
+      download the file first);
+    * the bytes of an image file (``bytes``, ``bytearray``, ``memoryview``), see ``decode_image``;
     * a PIL image (EXIF rotation applied too; a new image is returned);
     * a numpy array, channels last: ``H x W``, ``H x W x 1``, ``H x W x 3`` or ``H x W x 4``;
     * a torch tensor, channels first: ``H x W``, ``1 x H x W``, ``3 x H x W`` or ``4 x H x W``
       (a picture, not a normalised model input: use ``deprocess_imagenet_image`` for those).
 
-    Array and tensor values: ``uint8`` as is; floats in ``[0, 1]``; ``uint16`` as 16-bit
-    (0-65535); other integer types in 0-255. Conversions: grayscale, palette and CMYK become
-    RGB (CMYK with PIL's formula, ignoring any ICC profile); 16-bit images are scaled to 8 bits
-    (65535 -> 255, not clipped); anything with transparency (RGBA, LA, palette or RGB with a
-    transparent colour) is composited on white, so transparent pixels show as white.
+    Array and tensor values: ``uint8`` as is; floats in ``[0, 1]``; 16-bit unsigned integers
+    (either byte order) as 16-bit (0-65535); other integer types in 0-255. Conversions:
+    grayscale, palette and CMYK become RGB (CMYK with PIL's formula, ignoring any ICC profile);
+    16-bit images are scaled to 8 bits (65535 -> 255, not clipped); anything with transparency
+    (RGBA, LA, palette or RGB with a transparent colour) is composited on white, so transparent
+    pixels show as white. Drawing code does not need this: ``utils.visualise`` draws arrays and
+    tensors directly.
 
     ``min_side`` lets a big JPEG be decoded at 1/2, 1/4 or 1/8 scale (``Image.draft``, before
     decoding) while its shorter side stays at least ``min_side``: much faster for camera photos.
@@ -176,27 +140,21 @@ def load_image(source: ImageSource, *, min_side: int | None = None) -> Image.Ima
     ...
     utils.datasets.ImageLoadError: Cannot load image 'no/such/file.png': no such file; ...
     """
-    if min_side is not None and not (isinstance(min_side, int) and min_side > 0):
+    if min_side is not None and (
+        isinstance(min_side, (bool, np.bool_)) or not isinstance(min_side, (int, np.integer)) or min_side <= 0
+    ):
         raise ValueError(f"min_side must be a positive number of pixels or None, got {min_side!r}.")
+    side = None if min_side is None else int(min_side)
     if isinstance(source, (str, os.PathLike)):
-        return _load_path(Path(source), min_side)
+        return _load_path(source, side)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_image(source, f"bytes ({memoryview(source).nbytes} of them)", min_side=side)
     if isinstance(source, Image.Image):
         filename = getattr(source, "filename", "")
         name = f"'{filename}'" if filename else f"PIL image ({source.mode}, {source.width}x{source.height})"
         return _open_failures(name, lambda: _to_rgb(ImageOps.exif_transpose(source), name))
     if isinstance(source, torch.Tensor):
-        pixels = source.detach().cpu()
-        array = (pixels.double() if pixels.is_floating_point() else pixels).numpy()
-        name = f"tensor of shape {tuple(source.shape)}"
-        if array.ndim == 4:
-            raise ImageLoadError(f"Cannot load image {name}: it is a batch; pass one image, e.g. image[0].")
-        if array.ndim == 3:
-            if array.shape[0] not in (1, 3, 4):
-                raise ImageLoadError(
-                    f"Cannot load image {name}: tensors are channels first (C x H x W, C = 1, 3 or 4)."
-                )
-            array = np.moveaxis(array, 0, -1)
-        return _from_array(array, name)
+        return _from_tensor(source)
     if isinstance(source, np.ndarray):
         name = f"array of shape {source.shape}"
         if source.ndim == 3 and source.shape[0] in (1, 3, 4) and source.shape[-1] > 4:
@@ -205,12 +163,83 @@ def load_image(source: ImageSource, *, min_side: int | None = None) -> Image.Ima
             )
         return _from_array(source, name)
     raise TypeError(
-        f"Cannot load an image from a {type(source).__name__}; pass a path, a PIL image, an array or a tensor."
+        f"Cannot load an image from a {type(source).__name__}; pass a path, the file's bytes, a PIL image, "
+        "an array or a tensor."
     )
 
 
-def _load_path(path: Path, min_side: int | None) -> Image.Image:
+def decode_image(
+    content: bytes | bytearray | memoryview,
+    name: str = "image bytes",
+    *,
+    max_bytes: int | None = None,
+    max_pixels: int | None = None,
+    min_side: int | None = None,
+) -> Image.Image:
+    """Decode the bytes of an image file (an upload, a download) into an RGB picture, by ``load_image``'s rules.
+
+    ``name`` (e.g. the uploaded file's name) appears in every message. ``max_bytes`` and
+    ``max_pixels`` are checked before the pixels are decoded, so a huge file is refused
+    quickly; every failure is an ``ImageLoadError`` with one line.
+
+    >>> buffer = io.BytesIO()
+    >>> Image.new("RGB", (4, 3)).save(buffer, format="PNG")
+    >>> decode_image(buffer.getvalue(), "tiny.png").size
+    (4, 3)
+    >>> decode_image(b"hello", "notes.txt")
+    Traceback (most recent call last):
+    ...
+    utils.datasets.ImageLoadError: Cannot load image 'notes.txt': it is not an image PIL can read (PNG, JPEG, ...).
+    """
+    if not isinstance(content, (bytes, bytearray, memoryview)):
+        raise TypeError(f"content must be the file's bytes (bytes or memoryview), not {type(content).__name__}.")
+    label = repr(str(name))
+    size = memoryview(content).nbytes
+    if size == 0:
+        raise ImageLoadError(f"Cannot load image {label}: the file is empty.")
+    if max_bytes is not None and size > max_bytes:
+        raise ImageLoadError(
+            f"Cannot load image {label}: it is {size / 1e6:.1f} MB, over the limit of {max_bytes / 1e6:.0f} MB; "
+            "downscale it first."
+        )
+    try:
+        with warnings.catch_warnings():
+            if max_pixels is not None:  # the pixel limit below decides
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(bytes(content)))
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"Cannot load image {label}: it is not an image PIL can read (PNG, JPEG, ...).") from None
+    except Image.DecompressionBombError:
+        raise ImageLoadError(f"Cannot load image {label}: it has far too many pixels; downscale it first.") from None
+    except (OSError, SyntaxError, EOFError, ValueError) as error:  # a damaged header
+        raise ImageLoadError(_undecodable(label, error)) from None
+    with opened:
+        width, height = opened.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageLoadError(
+                f"Cannot load image {label}: {width}x{height} pixels is over the limit of "
+                f"{max_pixels / 1e6:.0f} megapixels; downscale it first."
+            )
+        if min_side is not None and opened.format == "JPEG":
+            opened.draft(opened.mode, _draft_size(opened.size, min_side))
+        return _open_failures(label, lambda: _to_rgb(ImageOps.exif_transpose(opened), label))
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def _load_path(source: str | os.PathLike[str], min_side: int | None) -> Image.Image:
+    text = os.fspath(source)
+    if isinstance(text, str) and _URL.match(text):
+        raise ImageLoadError(
+            f"Cannot load image {text!r}: it is a URL, and nothing is downloaded here; download it first "
+            "(e.g. urllib.request.urlretrieve(url, 'photo.jpg')) and pass the file's path."
+        )
+    path = Path(text if isinstance(text, str) else os.fsdecode(text))
     name = f"'{path}'"
+    if path.is_symlink() and not path.exists():
+        what = "a loop of symbolic links" if _is_link_loop(path) else "a symbolic link to a missing file"
+        raise ImageLoadError(f"Cannot load image {name}: it is {what}; point the link at an image, or pass the file itself.")
     if not path.exists():
         where = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
         raise ImageLoadError(f"Cannot load image {name}: no such file; check the path{where}.")
@@ -232,8 +261,25 @@ def _load_path(path: Path, min_side: int | None) -> Image.Image:
             f"Cannot load image {name}: it is over PIL's decompression-bomb limit ({reason}); downscale it, "
             "or raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file."
         ) from None
+    except (SyntaxError, EOFError, ValueError) as error:  # a damaged header, found while opening
+        if isinstance(error, ImageLoadError):
+            raise
+        raise ImageLoadError(_undecodable(name, error)) from None
     except OSError as error:  # permission denied and the like, when opening
         raise ImageLoadError(f"Cannot load image {name}: {error.strerror or error}.") from None
+
+
+def _is_link_loop(path: Path) -> bool:
+    try:
+        os.stat(path)
+    except OSError as error:
+        return error.errno == errno.ELOOP
+    return False
+
+
+def _undecodable(name: str, error: BaseException) -> str:
+    reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
+    return f"Cannot load image {name}: PIL cannot decode it ({reason}); the file may be damaged: re-download or re-export it."
 
 
 def _open_failures(name: str, convert: Callable[[], Image.Image]) -> Image.Image:
@@ -243,11 +289,7 @@ def _open_failures(name: str, convert: Callable[[], Image.Image]) -> Image.Image
     except ImageLoadError:
         raise
     except (OSError, SyntaxError, EOFError, ValueError) as error:
-        reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
-        raise ImageLoadError(
-            f"Cannot load image {name}: PIL cannot decode it ({reason}); the file may be damaged: "
-            "re-download or re-export it."
-        ) from None
+        raise ImageLoadError(_undecodable(name, error)) from None
 
 
 def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
@@ -258,8 +300,8 @@ def _draft_size(size: tuple[int, int], min_side: int) -> tuple[int, int]:
 
 def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     """A new 8-bit RGB image from any PIL mode (see ``load_image`` for the rules)."""
-    if image.mode.startswith("I"):  # I;16, I;16B, I (how PIL opens 16-bit grayscale PNGs)
-        return _from_array(np.asarray(image), name, sixteen_bit=True)
+    if image.mode.startswith("I"):  # I;16, I;16B, I (how PIL opens 16-bit grayscale PNGs, and 32-bit TIFFs)
+        return _from_array(np.asarray(image), name, sixteen_bit=True, thirty_two_bit=image.mode == "I")
     if image.mode == "F":
         return _from_array(np.asarray(image), name)
     if image.has_transparency_data:
@@ -269,21 +311,45 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
     return image.convert("RGB")
 
 
-def _from_array(array: npt.NDArray[np.generic], name: str, *, sixteen_bit: bool = False) -> Image.Image:
+def _from_tensor(source: torch.Tensor) -> Image.Image:
+    """An RGB image from a channels-first ``(C x) H x W`` tensor (any device, layout or byte order)."""
+    name = f"tensor of shape {tuple(source.shape)}"
+    pixels = source.detach()
+    if pixels.layout != torch.strided:
+        pixels = pixels.to_dense()
+    pixels = pixels.cpu()
+    if pixels.is_complex():
+        raise ImageLoadError(f"Cannot load image {name}: pixel type {pixels.dtype} is not supported; use uint8 or float.")
+    array = (pixels.double() if pixels.is_floating_point() else pixels).numpy()
+    if array.ndim == 4:
+        raise ImageLoadError(f"Cannot load image {name}: it is a batch; pass one image, e.g. image[0].")
+    if array.ndim == 3:
+        if array.shape[0] not in (1, 3, 4):
+            raise ImageLoadError(f"Cannot load image {name}: tensors are channels first (C x H x W, C = 1, 3 or 4).")
+        array = np.moveaxis(array, 0, -1)
+    return _from_array(array, name)
+
+
+def _from_array(
+    array: npt.NDArray[np.generic], name: str, *, sixteen_bit: bool = False, thirty_two_bit: bool = False
+) -> Image.Image:
     """A new RGB image from an ``H x W`` or ``H x W x C`` (C = 1, 3, 4) array."""
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0:
         raise ImageLoadError(f"Cannot load image {name}: expected H x W or H x W x C with C = 1, 3 or 4.")
-    pixels = _to_uint8(array, name, sixteen_bit or array.dtype == np.uint16)
+    is_uint16 = array.dtype.kind == "u" and array.dtype.itemsize == 2  # either byte order ('<u2', '>u2')
+    pixels = _to_uint8(array, name, sixteen_bit or is_uint16, thirty_two_bit)
     return _to_rgb(Image.fromarray(pixels), name)  # uint8: L, RGB or RGBA by shape
 
 
-def _to_uint8(array: npt.NDArray[np.generic], name: str, sixteen_bit: bool) -> npt.NDArray[np.uint8]:
+def _to_uint8(
+    array: npt.NDArray[np.generic], name: str, sixteen_bit: bool, thirty_two_bit: bool = False
+) -> npt.NDArray[np.uint8]:
     """A new ``uint8`` copy of ``array``; floats in [0, 1], 16-bit in 0-65535, other ints in 0-255."""
     if array.dtype == np.uint8:
         return np.array(array, copy=True, order="C")
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+    if array.dtype.kind not in "uif":
         raise ImageLoadError(
             f"Cannot load image {name}: pixel type {array.dtype} is not supported; use uint8 or float."
         )
@@ -291,7 +357,7 @@ def _to_uint8(array: npt.NDArray[np.generic], name: str, sixteen_bit: bool) -> n
     if not np.isfinite(values).all():
         raise ImageLoadError(f"Cannot load image {name}: it contains NaN or infinite values.")
     low, high = float(values.min()), float(values.max())
-    if np.issubdtype(array.dtype, np.floating):
+    if array.dtype.kind == "f":
         if low < -_FLOAT_SLACK or high > 1 + _FLOAT_SLACK:
             raise ImageLoadError(
                 f"Cannot load image {name}: float pixels must lie in [0, 1], these span [{low:.3g}, {high:.3g}]; "
@@ -300,8 +366,10 @@ def _to_uint8(array: npt.NDArray[np.generic], name: str, sixteen_bit: bool) -> n
         values = np.clip(values, 0.0, 1.0) * 255.0
     elif sixteen_bit:
         if low < 0 or high > _MAX_16BIT:
+            what = "32-bit integer pixels (PIL mode 'I') are read as 16-bit and" if thirty_two_bit else "16-bit pixels"
             raise ImageLoadError(
-                f"Cannot load image {name}: 16-bit pixels must lie in 0-65535, these span {low:.0f}-{high:.0f}."
+                f"Cannot load image {name}: {what} must lie in 0-65535, these span {low:.0f}-{high:.0f}; "
+                "save the image with 8 or 16 bits per channel."
             )
         values = values * (255.0 / _MAX_16BIT)
     elif low < 0 or high > 255:
@@ -358,12 +426,16 @@ def preprocess_imagenet_image(
 
     A JPEG path more than twice the resize size is decoded at reduced scale (``load_image``'s
     ``min_side``), which is much faster for camera photos and differs from a full-size decode
-    by a few grey levels at most. An image upscaled more than 4x gives a ``UserWarning``.
+    by a few grey levels at most. An image upscaled more than 4x gives a ``UserWarning``. An
+    image more than 4 times longer than wide (or wider than tall) is cut to the part the centre
+    crop keeps before it is resized, so a thin strip never becomes a huge intermediate picture
+    (the result matches the plain transform within one grey level).
 
     >>> x = preprocess_imagenet_image(sample_image_path("cat"))
     >>> x.shape, x.dtype
     (torch.Size([1, 3, 224, 224]), torch.float32)
     """
+    target = _device(device)
     chosen = _default_transforms() if transforms is None else transforms
     if not keep_aspect:
         chosen = _squashing(chosen)
@@ -377,12 +449,62 @@ def preprocess_imagenet_image(
             UserWarning,
             stacklevel=2,
         )
+    if keep_aspect and max(picture.size) > _CROP_FIRST_ASPECT * min(picture.size):
+        picture, chosen = _crop_first(picture, chosen)
     tensor = chosen(picture)
     if not isinstance(tensor, torch.Tensor) or tensor.ndim != 3:
         raise TypeError(
             f"transforms must turn a PIL image into a C x H x W tensor; it returned {type(tensor).__name__}."
         )
-    return tensor.unsqueeze(0).to(device) if device is not None else tensor.unsqueeze(0)
+    return _to_device(tensor.unsqueeze(0), target, device)
+
+
+def _crop_first(picture: Image.Image, transforms: Callable[..., torch.Tensor]) -> tuple[Image.Image, Callable[..., torch.Tensor]]:
+    """The part of ``picture`` that survives the centre crop, resized straight to ``crop x crop``, and the rest of the transform.
+
+    Resizing the shorter side first would build a huge picture for a thin strip (1 x 20000
+    becomes 256 x 5,120,000); PIL's ``resize(box=...)`` samples the same source positions as
+    resize-then-crop (the same scale and pixel centres), so the result matches the plain transform
+    up to rounding (at most one grey level). A transform that is not torchvision's
+    ``ImageClassification`` (shorter side ``resize_size``, ``crop_size``) is left alone.
+    """
+    resize, crop = getattr(transforms, "resize_size", None), getattr(transforms, "crop_size", None)
+    resample = pil_modes_mapping.get(getattr(transforms, "interpolation", None))
+    if not resize or len(resize) != 1 or not crop or resample is None or int(resize[0]) < int(max(crop)):
+        return picture, transforms
+    short, crop_h, crop_w = int(resize[0]), int(crop[0]), int(crop[-1])
+    width, height = picture.size
+    if width <= height:  # torchvision's resize: the longer side becomes int(short * long / shorter)
+        new_w, new_h = short, int(short * height / width)
+    else:
+        new_w, new_h = int(short * width / height), short
+    left, top = int(round((new_w - crop_w) / 2.0)), int(round((new_h - crop_h) / 2.0))  # torchvision's center_crop
+    scale_x, scale_y = width / new_w, height / new_h
+    box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
+    return picture.resize((crop_w, crop_h), resample, box=box), _squashing(transforms)
+
+
+def _device(device: str | torch.device | None) -> torch.device | None:
+    if device is None:
+        return None
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'mps' (utils.models.choose_device picks one)."
+        ) from None
+
+
+def _to_device(tensor: torch.Tensor, target: torch.device | None, given: object) -> torch.Tensor:
+    if target is None:
+        return tensor
+    try:
+        return tensor.to(target)
+    except (RuntimeError, AssertionError) as error:
+        reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
+        raise ValueError(
+            f"device {given!r} is not available here ({reason}); use utils.models.choose_device() or 'cpu'."
+        ) from None
 
 
 def deprocess_imagenet_image(
@@ -408,7 +530,13 @@ def deprocess_imagenet_image(
         )
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"Expected a torch tensor (the model input), not {type(tensor).__name__}.")
-    image = tensor.detach().to("cpu", torch.float64)
+    image = tensor.detach()
+    image = (image.to_dense() if image.layout != torch.strided else image).to("cpu")
+    if image.is_complex() or image.dtype == torch.bool:
+        raise TypeError(f"Expected a real-valued model input, got a {image.dtype} tensor.")
+    image = image.to(torch.float64)
+    if not torch.isfinite(image).all():
+        raise ValueError("The tensor contains NaN or infinite values, so it is not a picture; check the model input.")
     if image.ndim == 4 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 3 or image.shape[0] != len(mean):
@@ -420,25 +548,6 @@ def deprocess_imagenet_image(
     std_t = torch.tensor(std, dtype=torch.float64).view(-1, 1, 1)
     picture = (image * std_t + mean_t).clamp(0.0, 1.0)
     return picture.permute(1, 2, 0).numpy().astype(np.float32)
-
-
-def displayed_image(
-    image: ImageSource,
-    transforms: Callable[..., torch.Tensor] | None = None,
-    *,
-    keep_aspect: bool = True,
-) -> npt.NDArray[np.float32]:
-    """What the model sees, as a picture: ``H x W x 3`` float32 in [0, 1] (224 x 224 by default).
-
-    The resized, centre-cropped image that lines up pixel for pixel with
-    ``preprocess_imagenet_image(image, transforms, keep_aspect=keep_aspect)``, so an
-    attribution map for that input can be laid over it.
-
-    >>> displayed_image(sample_image_path("coffee")).shape
-    (224, 224, 3)
-    """
-    model_input = preprocess_imagenet_image(image, transforms, keep_aspect=keep_aspect)
-    return deprocess_imagenet_image(model_input, transforms)
 
 
 # --- two objects in one picture (lesson 04) ---------------------------------------------------

@@ -2,8 +2,9 @@
 
 Small pure pieces under a thin widget layer:
 
-* ``image_from_upload`` turns uploaded bytes into a picture, or raises ``ImageLoadError`` with
-  one readable line (not an image, damaged, too big).
+* ``image_from_upload`` turns uploaded bytes into a picture (``utils.datasets.decode_image``
+  with the explorer's size limits), or raises ``ImageLoadError`` with one readable line (not
+  an image, damaged, too big).
 * ``ImageAnalysis`` is one image through one model: its input, its picture, its top-k
   predictions, and a cache of saliency maps. Maps come from ``utils.saliency.saliency_maps``:
   one forward pass per layer gives all three methods for all top-k classes, so changing the
@@ -29,22 +30,29 @@ import numpy.typing as npt
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from utils.categories import category_index
 from utils.datasets import (
     SAMPLE_IMAGES,
     ImageLoadError,
     ImageSource,
-    category_index,
+    decode_image,
     deprocess_imagenet_image,
-    load_image,
     preprocess_imagenet_image,
     sample_image_path,
 )
 from utils.discriminativity import discriminativity_map
 from utils.models import LoadedModel
 from utils.saliency import ZeroGradCamWarning, conv_layers, saliency_maps
-from utils.visualise import GRADIENT_CMAP, overlay_heatmap, process_attributions, show_diverging, show_image
+from utils.visualise import (
+    GRADIENT_CLIP_PERCENTILE,
+    GRADIENT_CMAP,
+    overlay_heatmap,
+    process_attributions,
+    show_diverging,
+    show_image,
+)
 
 __all__ = [
     "BASE_METHODS",
@@ -73,8 +81,6 @@ MAX_UPLOAD_BYTES = 25_000_000
 """Uploads larger than this (25 MB) are refused before decoding."""
 MAX_UPLOAD_PIXELS = 50_000_000
 """Uploads with more pixels than this (50 megapixels) are refused before decoding."""
-CLIP_PERCENTILE = 99.5
-"""Gradient maps are scaled by this percentile of their magnitudes, so a few pixels do not black out the rest."""
 
 
 # --- the pure core ----------------------------------------------------------------------------
@@ -83,7 +89,7 @@ CLIP_PERCENTILE = 99.5
 def image_from_upload(
     content: bytes | memoryview, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS
 ) -> Image.Image:
-    """Decode an uploaded file into an RGB picture (``load_image``'s rules), or raise ``ImageLoadError``.
+    """Decode an uploaded file into an RGB picture (``utils.datasets.decode_image``), or raise ``ImageLoadError``.
 
     The size in bytes and in pixels is checked before the pixels are decoded, so a huge file
     is refused quickly; ``name`` (the file's name) appears in every message.
@@ -97,35 +103,7 @@ def image_from_upload(
     ...
     utils.datasets.ImageLoadError: Cannot load image 'notes.txt': it is not an image PIL can read (PNG, JPEG, ...).
     """
-    label = repr(str(name))
-    size = memoryview(content).nbytes
-    if size == 0:
-        raise ImageLoadError(f"Cannot load image {label}: the file is empty.")
-    if size > max_bytes:
-        raise ImageLoadError(
-            f"Cannot load image {label}: it is {size / 1e6:.1f} MB, over the explorer's limit of "
-            f"{max_bytes / 1e6:.0f} MB; downscale it first."
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the pixel limit below decides
-            opened = Image.open(io.BytesIO(content))
-    except UnidentifiedImageError:
-        raise ImageLoadError(f"Cannot load image {label}: it is not an image PIL can read (PNG, JPEG, ...).") from None
-    except Image.DecompressionBombError:
-        raise ImageLoadError(f"Cannot load image {label}: it has far too many pixels; downscale it first.") from None
-    with opened:
-        width, height = opened.size
-        if width * height > max_pixels:
-            raise ImageLoadError(
-                f"Cannot load image {label}: {width}x{height} pixels is over the explorer's limit of "
-                f"{max_pixels / 1e6:.0f} megapixels; downscale it first."
-            )
-        try:
-            return load_image(opened)
-        except ImageLoadError as error:  # load_image names a PIL image; name the file instead
-            reason = str(error).split(": ", 1)[-1]
-            raise ImageLoadError(f"Cannot load image {label}: {reason}") from None
+    return decode_image(content, name, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
@@ -240,7 +218,7 @@ class View:
 
 
 def _gradient_overlay(photo: npt.NDArray[np.float32], saliency: torch.Tensor, opacity: float) -> npt.NDArray[np.float32]:
-    gray = process_attributions(saliency, mode="abs", grayscale=True, clip_percentile=CLIP_PERCENTILE)
+    gray = process_attributions(saliency, mode="abs", grayscale=True, clip_percentile=GRADIENT_CLIP_PERCENTILE)
     return overlay_heatmap(photo, gray, alpha=opacity, cmap=GRADIENT_CMAP, normalise=False)
 
 
@@ -426,8 +404,9 @@ class SaliencyExplorer:
             picture = image_from_upload(upload["content"], name, **limits)
             key = self._new_key(f"upload: {name}")
             analysis = ImageAnalysis(self.loaded, picture, top_k=self.top_k, name=key)
-        except (ImageLoadError, ValueError, TypeError) as error:
-            self._show_problem(str(error), "That upload could not be used; the explorer still shows the previous image.")
+        except Exception as error:  # noqa: BLE001 -- an upload must never break the widget; say what happened
+            reason = str(error) if isinstance(error, (ValueError, TypeError)) else f"{type(error).__name__}: {error}"
+            self._show_problem(reason, "That upload could not be used; the explorer still shows the previous image.")
             return
         finally:
             with self._batch():
@@ -451,7 +430,7 @@ class SaliencyExplorer:
             return
         try:
             index = category_index(typed, self.loaded.categories)
-        except ValueError as error:
+        except (ValueError, TypeError) as error:
             self._show_problem(str(error))
             return
         if index not in [value for _, value in self.target.options]:

@@ -93,6 +93,8 @@ def resolve_model_name(name: str | None = None) -> str:
     ...
     ValueError: Unknown model name 'resnet'; valid names: auto, vgg16, squeezenet1_1.
     """
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"The model name must be a string, one of {', '.join(MODEL_NAMES)}; got {type(name).__name__} {name!r:.40}.")
     from_env = name is None and bool(os.environ.get("XAI_MODEL"))
     if name is None:
         name = os.environ.get("XAI_MODEL") or "auto"
@@ -118,7 +120,7 @@ def choose_device(preferred: str | torch.device | None = None) -> torch.device:
         return torch.device(available[0])
     try:
         device = torch.device(wanted)
-    except RuntimeError:
+    except (RuntimeError, TypeError, ValueError):
         raise ValueError(f"Unknown device {str(wanted)!r}; use one of {', '.join(DEVICE_NAMES)}.") from None
     if device.type not in available:
         raise ValueError(
@@ -313,11 +315,6 @@ def squeezenet_from_keras(weights: dict[str, tuple[npt.NDArray[np.float32], npt.
             conv.load_state_dict(_conv_state(*weights[f"{fire_name}/{keras_part}"]))
     model.classifier[1].load_state_dict(_conv_state(*weights["conv10"]))
     return model.eval()
-
-
-def caffe_conv1_state(weights: dict[str, tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]]) -> dict[str, torch.Tensor]:
-    """``conv1`` as the Caffe-style model has it (BGR 0-255 mean-subtracted input), unfolded."""
-    return _conv_state(*weights["conv1"])
 
 
 def _conv_state(kernel_hwio: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> dict[str, torch.Tensor]:

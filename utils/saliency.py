@@ -49,13 +49,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.datasets import category_index
+from utils.categories import as_class_index, category_index
 
 __all__ = [
     "INTERPOLATE_MODES",
     "MapLike",
     "ZeroGradCamWarning",
+    "as_float_array",
     "conv_layers",
+    "drop_leading_ones",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",
@@ -221,22 +223,19 @@ def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def _class_of(target: object, categories: Sequence[str] | None) -> int:
     """One class: a name becomes its index; an index is kept (its range is checked after the forward pass)."""
-    if isinstance(target, torch.Tensor) and target.ndim == 0 and not target.is_floating_point():
-        target = int(target)
     if isinstance(target, str):
-        return category_index(target, None if categories is None else tuple(categories))
-    try:
-        if isinstance(target, bool):
-            raise TypeError
-        return int(target.__index__())  # type: ignore[attr-defined]
-    except (TypeError, AttributeError, RuntimeError):
-        raise TypeError(f"A class must be an index or a category name, not {type(target).__name__}.") from None
+        return category_index(target, categories)
+    return as_class_index(target)
 
 
 def _per_image(target: Target, n: int, categories: Sequence[str] | None) -> list[int]:
     """The class of each of the ``n`` images: one class for all, or a sequence/1-D tensor of ``n``."""
     if isinstance(target, torch.Tensor) and target.ndim == 1:
-        target = target.tolist()
+        target = list(target.unbind())  # 0-D tensors, so that booleans and floats are still refused
+    if isinstance(target, np.ndarray) and target.ndim == 1:
+        target = list(target)
+    if isinstance(target, (set, frozenset, dict)):
+        raise TypeError(f"target must be one class or a list of classes (one per image), not a {type(target).__name__}: it has no order.")
     if isinstance(target, (list, tuple)):
         if len(target) != n:
             raise ValueError(f"Got {len(target)} targets for a batch of {n} images; give one class, or one per image.")
@@ -328,15 +327,64 @@ def _eval_with_frozen_parameters(model: nn.Module) -> Iterator[None]:
 # --- the maths --------------------------------------------------------------------------------
 
 
+def _interpolation(mode: object, name: str = "interpolation mode") -> str:
+    """``mode`` if it is one of ``INTERPOLATE_MODES``; the one place modes are checked."""
+    if not isinstance(mode, str) or mode not in INTERPOLATE_MODES:
+        raise ValueError(f"Unknown {name} {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
+    return mode
+
+
 def upsample_cam(cam: torch.Tensor, size: Sequence[int], mode: str = "nearest") -> torch.Tensor:
     """Upsample an N x 1 x h x w Grad-CAM map to ``size`` (H, W), as Captum's ``LayerAttribution.interpolate``.
 
     >>> upsample_cam(torch.tensor([[[[0.0, 1.0]]]]), (2, 4)).tolist()
     [[[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]]]
     """
-    if mode not in INTERPOLATE_MODES:
-        raise ValueError(f"Unknown interpolation mode {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
-    return F.interpolate(cam, size=tuple(int(s) for s in size), mode=mode)
+    _interpolation(mode)
+    if not isinstance(cam, torch.Tensor) or cam.ndim != 4 or not cam.is_floating_point():
+        shown = f"{cam.dtype} tensor of shape {tuple(cam.shape)}" if isinstance(cam, torch.Tensor) else type(cam).__name__
+        raise ValueError(f"cam must be an N x 1 x h x w float tensor (what grad_cam returns), got a {shown}.")
+    try:
+        out = tuple(int(s) for s in size)
+    except (TypeError, ValueError):
+        out = ()
+    if len(out) != 2 or min(out) < 1:
+        raise ValueError(f"size must be two positive sizes (H, W), e.g. x.shape[-2:], got {size!r}.")
+    return F.interpolate(cam, size=out, mode=mode)
+
+
+def as_float_array(data: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
+    """A new float64 numpy copy of an array or a tensor (any device or layout, may require grad); nothing else.
+
+    >>> as_float_array(torch.tensor([1, 2], dtype=torch.uint8)), as_float_array(np.array([True]))
+    (array([1., 2.]), array([1.]))
+    >>> as_float_array([1.0, 2.0])
+    Traceback (most recent call last):
+    ...
+    TypeError: map must be a numpy array or a torch tensor, not list.
+    """
+    if isinstance(data, torch.Tensor):
+        tensor = data.detach()
+        tensor = tensor.to_dense() if tensor.layout != torch.strided else tensor
+        if tensor.is_complex():
+            raise TypeError(f"{name} must hold real numbers, not {tensor.dtype}.")
+        return tensor.to("cpu", torch.float64).numpy().copy()
+    if isinstance(data, np.ndarray):
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold real numbers, not {data.dtype}.")
+        return np.array(data, dtype=np.float64, copy=True)
+    raise TypeError(f"{name} must be a numpy array or a torch tensor, not {type(data).__name__}.")
+
+
+def drop_leading_ones(array: npt.NDArray[Any], keep: int = 2) -> npt.NDArray[Any]:
+    """``array`` without its leading size-1 dimensions, keeping at least ``keep`` (a view, not a copy).
+
+    >>> drop_leading_ones(np.zeros((1, 1, 4, 5))).shape, drop_leading_ones(np.zeros((1, 3, 4, 5))).shape
+    ((4, 5), (3, 4, 5))
+    """
+    while array.ndim > keep and array.shape[0] == 1:
+        array = array[0]
+    return array
 
 
 def magnitude(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
@@ -350,15 +398,9 @@ def magnitude(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
     >>> magnitude(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]]))  # 2 channels, 1 x 2
     array([[4. , 2.5]])
     """
-    if isinstance(saliency, torch.Tensor):
-        array = saliency.detach().to("cpu", torch.float64).numpy().copy()
-    elif isinstance(saliency, np.ndarray):
-        array = np.array(saliency, dtype=np.float64, copy=True)
-    else:
-        raise TypeError(f"{name} must be a numpy array or a torch tensor, not {type(saliency).__name__}.")
+    array = as_float_array(saliency, name)
     shape = array.shape
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
+    array = drop_leading_ones(array)
     if array.ndim not in (2, 3) or array.size == 0:
         raise ValueError(f"{name} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
     if not np.isfinite(array).all():
@@ -406,7 +448,7 @@ def _compute(
     results: list[dict[str, torch.Tensor]] = [{} for _ in targets]
     with _attribution_mode(model, module, guided=gbp) as recorder:
         image = batch.detach().clone().requires_grad_(gbp)  # our own leaf: the caller's x is never touched
-        logits = _class_scores(model(image), n)
+        logits = _class_scores(_forward(model, image), n)
         for given, cls in zip(targets, classes):
             _check_range(cls, given, logits.shape[1])
         activations = _layer_activations(model, recorder, layer_name) if module is not None else image
@@ -440,6 +482,43 @@ def _attribution_mode(model: nn.Module, layer: nn.Module | None, guided: bool) -
         yield stack.enter_context(_saliency_hooks(model, layer, guided))
 
 
+def _forward(model: nn.Module, image: torch.Tensor) -> object:
+    """``model(image)``; an input too small for the model's pooling is named with the smallest size that works."""
+    try:
+        return model(image)
+    except RuntimeError as error:
+        if "too small" not in str(error):
+            raise
+        height, width = image.shape[-2:]
+        smallest = _smallest_input(model, image)
+        need = f"at least {smallest} x {smallest} pixels" if smallest else "a larger input"
+        raise ValueError(
+            f"x is {height} x {width} pixels, too small for {type(model).__name__}: it needs {need} "
+            "(the course's models take 224 x 224 from preprocess_imagenet_image)."
+        ) from None
+
+
+def _smallest_input(model: nn.Module, image: torch.Tensor, limit: int = 1024) -> int | None:
+    """The smallest square input side the model runs on (bisection; None if even ``limit`` fails)."""
+
+    def runs(side: int) -> bool:
+        probe = torch.zeros((1, image.shape[1], side, side), dtype=image.dtype, device=image.device)
+        try:
+            with torch.no_grad():
+                model(probe)
+        except RuntimeError:
+            return False
+        return True
+
+    low, high = int(min(image.shape[-2:])), limit
+    if not runs(high):
+        return None
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if runs(middle) else (middle, high)
+    return high
+
+
 def _class_scores(logits: object, n: int) -> torch.Tensor:
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
@@ -471,9 +550,7 @@ def _upsample_mode(upsample: bool | str) -> str | None:
         return "nearest"
     if upsample is False:
         return None
-    if isinstance(upsample, str) and upsample in INTERPOLATE_MODES:
-        return upsample
-    raise ValueError(f"upsample={upsample!r}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}.")
+    return _interpolation(upsample, "upsample mode (or False, or True for nearest)")
 
 
 # --- public entry points ------------------------------------------------------------------------
@@ -542,7 +619,7 @@ def guided_grad_cam(
     >>> guided_grad_cam(net, "1", torch.rand(2, 3, 8, 8), 1, interpolate_mode="bilinear").shape
     torch.Size([2, 3, 8, 8])
     """
-    upsample_cam(torch.zeros(1, 1, 1, 1), (1, 1), interpolate_mode)  # reject a bad mode before any work
+    _interpolation(interpolate_mode)  # reject a bad mode before any work
     maps = _compute(model, layer, x, [target], gbp=True, categories=categories, per_image=True)[0]
     return maps["guided_backprop"] * upsample_cam(maps["grad_cam"], x.shape[-2:], interpolate_mode)
 
@@ -563,7 +640,8 @@ def saliency_maps(
     resolution: overlay it with ``upsample_cam(cam, x.shape[-2:])``), ``guided_backprop`` and
     ``guided_grad_cam``. Each target is one class for every image. Keys are the targets exactly
     as given (``"tiger cat"`` stays ``"tiger cat"``, ``282`` stays ``282``; a tensor's entries
-    become ints); a single class counts as a list of one, and repeats are computed once.
+    become ints); a single class counts as a list of one, and each class is computed once even
+    when it is given twice (``["tiger cat", 282]``: both keys hold the same maps).
 
     The forward pass is kept (``retain_graph``); parameters are frozen for the call; each class
     then takes one backward pass to the layer (Grad-CAM) and one, with the guided rule on, to
@@ -575,20 +653,26 @@ def saliency_maps(
     >>> {t: {k: tuple(v.shape) for k, v in m.items()} for t, m in maps.items()}[1]
     {'grad_cam': (1, 1, 6, 6), 'guided_backprop': (1, 3, 8, 8), 'guided_grad_cam': (1, 3, 8, 8)}
     """
-    upsample_cam(torch.zeros(1, 1, 1, 1), (1, 1), interpolate_mode)
+    _interpolation(interpolate_mode)
     if isinstance(targets, torch.Tensor):
         if targets.ndim > 1 or targets.is_floating_point():
             raise ValueError(f"targets as a tensor must be 0-D or 1-D integers, not {targets.dtype} {tuple(targets.shape)}.")
         targets = targets.reshape(-1).tolist()
     if isinstance(targets, np.ndarray):
-        targets = targets.tolist()
+        targets = list(targets.reshape(-1)) if targets.ndim <= 1 else targets.tolist()
+    if isinstance(targets, (set, frozenset, dict)):
+        raise TypeError(f"targets must be a class or a list of classes, not a {type(targets).__name__}: it has no order.")
     given = [targets] if isinstance(targets, str) or not isinstance(targets, Sequence) else list(targets)
     if not given:
         raise ValueError("targets is empty; give at least one class (an index or a category name).")
-    if any(isinstance(t, (list, tuple)) or (isinstance(t, torch.Tensor) and t.ndim > 0) for t in given):
+    if any(isinstance(t, (list, tuple, set, dict, np.ndarray)) or (isinstance(t, torch.Tensor) and t.ndim > 0) for t in given):
         raise ValueError("Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam.")
-    keys = list(dict.fromkeys(int(t) if isinstance(t, torch.Tensor) else t for t in given))
-    maps = _compute(model, layer, x, keys, gbp=True, categories=categories, per_image=False)
-    for m in maps:
+    keys = list(dict.fromkeys(as_class_index(t) if isinstance(t, (torch.Tensor, np.integer)) else t for t in given))
+    first_spelling: dict[int, Any] = {}  # class index -> the first key naming it: one set of backward passes each
+    for key in keys:
+        first_spelling.setdefault(_class_of(key, categories), key)
+    computed = _compute(model, layer, x, list(first_spelling.values()), gbp=True, categories=categories, per_image=False)
+    for m in computed:
         m["guided_grad_cam"] = m["guided_backprop"] * upsample_cam(m["grad_cam"], x.shape[-2:], interpolate_mode)
-    return dict(zip(keys, maps))
+    by_class = dict(zip(first_spelling, computed))
+    return {key: dict(by_class[_class_of(key, categories)]) for key in keys}

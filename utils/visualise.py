@@ -3,9 +3,10 @@
 * ``display_imagenet_output`` prints a model's top classes with their probabilities.
 * ``process_attributions`` (the article's ``process_grads``) turns a raw attribution into an
   array ready for ``imshow``; ``overlay_heatmap`` lays a map over a picture.
-* ``show_image`` / ``show_heatmap`` / ``show_diverging`` draw on axes you pass in, and
-  ``plot_panels`` draws a row of them. Nothing here touches global pyplot state or rcParams:
-  figures are ``matplotlib.figure.Figure`` objects unless you ask for pyplot.
+* ``show_image`` / ``show_heatmap`` / ``show_diverging`` / ``draw_regions`` draw on axes you
+  pass in. Nothing here touches global pyplot state or rcParams. Arrays and tensors are drawn
+  as they are (never rounded to 8 bits or sent back through the image loader); files and PIL
+  images go through ``utils.datasets.load_image``.
 
 One colormap per quantity, so every lesson shows the same quantity the same way:
 ``HEATMAP_CMAP`` for Grad-CAM heatmaps and overlays, ``GRADIENT_CMAP`` for grayscale gradient
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,11 +29,12 @@ import torch.nn.functional as F
 from matplotlib import colormaps
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure  # noqa: F401 -- the doctests draw on a Figure
 from matplotlib.lines import Line2D
-from PIL import Image
 
-from utils.datasets import ImageSource, imagenet_categories, load_image
+from utils.categories import imagenet_categories
+from utils.datasets import ImageSource, load_image
+from utils.saliency import MapLike, as_float_array, drop_leading_ones
 
 __all__ = [
     "DIVERGING_CMAP",
@@ -41,7 +44,6 @@ __all__ = [
     "display_imagenet_output",
     "draw_regions",
     "overlay_heatmap",
-    "plot_panels",
     "process_attributions",
     "process_grads",
     "show_diverging",
@@ -58,10 +60,9 @@ GRADIENT_CLIP_PERCENTILE = 99.5
 DIVERGING_CMAP = "bwr"
 """Signed maps centred on zero, e.g. class A minus class B: red = positive (A), blue = negative (B)."""
 
-MapLike = Union[npt.NDArray[Any], torch.Tensor]
-"""An attribution or heatmap: a numpy array or a torch tensor (any device, may require grad)."""
 Mode = Literal["abs", "relu", "none"]
-PanelKind = Literal["image", "heatmap", "diverging"]
+# Float pictures may overshoot [0, 1] by rounding error this small; they are clipped.
+_FLOAT_SLACK = 1e-4
 
 # What each ``mode`` of ``process_attributions`` does to the raw values, elementwise.
 _MODES: dict[str, Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]]] = {
@@ -91,12 +92,16 @@ def display_imagenet_output(
     2. car  24.47%  (class 2)
     1
     """
+    if categories is not None and (isinstance(categories, str) or not isinstance(categories, Sequence)):
+        raise TypeError(f"categories must be a sequence of names, not {type(categories).__name__}.")
     names = tuple(imagenet_categories() if categories is None else categories)
+    if not names or not all(isinstance(name, str) for name in names):
+        raise ValueError("categories must be a non-empty sequence of names (LoadedModel.categories).")
     logits = _logits(output, len(names))
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"n must be a positive integer, got {n!r}.")
     probabilities = torch.softmax(logits, dim=0)
-    top = torch.argsort(probabilities, descending=True, stable=True)[: min(n, len(names))].tolist()
+    top = torch.argsort(probabilities, descending=True, stable=True)[: min(int(n), len(names))].tolist()
     name_width = max(len(names[i]) for i in top)
     rank_width = len(str(len(top)))
     for rank, index in enumerate(top, start=1):
@@ -107,7 +112,9 @@ def display_imagenet_output(
 
 def _logits(output: torch.Tensor | npt.NDArray[Any], num_classes: int) -> torch.Tensor:
     """A new 1-D float64 CPU copy of one image's logits, checked against ``num_classes``."""
-    scores = output.detach() if isinstance(output, torch.Tensor) else torch.as_tensor(np.asarray(output))
+    if not isinstance(output, (torch.Tensor, np.ndarray)):
+        raise TypeError(f"output must be the model's logits, a tensor or an array, not {type(output).__name__}.")
+    scores = torch.from_numpy(as_float_array(output, "output"))
     shape = tuple(scores.shape)
     if scores.ndim == 2 and scores.shape[0] != 1:
         raise ValueError(f"output holds a batch of {scores.shape[0]} images; pass one row, e.g. output[i:i + 1].")
@@ -154,7 +161,8 @@ def process_attributions(
        all channels, so colours keep their balance), so zero stays at zero: ``"abs"`` and
        ``"relu"`` land in [0, 1]. ``clip_percentile`` (e.g. 99.5) divides by that percentile
        of the magnitudes instead and clips above it, so a few extreme pixels do not leave the
-       rest of a gradient map black (Captum's ``outlier_perc`` does the same). With ``"none"`` the map lands in [-1, 1] and is then shifted
+       rest of a gradient map black (Captum's ``outlier_perc`` does the same); a map so sparse
+       that the percentile is 0 is divided by its maximum instead, so [0, 1] always holds. With ``"none"`` the map lands in [-1, 1] and is then shifted
        to [0, 1] so that **zero sits at 0.5**, the centre of a diverging colormap such as
        ``DIVERGING_CMAP``. An all-zero map stays all zeros (0.5 for ``"none"``): never NaN.
     4. ``gamma`` skews the magnitudes, ``|a| ** gamma`` keeping the sign (applied before the
@@ -175,22 +183,25 @@ def process_attributions(
     array([[0. , 0.5],
            [1. , 1. ]], dtype=float32)
     """
-    if mode not in _MODES:
+    if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"Unknown mode {mode!r}; valid modes: {', '.join(_MODES)}.")
-    if gamma is not None and not gamma > 0:
+    if gamma is not None and not _real(gamma, "gamma") > 0:
         raise ValueError(f"gamma must be positive (e.g. 0.5 to bring out faint values), got {gamma!r}.")
+    if clip_percentile is not None and not 0 < _real(clip_percentile, "clip_percentile") <= 100:
+        raise ValueError(f"clip_percentile must be in (0, 100], e.g. 99.5; got {clip_percentile!r}.")
     values = _MODES[mode](_map_array(attr, "attr"))
     if values.ndim == 3:
         channels = values.shape[0]
         if not grayscale and channels != 3:
             raise ValueError(f"attr has {channels} channels; pass grayscale=True to sum them into one map.")
         values = values.sum(axis=0) if grayscale else np.moveaxis(values, 0, -1)
-    if clip_percentile is not None and not 0 < clip_percentile <= 100:
-        raise ValueError(f"clip_percentile must be in (0, 100], e.g. 99.5; got {clip_percentile!r}.")
     magnitudes = np.abs(values)
-    scale = float(magnitudes.max() if clip_percentile is None else np.percentile(magnitudes, clip_percentile))
+    scale = float(magnitudes.max())
+    if clip_percentile is not None and float(np.percentile(magnitudes, clip_percentile)) > 0:
+        scale = float(np.percentile(magnitudes, clip_percentile))  # else a sparse map: the maximum scales it
     if normalise and scale > 0:
-        values = np.clip(values / scale, -1.0, 1.0)
+        with np.errstate(over="ignore"):  # a tiny scale overflows to inf, which the clip takes to +-1
+            values = np.clip(values / scale, -1.0, 1.0)
     if gamma is not None:
         values = np.sign(values) * np.abs(values) ** gamma
     if normalise and mode == "none":
@@ -208,13 +219,9 @@ process_grads = process_attributions
 
 def _map_array(data: MapLike, what: str) -> npt.NDArray[np.float64]:
     """A new float64 ``H x W`` or ``C x H x W`` copy of ``data``, leading size-1 dimensions dropped."""
-    if isinstance(data, torch.Tensor):
-        array = np.array(data.detach().to("cpu", torch.float64).numpy(), copy=True)
-    else:
-        array = np.array(data, dtype=np.float64, copy=True)
+    array = as_float_array(data, what)
     shape = array.shape
-    while array.ndim > 2 and array.shape[0] == 1:
-        array = array[0]
+    array = drop_leading_ones(array)
     if array.ndim == 4:
         raise ValueError(f"{what} holds a batch of {shape[0]} maps (shape {shape}); pass one, e.g. {what}[i:i + 1].")
     if array.ndim not in (2, 3) or array.size == 0:
@@ -241,6 +248,8 @@ def _colormap(cmap: str | Colormap) -> Colormap:
     """The ``Colormap`` named ``cmap`` (from ``matplotlib.colormaps``), or ``cmap`` itself."""
     if isinstance(cmap, Colormap):
         return cmap
+    if not isinstance(cmap, str):
+        raise TypeError(f"cmap must be a colormap name (see matplotlib.colormaps) or a Colormap, not {type(cmap).__name__}.")
     try:
         return colormaps[cmap]
     except KeyError:
@@ -258,23 +267,26 @@ def overlay_heatmap(
 ) -> npt.NDArray[np.float32]:
     """Blend a coloured heatmap over a picture: a new ``H x W x 3`` float32 array in [0, 1].
 
-    ``image`` is anything ``load_image`` accepts, e.g. ``deprocess_imagenet_image(x)``;
-    ``heatmap`` is a single-channel map (e.g. a Grad-CAM map, ``cam[0, 0]``) at any
-    resolution: a coarse map is upsampled to the image size with bilinear interpolation, which
-    is for display only. With ``normalise=True`` the map is scaled as
-    ``process_attributions(heatmap, mode="relu")`` scales it: negative values (which Grad-CAM's
-    ReLU removes) become 0 and the maximum becomes 1, so each map fills the colormap. To compare
-    maps at one scale, divide them by a shared maximum and pass ``normalise=False`` (values must
-    then lie in [0, 1]). Each pixel is ``(1 - alpha) * image + alpha * cmap(heatmap)``.
+    ``image`` is a picture as ``show_image`` takes it, e.g. ``deprocess_imagenet_image(x)``
+    (used as it is: ``alpha=0`` gives the picture back exactly); ``heatmap`` is a
+    single-channel map (e.g. a Grad-CAM map, ``cam[0, 0]``) at any resolution: a coarse map is
+    upsampled to the image size with bilinear interpolation, which is for display only. With
+    ``normalise=True`` the map is scaled as ``process_attributions(heatmap, mode="relu")``
+    scales it: negative values (which Grad-CAM's ReLU removes) become 0 and the maximum becomes
+    1, so each map fills the colormap. To compare maps at one scale, divide them by a shared
+    maximum and pass ``normalise=False`` (values must then lie in [0, 1]). Each pixel is
+    ``(1 - alpha) * image + alpha * cmap(heatmap)``.
 
     >>> picture = np.zeros((4, 4, 3))
     >>> blended = overlay_heatmap(picture, np.full((2, 2), 7.0), alpha=0.5, cmap="gray")
     >>> blended.shape, float(blended.min()), float(blended.max())
     ((4, 4, 3), 0.5, 0.5)
     """
-    if not 0.0 <= alpha <= 1.0:
+    if not 0.0 <= _real(alpha, "alpha") <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1] (0 = picture only, 1 = heatmap only), got {alpha!r}.")
-    picture = np.asarray(load_image(image), dtype=np.float64) / 255.0
+    picture = _picture(image, "image")
+    if picture.ndim == 2:
+        picture = np.repeat(picture[..., None], 3, axis=-1)
     heat = _map_2d(heatmap, "heatmap")
     if normalise:
         heat = process_attributions(heat, mode="relu").astype(np.float64)
@@ -293,15 +305,64 @@ def overlay_heatmap(
     return ((1.0 - alpha) * picture + alpha * colours).astype(np.float32)
 
 
+def _real(value: object, name: str) -> float:
+    """``value`` as a float, refusing booleans, non-numbers and NaN with one line naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}.")
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number, not NaN.")
+    return float(value)
+
+
+def _picture(image: ImageSource, what: str) -> npt.NDArray[np.float64]:
+    """A new float64 picture in [0, 1] to draw: ``H x W`` (one channel) or ``H x W x 3``.
+
+    Float arrays and tensors are used as they are (no 8-bit rounding), channels last for arrays
+    and channels first for tensors; RGBA is composited on white, as ``load_image`` does. Files,
+    bytes, PIL images and integer pixels go through ``load_image`` (exact for 8-bit pixels).
+    """
+    is_tensor = isinstance(image, torch.Tensor)
+    floating = image.is_floating_point() if is_tensor else isinstance(image, np.ndarray) and image.dtype.kind == "f"
+    if not floating:
+        rgb = np.asarray(load_image(image), dtype=np.float64) / 255.0
+        channels = (image.shape[0] if is_tensor else image.shape[-1]) if isinstance(image, (np.ndarray, torch.Tensor)) else 3
+        single = isinstance(image, (np.ndarray, torch.Tensor)) and (image.ndim == 2 or channels == 1)
+        return rgb[..., 0] if single else rgb
+    array = as_float_array(image, what)  # type: ignore[arg-type]
+    shape = array.shape
+    if is_tensor and array.ndim == 3 and array.shape[0] in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0:
+        layout = "a tensor C x H x W" if is_tensor else "an array H x W x C"
+        raise ValueError(f"{what} of shape {shape} is not a picture to draw; pass H x W or {layout} with C = 1, 3 or 4.")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{what} contains NaN or infinite values, so it cannot be drawn.")
+    low, high = float(array.min()), float(array.max())
+    if low < -_FLOAT_SLACK or high > 1 + _FLOAT_SLACK:
+        raise ValueError(
+            f"{what} values must lie in [0, 1] to be drawn as a picture, these span [{low:.3g}, {high:.3g}]; "
+            "scale it first (process_attributions(..., normalise=True), deprocess_imagenet_image for a model input), "
+            "or draw a signed map with show_diverging."
+        )
+    array = np.clip(array, 0.0, 1.0)
+    if array.ndim == 3 and array.shape[-1] == 4:  # transparent pixels show as white
+        array = array[..., :3] * array[..., 3:] + (1.0 - array[..., 3:])
+    return array
+
+
 # --- figures ----------------------------------------------------------------------------------
 
 
 def show_image(ax: Axes, image: ImageSource, title: str | None = None, *, cmap: str | Colormap | None = None) -> Axes:
-    """Draw a picture (anything ``load_image`` accepts) on ``ax``, axes off, with a title.
+    """Draw a picture on ``ax``, axes off, with a title.
 
-    ``cmap`` colours a single-channel picture (``H x W``, floats in [0, 1] or ``uint8``), e.g.
-    ``GRADIENT_CMAP`` for a grayscale gradient map from ``process_attributions``; without it
-    a single-channel picture is drawn in gray.
+    ``image`` is an ``H x W (x 3)`` array (floats in [0, 1] or 8-bit), a ``(3 x) H x W`` tensor,
+    a PIL image or a file; float pixels are drawn as they are. A single-channel picture is
+    coloured with ``cmap`` on a fixed [0, 1] scale, e.g. ``GRADIENT_CMAP`` for a grayscale
+    gradient map from ``process_attributions``; without it, in gray. Values outside [0, 1]
+    raise a ``ValueError`` saying how to scale them.
 
     >>> ax = Figure().add_subplot()
     >>> show_image(ax, np.zeros((2, 2, 3)), "black").get_title(), ax.axison
@@ -309,13 +370,13 @@ def show_image(ax: Axes, image: ImageSource, title: str | None = None, *, cmap: 
     >>> show_image(ax, np.eye(2), cmap="gray").images[-1].get_cmap().name
     'gray'
     """
-    picture = np.asarray(load_image(image))
-    if cmap is None:
-        ax.imshow(picture)
-    elif _panel_kind(image) != "heatmap":
+    picture = _picture(image, "image")
+    if picture.ndim == 2:
+        ax.imshow(picture, cmap=_colormap(GRADIENT_CMAP if cmap is None else cmap), vmin=0.0, vmax=1.0)
+    elif cmap is not None:
         raise ValueError(f"cmap colours single-channel pictures; this one has shape {tuple(np.shape(image))}.")
     else:
-        ax.imshow(picture[..., 0], cmap=_colormap(cmap), vmin=0, vmax=255)
+        ax.imshow(picture)
     ax.set_title(title or "")
     ax.set_axis_off()
     return ax
@@ -341,7 +402,8 @@ def show_heatmap(
     >>> ax.images[0].get_cmap().name, ax.images[0].get_clim(), ax.images[0].colorbar is not None
     ('jet', (0.0, 1.0), True)
     """
-    drawn = ax.imshow(_map_2d(heatmap, "heatmap"), cmap=_colormap(cmap), vmin=vmin, vmax=vmax)
+    low, high = (None if v is None else _real(v, name) for v, name in ((vmin, "vmin"), (vmax, "vmax")))
+    drawn = ax.imshow(_map_2d(heatmap, "heatmap"), cmap=_colormap(cmap), vmin=low, vmax=high)
     _finish_map(ax, drawn, title, colorbar)
     return ax
 
@@ -367,7 +429,7 @@ def show_diverging(
     (-3.0, 3.0)
     """
     values = _map_2d(diff, "diff")
-    if limit is not None and not limit > 0:
+    if limit is not None and not _real(limit, "limit") > 0:
         raise ValueError(f"limit must be positive, got {limit!r}.")
     bound = limit if limit is not None else float(np.abs(values).max()) or 1.0
     drawn = ax.imshow(values, cmap=_colormap(cmap), norm=Normalize(vmin=-bound, vmax=bound))
@@ -416,82 +478,3 @@ def draw_regions(
     if legend and any(label for label, _ in labelled):
         ax.legend(handles=handles, loc="lower left", fontsize="small", framealpha=0.7)
     return ax
-
-
-_PANEL_DRAWERS: dict[str, Callable[[Axes, Any, str, str | Colormap, bool], Axes]] = {
-    "image": lambda ax, panel, title, cmap, colorbar: show_image(ax, panel, title),
-    "heatmap": lambda ax, panel, title, cmap, colorbar: show_heatmap(ax, panel, title, cmap, colorbar),
-    "diverging": lambda ax, panel, title, cmap, colorbar: show_diverging(ax, panel, title, colorbar=colorbar),
-}
-
-
-def _panel_kind(panel: Any) -> str:
-    """``"heatmap"`` for a map that is 2-D once leading size-1 dimensions go, else ``"image"``."""
-    if isinstance(panel, Image.Image):
-        return "image"
-    shape = list(np.shape(panel))
-    while len(shape) > 2 and shape[0] == 1:
-        shape.pop(0)
-    return "heatmap" if len(shape) == 2 else "image"
-
-
-def plot_panels(
-    panels: Sequence[ImageSource | MapLike],
-    titles: Sequence[str] | None = None,
-    *,
-    kinds: Sequence[PanelKind] | None = None,
-    cmap: str | Colormap = HEATMAP_CMAP,
-    colorbar: bool = True,
-    panel_size: float = 3.0,
-    suptitle: str | None = None,
-    axes: Sequence[Axes] | None = None,
-    use_pyplot: bool = False,
-) -> Figure:
-    """Draw ``panels`` side by side, one titled panel each, and return the figure.
-
-    Each panel's kind is ``"image"`` (``show_image``), ``"heatmap"`` (``show_heatmap`` with
-    ``cmap``) or ``"diverging"`` (``show_diverging``, ``DIVERGING_CMAP``); by default a 2-D map is a heatmap and
-    anything else (``H x W x 3``, a PIL image) an image. ``colorbar`` applies to maps only.
-    The figure is a new ``matplotlib.figure.Figure`` (no global pyplot state; Jupyter shows it
-    when it is a cell's last value), a pyplot figure with ``use_pyplot=True``, or the figure
-    of the ``axes`` you pass, one per panel.
-
-    >>> fig = plot_panels([np.zeros((4, 4, 3)), np.eye(4)], ["image", "map"])
-    >>> [ax.get_title() for ax in fig.axes[:2]], len(fig.axes)  # two panels and a colour bar
-    (['image', 'map'], 3)
-    """
-    count = len(panels)
-    if count == 0:
-        raise ValueError("plot_panels needs at least one panel.")
-    names = list(titles) if titles is not None else [""] * count
-    chosen = list(kinds) if kinds is not None else [_panel_kind(p) for p in panels]
-    for label, given in (("titles", names), ("kinds", chosen)):
-        if len(given) != count:
-            raise ValueError(f"{label} has {len(given)} entries for {count} panels; give one per panel.")
-    unknown = [k for k in chosen if k not in _PANEL_DRAWERS]
-    if unknown:
-        raise ValueError(f"Unknown panel kind {unknown[0]!r}; valid kinds: {', '.join(_PANEL_DRAWERS)}.")
-    figure, targets = _figure_and_axes(count, panel_size, axes, use_pyplot)
-    for ax, panel, title, kind in zip(targets, panels, names, chosen):
-        _PANEL_DRAWERS[kind](ax, panel, title, cmap, colorbar)
-    if suptitle:
-        figure.suptitle(suptitle)
-    return figure
-
-
-def _figure_and_axes(
-    count: int, panel_size: float, axes: Sequence[Axes] | None, use_pyplot: bool
-) -> tuple[Figure, list[Axes]]:
-    if axes is not None:
-        targets = list(axes)
-        if len(targets) != count:
-            raise ValueError(f"axes has {len(targets)} entries for {count} panels; give one per panel.")
-        return targets[0].figure, targets  # type: ignore[return-value]
-    size = (panel_size * count, panel_size)
-    if use_pyplot:
-        import matplotlib.pyplot as plt  # only here: pyplot picks a backend when imported
-
-        figure = plt.figure(figsize=size, layout="constrained")
-    else:
-        figure = Figure(figsize=size, layout="constrained")
-    return figure, list(figure.subplots(1, count, squeeze=False)[0])

@@ -1,0 +1,116 @@
+"""ImageNet category names, and the class index a name or a number stands for.
+
+The names come from torchvision's weights metadata (no download); the course's two models share
+them (``LoadedModel.categories``). ``category_index`` turns what a learner types into an index
+and refuses anything that could silently mean another class: an exact (case-sensitive) name wins
+(``"cardigan"`` is the sweater, 474; ``"Cardigan"`` the corgi, 264), a name that matches several
+categories only when case is ignored, or that the list holds more than once, is refused with
+the candidates and their indices.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torchvision.models import VGG16_Weights
+
+__all__ = ["as_class_index", "category_index", "imagenet_categories"]
+
+
+@lru_cache(maxsize=1)
+def imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet category names, from torchvision's weights metadata (no download).
+
+    >>> cats = imagenet_categories()
+    >>> len(cats), cats[281], cats[967]
+    (1000, 'tabby', 'espresso')
+    """
+    return tuple(VGG16_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def as_class_index(target: object, name: str = "class") -> int:
+    """``target`` as an integer class index: a Python or numpy integer, or a 0-D integer tensor.
+
+    Booleans (``True``, ``np.True_``, ``torch.tensor(True)``) and floats are refused, so that a
+    flag or a probability never silently becomes class 1 or 0. The range is not checked here.
+
+    >>> as_class_index(np.int64(3)), as_class_index(torch.tensor(5))
+    (3, 5)
+    >>> as_class_index(torch.tensor(True))
+    Traceback (most recent call last):
+    ...
+    TypeError: A class must be an index or a category name, not a boolean tensor(True).
+    """
+    if isinstance(target, torch.Tensor):
+        if target.dtype == torch.bool or target.is_floating_point() or target.is_complex() or target.numel() != 1:
+            kind = "boolean " if target.dtype == torch.bool else ""
+            shown = repr(target) if target.numel() <= 4 else f"tensor of shape {tuple(target.shape)}"
+            raise TypeError(f"A {name} must be an index or a category name, not a {kind}{shown}.")
+        if target.ndim != 0:
+            raise TypeError(f"A {name} must be one index, not a tensor of shape {tuple(target.shape)}; use t.item().")
+        return int(target.item())
+    if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
+        raise TypeError(f"A {name} must be an index or a category name, not {type(target).__name__} {target!r:.40}.")
+    return int(target)
+
+
+def category_index(target: int | str, categories: Sequence[str] | None = None) -> int:
+    """The class index of ``target``: an index, or a category name.
+
+    A name is matched exactly first (case-sensitive), then ignoring case and surrounding spaces.
+    A name that matches several categories that way, or that ``categories`` lists more than
+    once, raises a ``ValueError`` listing the candidates with their indices; an unknown name
+    lists the closest names; an index out of range gives the valid range.
+
+    >>> category_index("Tiger Cat"), category_index("cardigan"), category_index("Cardigan")
+    (282, 474, 264)
+    >>> category_index("CARDIGAN")
+    Traceback (most recent call last):
+    ...
+    ValueError: Class name 'CARDIGAN' is ambiguous: 'Cardigan' (264), 'cardigan' (474); give the exact name or the index.
+    >>> category_index("tigr cat")
+    Traceback (most recent call last):
+    ...
+    ValueError: Unknown class name 'tigr cat'; closest: 'tiger cat', 'trench coat', 'tiger shark'.
+    >>> category_index(1000)
+    Traceback (most recent call last):
+    ...
+    ValueError: Class index 1000 is out of range; valid: 0-999.
+    """
+    names = _names(categories)
+    if isinstance(target, str):
+        return _index_of_name(target, names)
+    index = as_class_index(target)
+    if not 0 <= index < len(names):
+        raise ValueError(f"Class index {index} is out of range; valid: 0-{len(names) - 1}.")
+    return index
+
+
+def _names(categories: Sequence[str] | None) -> tuple[str, ...]:
+    if categories is None:
+        return imagenet_categories()
+    if isinstance(categories, str) or not isinstance(categories, Sequence):
+        raise TypeError(f"categories must be a sequence of names (LoadedModel.categories), not {type(categories).__name__}.")
+    names = tuple(categories)
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ValueError("categories must be a non-empty sequence of names (strings), e.g. LoadedModel.categories.")
+    return names
+
+
+def _index_of_name(target: str, names: tuple[str, ...]) -> int:
+    wanted = target.strip()
+    exact = [i for i, n in enumerate(names) if n == wanted]
+    found = exact or [i for i, n in enumerate(names) if n.strip().lower() == wanted.lower()]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        candidates = ", ".join(f"{names[i]!r} ({i})" for i in found)
+        raise ValueError(f"Class name {target!r} is ambiguous: {candidates}; give the exact name or the index.")
+    lowered = [n.lower() for n in names]
+    close = difflib.get_close_matches(wanted.lower(), lowered, n=3, cutoff=0.5)
+    hint = ", ".join(repr(names[lowered.index(c)]) for c in close) or "none"
+    raise ValueError(f"Unknown class name {target!r}; closest: {hint}.")

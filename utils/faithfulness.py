@@ -1,0 +1,507 @@
+"""Faithfulness of saliency maps: does the prediction depend on the pixels a map ranks first?
+
+The deletion and insertion curves of Petsiuk et al. (2018, "RISE: Randomized Input Sampling for
+Explanation of Black-box Models", BMVC, Section 4.1):
+
+* **deletion**: replace the pixels (or patches) the map ranks highest first, in ``steps`` equal
+  steps, and follow the probability of the class. A faithful map makes it fall fast: a small
+  area under the curve (``deletion_auc``).
+* **insertion**: start from the replacement image and reveal the pixels in the same order. A
+  faithful map makes the probability rise fast: a large area (``insertion_auc``).
+
+What replaces a removed pixel is a design choice that changes the answer (lesson 07): ``"zero"``
+(0 in the model's input space: after ImageNet normalisation, the data set's mean colour),
+``"mean"`` (the image's own mean colour) or ``"blur"`` (the image blurred with RISE's kernel: 11 x 11,
+sigma 5). Scattered missing pixels are themselves unlike any training image, which the model may
+punish whatever the map says; Rong et al. (2022, "A Consistent and Efficient Evaluation Strategy
+for Attribution Methods", ICML: ROAD) study that leak and propose a remedy. Removing ``patch`` x
+``patch`` squares instead of pixels is the other common choice.
+
+The maps every method must beat (``random_map``, ``edge_map``, ``centre_map``), and the rows of the
+lesson's report card (``attribution_maps``, ``report_card_rows``, ``summarise``) live here too.
+
+Every function leaves the model and the inputs as it found them: no hooks, parameters and
+train/eval flags restored, the caller's tensors and arrays never written.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from skimage.filters import sobel
+from torch import nn
+from torchvision.transforms.functional import gaussian_blur
+
+from utils.saliency import (
+    MapLike,
+    _as_batch,
+    _check_range,
+    _class_of,
+    _class_scores,
+    _eval_with_frozen_parameters,
+    magnitude,
+    saliency_maps,
+    upsample_cam,
+)
+
+__all__ = [
+    "BASELINES",
+    "BASELINE_MAPS",
+    "COURSE_METHODS",
+    "AttributionMaps",
+    "Curves",
+    "FaithfulnessRow",
+    "Method",
+    "Summary",
+    "attribution_maps",
+    "centre_map",
+    "edge_map",
+    "insertion_deletion",
+    "random_map",
+    "removal_ranks",
+    "replacement",
+    "report_card_rows",
+    "summarise",
+]
+
+Class = Union[int, str]
+Method = Callable[[nn.Module, torch.Tensor, int], MapLike]
+"""A saliency method for the report card: ``(model, x, class index) -> map`` on ``x``'s grid."""
+
+BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
+"""What replaces a removed pixel: 0 in input space, the image's mean colour, or the blurred image."""
+BLUR_KERNEL, BLUR_SIGMA = 11, 5.0  # RISE's blur (Petsiuk et al.'s code: gkern(klen=11, nsig=5))
+COURSE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam")
+"""The course's methods, computed together from one forward pass by ``saliency_maps``."""
+BASELINE_MAPS: tuple[str, ...] = ("random", "edges", "centre")
+"""Maps that know nothing of the model: a method must beat them to claim faithfulness."""
+_TIE_SEED = 0  # tied pixels are removed in a fixed random order, not top row first
+
+
+# --- the curves -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Deletion and insertion curves of one map: class probabilities after each step.
+
+    ``fractions[k]`` is the share of pixels (patches) removed, for deletion, or revealed, for
+    insertion, after step ``k`` (from 0 to 1, ``steps + 1`` values); ``deletion[k]`` and
+    ``insertion[k]`` are the class's probabilities then.
+    """
+
+    fractions: npt.NDArray[np.float64]
+    deletion: npt.NDArray[np.float64]
+    insertion: npt.NDArray[np.float64]
+    target: int
+    baseline: str
+    patch: int
+
+    @property
+    def deletion_auc(self) -> float:
+        """Area under the deletion curve (trapezoids), in [0, 1]: lower is more faithful."""
+        return float(np.trapezoid(self.deletion, self.fractions))
+
+    @property
+    def insertion_auc(self) -> float:
+        """Area under the insertion curve (trapezoids), in [0, 1]: higher is more faithful."""
+        return float(np.trapezoid(self.insertion, self.fractions))
+
+
+def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch.Tensor:
+    """The image whose pixels replace the removed ones: a new tensor shaped like ``x``.
+
+    ``"zero"``: zeros (in the model's input space); ``"mean"``: every pixel the image's mean
+    colour; ``"blur"``: ``x`` blurred with an 11 x 11 Gaussian, sigma 5 (RISE). A tensor shaped
+    like ``x`` is used as it is (copied).
+
+    >>> x = torch.arange(8.0).reshape(1, 2, 2, 2)
+    >>> replacement(x, "mean")[0, :, 0, 0].tolist(), replacement(x, "zero").abs().sum().item()
+    ([1.5, 5.5], 0.0)
+    """
+    if isinstance(baseline, torch.Tensor):
+        if baseline.shape != x.shape:
+            raise ValueError(f"baseline has shape {tuple(baseline.shape)}; a baseline image must be shaped like x, {tuple(x.shape)}.")
+        return baseline.detach().to(x.device, x.dtype).clone()
+    if not isinstance(baseline, str) or baseline not in BASELINES:
+        raise ValueError(f"Unknown baseline {baseline!r}; use one of {', '.join(map(repr, BASELINES))} or an image shaped like x.")
+    x = x.detach()
+    if baseline == "zero":
+        return torch.zeros_like(x)
+    if baseline == "mean":
+        return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).clone()
+    batch = x if x.ndim == 4 else x.unsqueeze(0)
+    return gaussian_blur(batch, [BLUR_KERNEL, BLUR_KERNEL], [BLUR_SIGMA, BLUR_SIGMA]).reshape(x.shape)
+
+
+def _ranking_values(saliency: MapLike, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
+    """``H x W`` values that rank the pixels: a 2-D map as it is (signed), channels as ``magnitude``."""
+    reduced = magnitude(saliency, "saliency")  # checks the type, the number of dimensions and NaN
+    raw = saliency.detach().to("cpu", torch.float64).numpy() if isinstance(saliency, torch.Tensor) else np.asarray(saliency, np.float64)
+    while raw.ndim > 2 and raw.shape[0] == 1:
+        raw = raw[0]
+    values = raw.copy() if raw.ndim == 2 else reduced
+    if values.shape != shape:
+        raise ValueError(
+            f"saliency is {values.shape[0]} x {values.shape[1]} but x is {shape[0]} x {shape[1]}; give a map on x's grid "
+            "(upsample a Grad-CAM map with utils.saliency.upsample_cam first)."
+        )
+    return values
+
+
+def removal_ranks(saliency: MapLike, shape: tuple[int, int], patch: int = 1) -> tuple[npt.NDArray[np.int64], int]:
+    """When each pixel goes: an ``H x W`` array of ranks (0 = removed first) and the number of units.
+
+    A unit is a pixel (``patch=1``) or a ``patch x patch`` square (smaller at the right and bottom
+    edges when ``patch`` does not divide the side), ranked by its mean value, highest first.
+    A 2-D map ranks by its values (a signed map's negative pixels come last); a map with
+    channels by their absolute values summed (``utils.saliency.magnitude``). Ties go in a fixed
+    random order, so ``-map`` gives exactly the reverse order of ``map`` when no two units tie.
+
+    >>> ranks, units = removal_ranks(np.array([[0.1, 0.9], [0.5, 0.2]]), (2, 2))
+    >>> ranks.tolist(), units
+    ([[3, 0], [1, 2]], 4)
+    >>> removal_ranks(np.array([[1.0, 1.0, 0.0, 0.0]]), (1, 4), patch=2)[0].tolist()
+    [[0, 0, 1, 1]]
+    """
+    values = _ranking_values(saliency, shape)
+    height, width = shape
+    rows, cols = -(-height // patch), -(-width // patch)
+    unit = (np.arange(height)[:, None] // patch) * cols + np.arange(width)[None, :] // patch
+    sums = np.bincount(unit.ravel(), weights=values.ravel(), minlength=rows * cols)
+    means = sums / np.bincount(unit.ravel(), minlength=rows * cols)
+    tiebreak = np.random.default_rng(_TIE_SEED).permutation(rows * cols)
+    order = np.lexsort((tiebreak, -means))  # highest mean first; ties in a fixed random order
+    rank_of_unit = np.empty(rows * cols, dtype=np.int64)
+    rank_of_unit[order] = np.arange(rows * cols)
+    return rank_of_unit[unit], rows * cols
+
+
+def _counts(units: int, steps: int) -> npt.NDArray[np.int64]:
+    """Units removed after each step, symmetric (``counts[k] + counts[steps - k] == units``)."""
+    half = [(k * units + steps // 2) // steps for k in range(steps // 2 + 1)]
+    return np.array(half + [units - c for c in reversed(half[: (steps + 1) // 2])], dtype=np.int64)
+
+
+def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> tuple[int, int]:
+    for name, value in (("steps", steps), ("patch", patch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
+    if patch > min(shape):  # type: ignore[operator]
+        raise ValueError(f"patch={patch} is larger than the image ({shape[0]} x {shape[1]}); use a smaller patch.")
+    units = -(-shape[0] // patch) * -(-shape[1] // patch)  # type: ignore[operator]
+    if steps > units:  # type: ignore[operator]
+        raise ValueError(f"steps={steps} is more than the {units} pixels or patches there are to remove; use fewer steps.")
+    return int(steps), int(patch)  # type: ignore[call-overload]
+
+
+def _probabilities(model: nn.Module, images: torch.Tensor, target: int, batch_size: int) -> npt.NDArray[np.float64]:
+    out = []
+    for start in range(0, images.shape[0], batch_size):
+        chunk = images[start : start + batch_size]
+        out.append(torch.softmax(_class_scores(model(chunk), chunk.shape[0]).double(), dim=1)[:, target])
+    return torch.cat(out).cpu().numpy()
+
+
+def _curves(
+    model: nn.Module,
+    x: torch.Tensor,
+    maps: Sequence[MapLike],
+    target: Class,
+    *,
+    steps: int,
+    baseline: str | torch.Tensor,
+    patch: int,
+    categories: Sequence[str] | None,
+    batch_size: int,
+) -> list[Curves]:
+    """The curves of several maps of one image, their perturbed images run through the model together."""
+    batch = _as_batch(model, x)
+    if batch.shape[0] != 1:
+        raise ValueError(f"x holds {batch.shape[0]} images; the curves explain one image: pass x[i:i + 1].")
+    shape = (int(batch.shape[-2]), int(batch.shape[-1]))
+    steps, patch = _checked_settings(steps, patch, shape)
+    index = _class_of(target, categories)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number, at least 1, got {batch_size!r}.")
+    ranked = [removal_ranks(m, shape, patch) for m in maps]  # every map is checked before any work
+    original = batch.detach()
+    base = replacement(original, baseline)
+    images = [original, base]
+    for ranks, units in ranked:
+        masks = torch.from_numpy(ranks[None] < _counts(units, steps)[1:-1, None, None]).to(original.device)[:, None]
+        images += [torch.where(masks, base, original), torch.where(masks, original, base)]  # deletion, insertion
+    with torch.no_grad(), _eval_with_frozen_parameters(model):
+        first = _class_scores(model(original), 1)
+        _check_range([index], target, first.shape[1])
+        probabilities = _probabilities(model, torch.cat(images), index, batch_size)
+    p_image, p_base, inner = probabilities[0], probabilities[1], probabilities[2:].reshape(len(maps), 2, steps - 1)
+    label = baseline if isinstance(baseline, str) else "image"
+    found = []
+    for (_, units), (deletion, insertion) in zip(ranked, inner):
+        found.append(Curves(
+            fractions=_counts(units, steps) / units,
+            deletion=np.r_[p_image, deletion, p_base],
+            insertion=np.r_[p_base, insertion, p_image],
+            target=index, baseline=label, patch=patch,
+        ))
+    return found
+
+
+def insertion_deletion(
+    model: nn.Module,
+    x: torch.Tensor,
+    saliency: MapLike,
+    target: Class,
+    *,
+    steps: int = 16,
+    baseline: str | torch.Tensor = "blur",
+    patch: int = 1,
+    categories: Sequence[str] | None = None,
+    batch_size: int = 32,
+) -> Curves:
+    """Deletion and insertion curves of ``saliency`` for class ``target`` (Petsiuk et al., 2018).
+
+    ``x``: one image, ``1 x C x H x W`` or ``C x H x W``; ``saliency``: a map on its grid (``H x W``,
+    ``C x H x W`` or ``1 x C x H x W``; see ``removal_ranks`` for how it ranks the pixels);
+    ``target``: an index or a category name of ``categories`` (default ImageNet's). In ``steps``
+    equal steps, ``patch`` x ``patch`` squares are replaced by ``replacement(x, baseline)``
+    (deletion) or revealed on it (insertion). The ``2 * (steps - 1)`` perturbed images go through
+    the model in batches of ``batch_size``, with eval semantics and no gradients.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> curves = insertion_deletion(net, torch.rand(3, 8, 8), torch.rand(8, 8), 1, steps=4)
+    >>> curves.fractions.tolist(), curves.deletion.shape, 0 <= curves.insertion_auc <= 1
+    ([0.0, 0.25, 0.5, 0.75, 1.0], (5,), True)
+    """
+    return _curves(model, x, [saliency], target, steps=steps, baseline=baseline, patch=patch,
+                   categories=categories, batch_size=batch_size)[0]
+
+
+# --- maps a method must beat ------------------------------------------------------------------
+
+
+def random_map(height: int, width: int, *, seed: int = 0) -> npt.NDArray[np.float64]:
+    """A map of uniform random values: it ranks the pixels in a random order, the same for a seed.
+
+    >>> random_map(2, 3).shape, np.array_equal(random_map(4, 4, seed=1), random_map(4, 4, seed=1))
+    ((2, 3), True)
+    """
+    return np.random.default_rng(seed).random((height, width))
+
+
+def edge_map(x: torch.Tensor) -> npt.NDArray[np.float64]:
+    """The image's edges: the Sobel gradient magnitude of each channel of ``x``, summed; ``H x W``.
+
+    GBP is known to resemble an edge detector (Adebayo et al., 2018, "Sanity Checks for Saliency
+    Maps", Fig. 1): this map says what edges alone achieve.
+
+    >>> step = torch.zeros(1, 3, 4, 6); step[..., 3:] = 1.0
+    >>> (edge_map(step)[1] > 0).astype(int).tolist()
+    [0, 0, 1, 1, 0, 0]
+    """
+    image = x.detach().to("cpu", torch.float64).numpy()
+    while image.ndim > 3 and image.shape[0] == 1:
+        image = image[0]
+    if image.ndim != 3:
+        raise ValueError(f"x has shape {tuple(x.shape)}; edge_map takes one image, C x H x W or 1 x C x H x W.")
+    return np.sum([sobel(channel) for channel in image], axis=0)
+
+
+def centre_map(height: int, width: int, *, sigma: float = 0.25) -> npt.NDArray[np.float64]:
+    """A Gaussian centred on the image, ``sigma`` a fraction of each side: photographers' centre bias.
+
+    >>> m = centre_map(5, 5)
+    >>> float(m[2, 2]), bool(m[0, 0] < m[1, 1] < m[2, 2])
+    (1.0, True)
+    """
+    rows = (np.arange(height) - (height - 1) / 2) / (sigma * height)
+    cols = (np.arange(width) - (width - 1) / 2) / (sigma * width)
+    return np.exp(-0.5 * (rows[:, None] ** 2 + cols[None, :] ** 2))
+
+
+# --- the report card --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributionMaps:
+    """``maps[target][method]``: a detached ``1 x C x H x W`` map on ``x``'s grid (C = 1 or 3);
+    ``seconds[method]``: the time per map on this machine."""
+
+    maps: dict[Any, dict[str, torch.Tensor]]
+    seconds: dict[str, float]
+
+
+def _as_map(value: MapLike, name: str) -> torch.Tensor:
+    if isinstance(value, np.ndarray):
+        value = torch.from_numpy(np.array(value, dtype=np.float32))
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"Method {name!r} returned {type(value).__name__}; a method must return a map (tensor or array).")
+    value = value.detach().float().cpu()
+    while value.ndim < 4:
+        value = value.unsqueeze(0)
+    return value
+
+
+def _model_free_map(method: str, x: torch.Tensor) -> npt.NDArray[np.float64]:
+    height, width = int(x.shape[-2]), int(x.shape[-1])
+    if method == "random":
+        return random_map(height, width, seed=0)
+    if method == "edges":
+        return edge_map(x)
+    return centre_map(height, width)
+
+
+def attribution_maps(
+    model: nn.Module,
+    layer: nn.Module | str | None,
+    x: torch.Tensor,
+    targets: Sequence[Class],
+    methods: Sequence[str] | Mapping[str, Method | str],
+    *,
+    categories: Sequence[str] | None = None,
+) -> AttributionMaps:
+    """Every method's map of ``x`` (one image) for every class in ``targets``, timed.
+
+    ``methods`` names the course's methods (``COURSE_METHODS``: all of them, for all classes,
+    come from ONE ``saliency_maps`` call on ``layer``, Grad-CAM upsampled bilinearly, and share its
+    time) and the model-free ``BASELINE_MAPS``; a mapping ``{name: method}`` adds any other
+    ``Method`` (e.g. a Captum attribution), called once per class with the class index.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> found = attribution_maps(net, "1", torch.rand(1, 3, 8, 8), [0, 1], ["grad_cam", "random"])
+    >>> {m: tuple(v.shape) for m, v in found.maps[1].items()}, sorted(found.seconds)
+    ({'grad_cam': (1, 1, 8, 8), 'random': (1, 1, 8, 8)}, ['grad_cam', 'random'])
+    """
+    named: dict[str, Method | str] = dict(methods) if isinstance(methods, Mapping) else {m: m for m in methods}
+    for name, method in named.items():
+        if isinstance(method, str) and method not in COURSE_METHODS + BASELINE_MAPS:
+            raise ValueError(f"Unknown method {method!r}; name one of {', '.join(COURSE_METHODS + BASELINE_MAPS)}, or pass a function.")
+        if not isinstance(method, str) and not callable(method):
+            raise TypeError(f"Method {name!r} must be a name or a function (model, x, class) -> map, not {type(method).__name__}.")
+    batch = _as_batch(model, x)
+    classes = {t: _class_of(t, categories) for t in targets}
+    maps: dict[Any, dict[str, torch.Tensor]] = {t: {} for t in targets}
+    seconds: dict[str, float] = {}
+    course = [n for n, m in named.items() if isinstance(m, str) and m in COURSE_METHODS]
+    if course:
+        if layer is None:
+            raise ValueError(f"Methods {', '.join(course)} need the Grad-CAM layer; pass layer (e.g. loaded.target_layer).")
+        start = time.perf_counter()
+        computed = saliency_maps(model, layer, batch, list(classes.values()), interpolate_mode="bilinear", categories=categories)
+        per_map = (time.perf_counter() - start) / (3 * len(classes))
+        for t, index in classes.items():
+            found = computed[index]
+            found = {**found, "grad_cam": upsample_cam(found["grad_cam"], batch.shape[-2:], "bilinear")}
+            for name in course:
+                maps[t][name], seconds[name] = found[named[name]].detach().cpu(), per_map  # type: ignore[index]
+    for name, method in named.items():
+        if name in course:
+            continue
+        start = time.perf_counter()
+        for t, index in classes.items():
+            if isinstance(method, str):
+                maps[t][name] = _as_map(_model_free_map(method, batch), name)
+            else:
+                maps[t][name] = _as_map(method(model, batch.detach().clone(), index), name)
+        seconds[name] = (time.perf_counter() - start) / len(classes)
+    order = list(named)
+    return AttributionMaps(maps={t: {n: m[n] for n in order} for t, m in maps.items()}, seconds={n: seconds[n] for n in order})
+
+
+@dataclass(frozen=True)
+class FaithfulnessRow:
+    """One method on one photo: its deletion and insertion AUC and its seconds per map."""
+
+    method: str
+    photo: str
+    target: int
+    insertion_auc: float
+    deletion_auc: float
+    seconds: float
+
+
+def report_card_rows(
+    model: nn.Module,
+    layer: nn.Module | str | None,
+    photos: Mapping[str, tuple[torch.Tensor, Class]],
+    methods: Sequence[str] | Mapping[str, Method | str],
+    *,
+    steps: int = 8,
+    baseline: str = "blur",
+    patch: int = 16,
+    categories: Sequence[str] | None = None,
+    batch_size: int = 32,
+    computed: Mapping[str, AttributionMaps] | None = None,
+) -> list[FaithfulnessRow]:
+    """The report card's faithfulness rows: every method on every ``{name: (x, class)}`` photo.
+
+    Per photo, one ``attribution_maps`` call (the course's methods from one forward pass), or
+    the maps already ``computed`` for it (``{name: AttributionMaps}``, holding its class), and
+    the curves of all the maps together, their perturbed images batched
+    (``insertion_deletion``'s settings). Summarise the rows with ``summarise``.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> rows = report_card_rows(net, "1", {"a": (torch.rand(1, 3, 8, 8), 0)}, ["grad_cam", "random"], steps=2, patch=2)
+    >>> [(r.method, r.photo) for r in rows]
+    [('grad_cam', 'a'), ('random', 'a')]
+    """
+    rows = []
+    for photo, (x, target) in photos.items():
+        if computed is not None and photo in computed:
+            found = computed[photo]
+            if target not in found.maps:
+                raise ValueError(f"The maps computed for {photo!r} are for {list(found.maps)}, not {target!r}; compute them for it.")
+        else:
+            found = attribution_maps(model, layer, x, [target], methods, categories=categories)
+        names = list(found.maps[target])
+        curves = _curves(model, x, [found.maps[target][n] for n in names], target, steps=steps, baseline=baseline,
+                         patch=patch, categories=categories, batch_size=batch_size)
+        for name, curve in zip(names, curves):
+            rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, found.seconds[name]))
+    return rows
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A method's rows over the photos: means and standard deviations of the AUCs, mean seconds."""
+
+    insertion_mean: float
+    insertion_std: float
+    deletion_mean: float
+    deletion_std: float
+    seconds: float
+    photos: int
+
+
+def summarise(rows: Sequence[FaithfulnessRow]) -> dict[str, Summary]:
+    """``{method: Summary}`` over the photos, in the rows' order of methods.
+
+    >>> rows = [FaithfulnessRow("m", p, 0, ins, 0.1, 0.5) for p, ins in (("a", 0.6), ("b", 0.8))]
+    >>> s = summarise(rows)["m"]
+    >>> round(s.insertion_mean, 3), round(s.insertion_std, 3), s.photos
+    (0.7, 0.1, 2)
+    """
+    by_method: dict[str, list[FaithfulnessRow]] = {}
+    for row in rows:
+        by_method.setdefault(row.method, []).append(row)
+    return {
+        method: Summary(
+            insertion_mean=float(np.mean([r.insertion_auc for r in found])),
+            insertion_std=float(np.std([r.insertion_auc for r in found])),
+            deletion_mean=float(np.mean([r.deletion_auc for r in found])),
+            deletion_std=float(np.std([r.deletion_auc for r in found])),
+            seconds=float(np.mean([r.seconds for r in found])),
+            photos=len(found),
+        )
+        for method, found in by_method.items()
+    }

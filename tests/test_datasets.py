@@ -6,6 +6,7 @@ are read from the repository.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,8 @@ from utils.datasets import (
     DATA_DIR,
     SAMPLE_IMAGES,
     ImageLoadError,
+    _crop_first,
+    decode_image,
     deprocess_imagenet_image,
     load_image,
     preprocess_imagenet_image,
@@ -414,3 +417,143 @@ def test_deprocessed_input_lines_up_with_the_model_input():
     squashed = deprocess_imagenet_image(preprocess_imagenet_image(path, keep_aspect=False))
     resized = TF.resize(read_rgb(path), [224, 224], antialias=True)
     assert np.allclose(squashed, np.asarray(resized) / 255.0, atol=1e-6)
+
+
+# --- odd inputs (issue 12) --------------------------------------------------------------------
+
+
+def bad_bmp() -> bytes:
+    """A BMP whose info header claims size 7, which no BMP version has."""
+    return b"BM" + bytes(12) + (7).to_bytes(4, "little") + bytes(64)
+
+
+def png_cut_inside_ihdr() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3)).save(buffer, format="PNG")
+    return buffer.getvalue()[:20]  # signature (8) + IHDR length and type (8) + 4 of its 13 data bytes
+
+
+@pytest.mark.parametrize(("content", "reason"), [(bad_bmp(), "Unsupported BMP header type"), (png_cut_inside_ihdr(), "Truncated")],
+                         ids=["bmp-header-size-7", "png-cut-in-ihdr"])
+def test_damaged_headers_in_bytes_give_one_line_naming_the_file(content, reason):
+    with pytest.raises(ImageLoadError, match=rf"^Cannot load image 'upload.bmp': PIL cannot decode it \({reason}") as caught:
+        decode_image(content, "upload.bmp")
+    assert "\n" not in str(caught.value)
+    assert "PIL cannot decode it" in load_error(content)  # load_image takes a file's bytes too
+
+
+def test_load_image_reads_a_files_bytes_like_the_file(tmp_path):
+    path = tmp_path / "photo.png"
+    Image.fromarray(np.arange(24, dtype=np.uint8).reshape(2, 4, 3)).save(path)
+    assert np.array_equal(pixels(load_image(path.read_bytes())), pixels(load_image(path)))
+
+
+def test_damaged_sgi_header_names_the_file(tmp_path):
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 3)).save(buffer, format="SGI")
+    content = bytearray(buffer.getvalue())
+    content[3] = 9  # bytes per pixel 9: PIL raises ValueError("Unsupported SGI image mode") while opening
+    path = tmp_path / "scan.sgi"
+    path.write_bytes(bytes(content))
+    message = load_error(path)
+    assert message.startswith(f"Cannot load image '{path}': PIL cannot decode it (Unsupported SGI image mode)")
+
+
+def test_big_endian_16_bit_arrays_give_the_same_picture_as_little_endian():
+    values = np.array([[0, 257, 65535], [1000, 30000, 514]], dtype="<u2")
+    little, big = load_image(values), load_image(values.astype(">u2"))
+    assert np.array_equal(pixels(big), pixels(little))
+    assert pixels(little)[0, :, 0].tolist() == [0, 1, 255]
+
+
+def test_a_32_bit_tiff_is_not_called_16_bit(tmp_path):
+    path = tmp_path / "deep.tif"
+    Image.fromarray(np.array([[0, 100_000]], dtype=np.int32)).save(path)
+    message = load_error(path)
+    assert "32-bit integer pixels (PIL mode 'I') are read as 16-bit and must lie in 0-65535" in message
+    assert "16-bit pixels must" not in message
+
+
+def test_a_symlink_loop_and_a_dangling_link_are_named_as_such(tmp_path):
+    loop_a, loop_b, dangling = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "gone.png"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    dangling.symlink_to(tmp_path / "missing.png")
+    assert "it is a loop of symbolic links" in load_error(loop_a)
+    assert "it is a symbolic link to a missing file" in load_error(dangling)
+
+
+def test_a_url_is_named_as_a_url_and_kept_intact():
+    message = load_error("https://example.org/cat.png")
+    assert message.startswith("Cannot load image 'https://example.org/cat.png': it is a URL")
+    assert "download it first" in message and "no such file" not in message
+
+
+@pytest.mark.parametrize("min_side", [np.int64(300), np.int32(300), 300])
+def test_min_side_takes_any_integer(min_side):
+    assert load_image(sample_image_path("cat"), min_side=min_side).size == (451, 300)
+
+
+@pytest.mark.parametrize("min_side", [True, np.True_, 0, -3, 2.5, "300"])
+def test_min_side_refuses_booleans_and_non_integers(min_side):
+    with pytest.raises(ValueError, match="min_side must be a positive number of pixels or None"):
+        load_image(sample_image_path("cat"), min_side=min_side)
+
+
+@pytest.mark.parametrize("device", ["gpu", 3.5, "cuda:x"])
+def test_preprocess_names_a_bad_device_in_one_line(device):
+    with pytest.raises(ValueError, match=r"^device .* is not a torch device; use 'cpu', 'cuda' or 'mps'") as caught:
+        preprocess_imagenet_image(np.zeros((64, 64, 3)), device=device)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_preprocess_names_a_missing_device_in_one_line():
+    with pytest.raises(ValueError, match=r"^device 'cuda' is not available here") as caught:
+        preprocess_imagenet_image(np.zeros((64, 64, 3)), device="cuda")
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_deprocess_refuses_nan_and_infinity(bad):
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 1, 2, 3] = bad
+    with pytest.raises(ValueError, match="contains NaN or infinite values"):
+        deprocess_imagenet_image(x)
+
+
+def test_deprocess_takes_a_sparse_tensor_like_its_dense_self():
+    x = torch.zeros(1, 3, 4, 4)
+    x[0, 0, 1, 1] = 1.0
+    assert np.array_equal(deprocess_imagenet_image(x.to_sparse()), deprocess_imagenet_image(x))
+
+
+# --- extreme aspect ratios: crop before resizing ------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["cat", "coffee", "squirrel", "fruits"])
+def test_cropping_first_matches_the_plain_transform_on_ordinary_photos(name):
+    """The crop-first path (used for thin strips) gives the plain transform's tensor within one grey level."""
+    picture = load_image(sample_image_path(name))
+    transforms = vgg_transforms()
+    region, rest = _crop_first(picture, transforms)
+    assert region.size == (224, 224)
+    one_grey_level = 1 / 255 / min(transforms.std)
+    assert (rest(region) - transforms(picture)).abs().max() <= one_grey_level + 1e-6
+
+
+@pytest.mark.parametrize("size", [(1000, 150), (150, 1000), (2000, 7)], ids=["wide", "tall", "strip"])
+def test_long_images_are_cropped_first_and_match_torchvision_within_one_grey_level(size):
+    rng = np.random.default_rng(sum(size))  # (2000, 7) also warns that it is upscaled: expected
+    picture = Image.fromarray(rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    transforms = vgg_transforms()
+    ours = preprocess_imagenet_image(picture, transforms)[0]
+    assert (ours - transforms(picture)).abs().max() <= 1 / 255 / min(transforms.std) + 1e-6
+
+
+def test_a_thin_strip_gives_its_colour(recwarn):
+    strip = Image.new("RGB", (20000, 1), (10, 200, 30))
+    picture = deprocess_imagenet_image(preprocess_imagenet_image(strip))
+    assert picture.shape == (224, 224, 3)
+    assert np.allclose(picture, np.array([10, 200, 30]) / 255, atol=1e-6)
+    assert any("upscales it" in str(w.message) for w in recwarn)

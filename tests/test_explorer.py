@@ -13,7 +13,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 import utils.explorer as explorer_module
-from utils.datasets import ImageLoadError, sample_image_path
+from utils.datasets import SAMPLE_IMAGES, ImageLoadError, sample_image_path
 from utils.explorer import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
@@ -230,7 +230,7 @@ def explorer(loaded: LoadedModel, counter: ForwardCounter) -> SaliencyExplorer:
 
 
 def test_the_explorer_opens_on_the_first_sample_with_its_top_classes(explorer: SaliencyExplorer, loaded: LoadedModel) -> None:
-    assert explorer.image_choice.value == "cat" and list(explorer.image_choice.options) == ["cat", "coffee"]
+    assert explorer.image_choice.value == "cat" and list(explorer.image_choice.options) == list(SAMPLE_IMAGES)
     assert [v for _, v in explorer.target.options] == [p.index for p in explorer.analysis.top]
     assert explorer.target.value == explorer.analysis.top[0].index
     assert explorer.other.value == explorer.analysis.top[1].index
@@ -302,17 +302,40 @@ def test_typing_a_category_adds_it_and_a_typo_shows_a_message(explorer: Saliency
     assert shown(explorer) != typed and "Problem" not in explorer.message.value
 
 
+def test_the_class_box_takes_the_exact_name_and_lists_an_ambiguous_one(explorer: SaliencyExplorer) -> None:
+    explorer.class_name.value = "cardigan"
+    assert explorer.target.value == 474 and "Problem" not in explorer.message.value  # the sweater
+    explorer.class_name.value = "Cardigan"
+    assert explorer.target.value == 264  # the corgi
+    shown_before = shown(explorer)
+    explorer.class_name.value = "CARDIGAN"
+    text = explorer.message.value.replace("&#x27;", "'")
+    assert "Class name 'CARDIGAN' is ambiguous: 'Cardigan' (264), 'cardigan' (474)" in text
+    assert explorer.target.value == 264 and shown(explorer) == shown_before
+
+
+def test_an_upload_error_of_any_kind_shows_one_line(explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(explorer_module, "image_from_upload", broken)
+    explorer.upload.value = upload_value(png_bytes(stripes()), "s.png")
+    assert "Problem:</b> OSError: disk on fire" in explorer.message.value and explorer.upload.value == ()
+
+
 BAD_UPLOADS = [
     (b"GIF89a? no, just text", {}, "is not an image PIL can read"),
     (png_bytes(Image.new("RGB", (64, 64)))[:60], {}, "PIL cannot decode it"),
+    (b"BM" + bytes(12) + (7).to_bytes(4, "little") + bytes(64), {}, "PIL cannot decode it (Unsupported BMP header type (7))"),
+    (png_bytes(Image.new("RGB", (64, 64)))[:20], {}, "PIL cannot decode it (Truncated File Read)"),  # cut inside IHDR
     (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_pixels": 10_000}, "300x200 pixels is over the limit"),
     (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_bytes": 100}, "MB, over the limit"),
 ]
 
 
 def test_bad_uploads_show_a_message_and_the_explorer_keeps_working(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
-    methods = iter(["guided_backprop", "guided_grad_cam", "grad_cam", "guided_backprop"])
-    for content, limits, message in BAD_UPLOADS:  # not an image, unreadable, too many pixels, too many bytes
+    methods = iter(["guided_backprop", "guided_grad_cam", "grad_cam", "guided_backprop", "guided_grad_cam", "grad_cam"])
+    for content, limits, message in BAD_UPLOADS:  # not an image, unreadable (x3), too many pixels, too many bytes
         explorer.max_upload_bytes, explorer.max_upload_pixels = MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
         for name, value in limits.items():
             setattr(explorer, name, value)
@@ -320,7 +343,7 @@ def test_bad_uploads_show_a_message_and_the_explorer_keeps_working(explorer: Sal
         explorer.upload.value = upload_value(content, "holiday.png")
         text = explorer.message.value.replace("&#x27;", "'")
         assert "Problem" in text and "'holiday.png'" in text and message in text, text
-        assert shown(explorer) == before and list(explorer.image_choice.options) == ["cat", "coffee"]
+        assert shown(explorer) == before and list(explorer.image_choice.options) == list(SAMPLE_IMAGES)
         assert explorer.upload.value == ()
         explorer.method.value = next(methods)  # still working
         assert shown(explorer) != before and "Problem" not in explorer.message.value
@@ -331,7 +354,7 @@ def test_a_good_upload_becomes_the_image_shown(explorer: SaliencyExplorer, count
     before = shown(explorer)
     explorer.upload.value = upload_value(png_bytes(stripes(), "JPEG"), "stripes.jpg")
     assert explorer.image_choice.value == "upload: stripes.jpg"
-    assert list(explorer.image_choice.options) == ["cat", "coffee", "upload: stripes.jpg"]
+    assert list(explorer.image_choice.options) == [*SAMPLE_IMAGES, "upload: stripes.jpg"]
     assert explorer.analysis.name == "upload: stripes.jpg" and shown(explorer) != before
     assert explorer.target.value == explorer.analysis.top[0].index and counter.count == 4
     explorer.upload.value = upload_value(png_bytes(stripes()), "stripes.jpg")  # same name: a new entry

@@ -213,3 +213,16 @@ def test_unavailable_device_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_misspelt_device_is_named() -> None:
     with pytest.raises(ValueError, match=r"Unknown device 'cdua'; use one of mps, cuda, cpu"):
         models.choose_device("cdua")
+
+
+@pytest.mark.parametrize("name", [3, 1.5, ["vgg16"], b"vgg16"])
+def test_a_model_name_that_is_not_text_is_one_clear_line(name) -> None:
+    with pytest.raises(TypeError, match=r"^The model name must be a string, one of auto, vgg16, squeezenet1_1; got ") as caught:
+        load_model(name)
+    assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("device", [3.5, "gpu"])
+def test_a_bad_device_is_one_clear_line(device) -> None:
+    with pytest.raises(ValueError, match=r"^Unknown device"):
+        models.choose_device(device)

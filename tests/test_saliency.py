@@ -17,7 +17,9 @@ from utils.categories import category_index
 from utils.models import load_model
 from utils.saliency import (
     ZeroGradCamWarning,
+    as_float_array,
     conv_layers,
+    drop_leading_ones,
     grad_cam,
     guided_backprop,
     guided_grad_cam,
@@ -457,3 +459,83 @@ def test_a_score_that_ignores_the_input_is_named_as_such() -> None:
 
     with pytest.raises(ValueError, match="does not depend on the input x"):
         guided_backprop(Constant(), torch.rand(1, 3, 8, 8), 0)
+
+
+# --- classes by name, repeated classes, odd targets (issue 11 and 12) ----------------------------
+
+
+class BackwardCounter:
+    """Counts ``torch.autograd.grad`` calls (one per backward pass) while installed with monkeypatch."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count, real = 0, torch.autograd.grad
+
+        def counted(*args, **kwargs):
+            self.count += 1
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(torch.autograd, "grad", counted)
+
+
+def test_saliency_maps_computes_a_class_once_however_it_is_spelled(monkeypatch) -> None:
+    net, x = tiny_net(), torch.rand(1, 3, 8, 8)
+    categories = ["cup", "espresso"]
+    once = BackwardCounter(monkeypatch)
+    single = saliency_maps(net, "1", x, ["espresso"], categories=categories)
+    per_class = once.count
+    twice = BackwardCounter(monkeypatch)
+    maps = saliency_maps(net, "1", x, ["espresso", 1, np.int64(1), "cup"], categories=categories)
+    assert per_class == 2 and twice.count == 2 * per_class, "two classes: two backward passes each"
+    assert list(maps) == ["espresso", 1, "cup"]
+    for kind in ("grad_cam", "guided_backprop", "guided_grad_cam"):
+        assert torch.equal(maps["espresso"][kind], maps[1][kind]) and torch.equal(maps[1][kind], single["espresso"][kind])
+
+
+def test_an_exact_class_name_wins_and_an_ambiguous_one_is_refused(squeeze, photos) -> None:
+    x = photos[:1]
+    assert torch.equal(grad_cam(squeeze.model, "features.12", x, "cardigan"), grad_cam(squeeze.model, "features.12", x, 474))
+    assert torch.equal(grad_cam(squeeze.model, "features.12", x, "Cardigan"), grad_cam(squeeze.model, "features.12", x, 264))
+    with pytest.raises(ValueError, match=r"Class name 'CARDIGAN' is ambiguous: 'Cardigan' \(264\), 'cardigan' \(474\)"):
+        saliency_maps(squeeze.model, "features.12", x, "CARDIGAN")
+    with pytest.raises(ValueError, match=r"Class name 'crane' is ambiguous: 'crane' \(0\), 'crane' \(2\)"):
+        guided_backprop(tiny_net(), torch.rand(1, 3, 8, 8), "crane", categories=["crane", "cup", "crane"])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [True, np.True_, torch.tensor(True), [torch.tensor(True)], torch.tensor([True]), torch.tensor(1.0)],
+    ids=["bool", "numpy-bool", "tensor-bool", "list-of-tensor-bool", "1-D-bool-tensor", "float-tensor"],
+)
+def test_booleans_and_floats_are_never_a_class(target) -> None:
+    with pytest.raises((TypeError, ValueError), match=r"index or a category name|0-D or 1-D integers"):
+        grad_cam(tiny_net(), "1", torch.rand(1, 3, 8, 8), target)
+    with pytest.raises((TypeError, ValueError), match=r"index or a category name|0-D or 1-D integers"):
+        saliency_maps(tiny_net(), "1", torch.rand(1, 3, 8, 8), target)
+
+
+def test_a_set_of_targets_is_refused_for_having_no_order() -> None:
+    with pytest.raises(TypeError, match=r"targets must be a class or a list of classes, not a set: it has no order"):
+        saliency_maps(tiny_net(), "1", torch.rand(1, 3, 8, 8), {0, 1})
+    with pytest.raises(TypeError, match=r"not a set: it has no order"):
+        grad_cam(tiny_net(), "1", torch.rand(2, 3, 8, 8), {0, 1})
+
+
+def test_an_input_too_small_for_the_model_names_the_smallest_size(squeeze) -> None:
+    with pytest.raises(ValueError, match=r"^x is 16 x 16 pixels, too small for SqueezeNet: it needs at least (\d+) x \1 pixels") as caught:
+        grad_cam(squeeze.model, "features.12", torch.rand(1, 3, 16, 16), 0)
+    smallest = int(str(caught.value).split("at least ")[1].split(" ")[0])
+    with torch.no_grad():
+        squeeze.model(torch.zeros(1, 3, smallest, smallest))  # runs
+        with pytest.raises(RuntimeError, match="too small"):
+            squeeze.model(torch.zeros(1, 3, smallest - 1, smallest - 1))
+    assert hook_count(squeeze.model) == 0
+
+
+def test_helpers_shared_by_the_map_modules() -> None:
+    assert drop_leading_ones(np.zeros((1, 1, 1, 4, 5))).shape == (4, 5)
+    assert drop_leading_ones(np.zeros((1, 1, 4, 5)), keep=3).shape == (1, 4, 5)
+    sparse = torch.zeros(2, 3)
+    sparse[1, 2] = 4.0
+    assert np.array_equal(as_float_array(sparse.to_sparse()), sparse.numpy())
+    with pytest.raises(TypeError, match="map must hold real numbers, not torch.complex64"):
+        as_float_array(torch.zeros(2, dtype=torch.complex64))

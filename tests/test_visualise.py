@@ -354,3 +354,84 @@ def test_clip_percentile_scales_by_the_percentile_and_clips_outliers() -> None:
     assert plain.flat[49] < 0.02  # without clipping one outlier leaves the rest nearly black
     with pytest.raises(ValueError, match="clip_percentile must be in"):
         process_attributions(attr, clip_percentile=0)
+
+
+# --- the [0, 1] promise and odd inputs (issue 12) --------------------------------------------------
+
+
+def sparse_map() -> np.ndarray:
+    """0.1% of the pixels non-zero: the 99.5th percentile of |map| is 0."""
+    values = np.zeros((100, 100))
+    values.flat[::1000] = np.linspace(-3.0, 7.0, 10)
+    return values
+
+
+def single_spike() -> np.ndarray:
+    values = np.zeros((50, 50))
+    values[20, 30] = 5.0
+    return values
+
+
+@pytest.mark.parametrize("mode", ["abs", "relu", "none"])
+@pytest.mark.parametrize(
+    "attr",
+    [sparse_map(), np.full((20, 20), 3.0), np.full((20, 20), -2.0), single_spike(), torch.from_numpy(sparse_map())[None]],
+    ids=["sparse", "constant", "constant-negative", "single-spike", "sparse-tensor-1xHxW"],
+)
+def test_clip_percentile_keeps_the_0_1_promise_for_every_map(attr, mode) -> None:
+    processed = process_attributions(attr, mode=mode, clip_percentile=99.5)
+    assert processed.min() >= 0.0 and processed.max() <= 1.0, (processed.min(), processed.max())
+    plain = process_attributions(attr, mode=mode)
+    if np.count_nonzero(np.asarray(attr)) <= 0.005 * np.asarray(attr).size:  # the percentile is 0: scaled by the maximum
+        assert np.array_equal(processed, plain)
+
+
+def test_a_tiny_percentile_does_not_overflow() -> None:
+    attr = np.full((10, 10), 1e-310)
+    attr[0, 0] = 1e300
+    with np.errstate(all="raise"):
+        processed = process_attributions(attr, clip_percentile=50)
+    assert processed.max() == 1.0 and processed.min() >= 0.0
+
+
+@pytest.mark.parametrize(
+    ("output", "error", "message"),
+    [
+        ("x", TypeError, r"output must be the model's logits, a tensor or an array, not str"),
+        ([0.1, 0.9], TypeError, r"not list"),
+        (np.array(["a", "b"]), TypeError, r"output must hold real numbers"),
+        (torch.zeros(4, dtype=torch.complex64), TypeError, r"output must hold real numbers"),
+    ],
+)
+def test_display_imagenet_output_refuses_what_is_not_logits_in_one_line(output, error, message) -> None:
+    with pytest.raises(error, match=message) as caught:
+        display_imagenet_output(output, categories=NAMES[:2] if not isinstance(output, torch.Tensor) else NAMES)
+    assert "\n" not in str(caught.value)
+
+
+def test_display_imagenet_output_reads_a_sparse_tensor_like_its_dense_self(capsys) -> None:
+    logits = torch.tensor([[0.0, 3.0, 0.0, 1.0]])
+    assert display_imagenet_output(logits.to_sparse(), n=2, categories=NAMES) == 1
+    sparse_text = capsys.readouterr().out
+    display_imagenet_output(logits, n=2, categories=NAMES)
+    assert sparse_text == capsys.readouterr().out
+
+
+def test_process_attributions_reads_a_sparse_tensor_like_its_dense_self() -> None:
+    dense = torch.zeros(1, 4, 4)
+    dense[0, 1, 2] = -3.0
+    assert np.array_equal(process_attributions(dense.to_sparse(), mode="none"), process_attributions(dense, mode="none"))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"gamma": "0.5"}, TypeError, "gamma must be a number, not str"),
+        ({"clip_percentile": float("nan")}, ValueError, "clip_percentile must be a number, not NaN"),
+        ({"mode": None}, ValueError, "Unknown mode None"),
+        ({"cmap": 3, "grayscale": True}, TypeError, "cmap must be a colormap name"),
+    ],
+)
+def test_process_attributions_names_a_bad_argument(kwargs, error, message) -> None:
+    with pytest.raises(error, match=message):
+        process_attributions(torch.rand(3, 4, 4), **kwargs)

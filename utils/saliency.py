@@ -327,10 +327,10 @@ def _eval_with_frozen_parameters(model: nn.Module) -> Iterator[None]:
 # --- the maths --------------------------------------------------------------------------------
 
 
-def _interpolation(mode: object, name: str = "interpolation mode") -> str:
+def _interpolation(mode: object) -> str:
     """``mode`` if it is one of ``INTERPOLATE_MODES``; the one place modes are checked."""
     if not isinstance(mode, str) or mode not in INTERPOLATE_MODES:
-        raise ValueError(f"Unknown {name} {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
+        raise ValueError(f"Unknown interpolation mode {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
     return mode
 
 
@@ -550,7 +550,10 @@ def _upsample_mode(upsample: bool | str) -> str | None:
         return "nearest"
     if upsample is False:
         return None
-    return _interpolation(upsample, "upsample mode (or False, or True for nearest)")
+    try:
+        return _interpolation(upsample)
+    except ValueError:
+        raise ValueError(f"upsample={upsample!r}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}.") from None
 
 
 # --- public entry points ------------------------------------------------------------------------

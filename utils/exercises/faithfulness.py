@@ -1,0 +1,116 @@
+"""Lesson 07's checker: the insertion curve of a saliency map, computed by hand.
+
+The exercise: start from the blurred image (``utils.faithfulness.replacement(x, "blur")``), reveal
+the pixels of ``x`` in the order the map ranks them, highest first, ``N / steps`` more pixels at
+each step, and return the class probability after every step, ``steps + 1`` values from the
+blurred image to the whole image (Petsiuk et al., 2018, "RISE", Section 4.1). The reference is
+``utils.faithfulness.insertion_deletion(..., baseline="blur", patch=1).insertion``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.faithfulness import insertion_deletion
+from utils.saliency import MapLike
+
+__all__ = ["check_insertion_curve", "diagnose_insertion_curve"]
+
+_TOLERANCE = 0.01  # probabilities; ties and rounding of the step sizes move a curve by far less
+
+
+def _as_curve(answer: Any) -> npt.NDArray[np.float64] | Verdict:
+    try:
+        values = answer.detach().cpu().numpy() if isinstance(answer, torch.Tensor) else np.asarray(answer)
+        curve = np.asarray(values, dtype=np.float64).reshape(-1) if np.ndim(values) <= 2 else None
+    except (TypeError, ValueError):
+        curve = None
+    if curve is None or curve.size == 0:
+        return wrong("type", f"return the probabilities as a 1-D array or list of numbers, not {type(answer).__name__}.")
+    if not np.isfinite(curve).all():
+        return wrong("type", "the curve contains NaN or infinite values.")
+    return curve
+
+
+def _matches(curve: npt.NDArray[np.float64], reference: npt.NDArray[np.float64]) -> bool:
+    return curve.shape == reference.shape and bool(np.abs(curve - reference).max() <= _TOLERANCE)
+
+
+def diagnose_insertion_curve(
+    answer: Any, model: nn.Module, x: torch.Tensor, saliency: MapLike, target: int | str, *, steps: int = 8
+) -> Verdict:
+    """Compare ``answer`` (a curve, or a function ``(model, x, saliency, target, steps) -> curve``) with the reference.
+
+    The usual mistakes get a name (the verdict's ``reason``): ``"length"`` (not ``steps + 1``
+    values), ``"logits"`` (scores, not probabilities), ``"deletion"`` (pixels removed instead of
+    revealed), ``"order"`` (least important pixels first), ``"baseline"`` (revealed on zeros, not
+    on the blurred image); otherwise ``"values"`` says where the curves part.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> x, saliency = torch.rand(1, 3, 8, 8), torch.rand(8, 8)
+    >>> reference = insertion_deletion(net, x, saliency, 1, steps=4, baseline="blur").insertion
+    >>> diagnose_insertion_curve(reference, net, x, saliency, 1, steps=4).status
+    'correct'
+    >>> diagnose_insertion_curve(reference[:-1], net, x, saliency, 1, steps=4).reason
+    'length'
+    """
+    saliency_copy = saliency.detach().clone() if isinstance(saliency, torch.Tensor) else np.array(saliency, copy=True)
+    given = call_answer(answer, model, x.detach().clone(), saliency_copy, target, steps)
+    if isinstance(given, Verdict):
+        return given
+    curve = _as_curve(given)
+    if isinstance(curve, Verdict):
+        return curve
+    reference = insertion_deletion(model, x, saliency, target, steps=steps, baseline="blur")
+    if curve.size != steps + 1:
+        return wrong(
+            "length",
+            f"got {curve.size} values; a curve with steps={steps} has {steps + 1}: the blurred image (0 pixels revealed) "
+            f"first, then one value after each step, ending with the whole image.",
+        )
+    if _matches(curve, reference.insertion):
+        return correct(f"your insertion curve matches the reference (AUC {reference.insertion_auc:.3f}).")
+    if curve.min() < -_TOLERANCE or curve.max() > 1 + _TOLERANCE:
+        return wrong("logits", f"values from {curve.min():.2f} to {curve.max():.2f}: use the class probability, "
+                               "torch.softmax(logits, dim=1)[:, target], not the raw scores.")
+    if _matches(curve, reference.deletion):
+        return wrong("deletion", "this is the deletion curve: start from the blurred image and REVEAL x's pixels, "
+                                 "rather than removing them from x.")
+    if _matches(curve, insertion_deletion(model, x, -_as_array(saliency), target, steps=steps, baseline="blur").insertion):
+        return wrong("order", "the pixels come in reverse order: reveal the map's HIGHEST values first "
+                              "(np.argsort(-values) or descending=True).")
+    if _matches(curve, insertion_deletion(model, x, saliency, target, steps=steps, baseline="zero").insertion):
+        return wrong("baseline", "the pixels are revealed on zeros: start from replacement(x, 'blur'), the blurred image.")
+    step = int(np.argmax(np.abs(curve - reference.insertion) > _TOLERANCE))
+    return wrong(
+        "values",
+        f"the curves part at step {step} ({step}/{steps} of the pixels revealed): yours gives {curve[step]:.3f}, the "
+        f"reference {reference.insertion[step]:.3f}. Check how many pixels each step reveals and where they come from.",
+    )
+
+
+def _as_array(saliency: MapLike) -> npt.NDArray[np.float64]:
+    if isinstance(saliency, torch.Tensor):
+        return saliency.detach().to("cpu", torch.float64).numpy()
+    return np.asarray(saliency, dtype=np.float64)
+
+
+def check_insertion_curve(
+    answer: Any,
+    model: nn.Module,
+    x: torch.Tensor,
+    saliency: MapLike,
+    target: int | str,
+    *,
+    steps: int = 8,
+    label: str | None = None,
+) -> Verdict:
+    """Lesson 07's auto-checker: print the verdict if right, else raise ``AnswerCheckError`` saying what differs."""
+    return report(diagnose_insertion_curve(answer, model, x, saliency, target, steps=steps), label)

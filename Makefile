@@ -2,6 +2,7 @@
 # Both create .venv on first use and reinstall only when a requirements file changes.
 # For instructors: `make check` (is this laptop ready?), `make html` (the course as a static site),
 # `make handout` (the course without its solutions, as a zip).
+# Paths are quoted in the recipes: PYTHON="/path with space/python3.11" works.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -15,39 +16,40 @@ help:
 	@echo "make test     install the environment and run every test and notebook (offline model)"
 	@echo "make weights  download VGG16's ImageNet weights into the torch cache (needs internet)"
 	@echo "make check    prove this machine is ready for the course: runs lesson 00 as a test"
-	@echo "make html     execute every notebook and render the course as a static site in build/html/"
+	@echo "make html     execute every notebook and render the course as a website (Sphinx) in build/html/"
 	@echo "make handout  zip the committed course without notebooks/solutions/ into build/handout.zip"
 	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
 
 $(BIN)/python:
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The course needs Python 3.11; set PYTHON=/path/to/python3.11")'
-	$(PYTHON) -m venv $(VENV)
+	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The course needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	"$(PYTHON)" -m venv "$(VENV)"
 
 $(RUNTIME_STAMP): requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements.txt
-	$(BIN)/python -m pip install --disable-pip-version-check --no-deps -e .
-	touch $@
+	"$(BIN)/python" -m pip install --disable-pip-version-check -r requirements.txt
+	"$(BIN)/python" -m pip install --disable-pip-version-check --no-deps -e .
+	touch "$@"
 
 $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
-	$(BIN)/python -m pip install --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	"$(BIN)/python" -m pip install --disable-pip-version-check -r requirements-dev.txt
+	touch "$@"
 
 # JupyterLab refuses to run as root (containers, some cloud machines) unless told to.
 lab: $(RUNTIME_STAMP)
-	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
+	"$(BIN)/jupyter" lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(DEV_STAMP)
-	$(BIN)/python -m pytest
+	"$(BIN)/python" -m pytest
 
 weights: $(RUNTIME_STAMP)
-	$(BIN)/python -m utils.models download
+	"$(BIN)/python" -m utils.models download
 
 # XAI_MODEL=vgg16 make check also proves VGG16's weights are cached (the tests never download).
 check: $(DEV_STAMP)
-	$(BIN)/python -m pytest -q -x --no-header -p no:warnings notebooks/00_start_here.ipynb
+	"$(BIN)/python" -m pytest -q -x --no-header -p no:warnings notebooks/00_start_here.ipynb
 
+# Sphinx + MyST-NB + sphinx-book-theme (book/conf.py); the previous site stays until a build succeeds.
 html: $(DEV_STAMP)
-	$(BIN)/python scripts/build_site.py --out build/html
+	"$(BIN)/python" book/build.py --out build/html
 
 handout:
 	@mkdir -p build
@@ -55,4 +57,4 @@ handout:
 	@echo "build/handout.zip: the last commit, without notebooks/solutions/"
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf "$(VENV)"

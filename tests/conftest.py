@@ -1,4 +1,9 @@
-"""Fixtures for the browser test: JupyterLab on loopback, driven by headless Chromium.
+"""Fixtures for the site tests and the browser test: the course's site built once, JupyterLab on loopback,
+headless Chromium.
+
+``course_site`` is the site ``make html`` builds, with lesson 00 executed and every other notebook
+a page without outputs (``python book/build.py --only 00``), built once per test session into a
+temporary folder and shared by tests/test_site.py and tests/test_browser.py.
 
 The browser is Debian's ``chromium`` package (``command -v chromium``), launched by Playwright for
 Python through ``executable_path``: nothing downloads a browser. The pinned Playwright (1.65) is
@@ -23,7 +28,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 ROOT = Path(__file__).resolve().parents[1]
+SITE_BUILDER = ROOT / "book" / "build.py"
+SITE_BUILD_S = 900
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "browser"
 """Screenshots the browser test leaves behind (build/ is not committed)."""
 
@@ -156,6 +164,27 @@ class Lab:
         return path
 
 
+def build_site(*args: str) -> subprocess.CompletedProcess[str]:
+    """Run ``make html``'s command (``python book/build.py ARGS --quiet``) and return what it did."""
+    command = [sys.executable, str(SITE_BUILDER), *args, "--quiet"]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=SITE_BUILD_S, check=False)
+
+
+@pytest.fixture(scope="session")
+def site_builder() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``build_site``, for tests that build a site of their own."""
+    return build_site
+
+
+@pytest.fixture(scope="session")
+def course_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The course's site with lesson 00 executed (``book/build.py --only 00``): the folder that holds ``index.html``."""
+    out = tmp_path_factory.mktemp("course-site") / "html"
+    result = build_site("--only", "00", "--out", str(out))
+    assert result.returncode == 0, f"the site build failed:\n{result.stderr[-4000:]}"
+    return out
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -253,18 +282,55 @@ def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
 
 
 @pytest.fixture(scope="module")
-def page(chromium: str, lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A headless Chromium page with a fresh profile, closed on every path."""
+def playwright(chromium: str) -> Iterator[Any]:
+    """Playwright, started once for the module's browser pages (its sync API runs one instance at a time)."""
     from playwright.sync_api import sync_playwright
 
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(profile), executable_path=chromium, headless=True, args=list(CHROMIUM_FLAGS),
-            viewport={"width": 1280, "height": 900},
-        )
-        try:
-            context.set_default_timeout(60_000)
-            yield context.pages[0] if context.pages else context.new_page()
-        finally:
-            context.close()
+    with sync_playwright() as running:
+        yield running
+
+
+@contextmanager
+def _chromium_page(playwright: Any, chromium: str, profile: Path) -> Iterator[Any]:
+    """A headless Chromium page with a fresh profile, closed on every path."""
+    context = playwright.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium, headless=True, args=list(CHROMIUM_FLAGS),
+        viewport={"width": 1280, "height": 900},
+    )
+    try:
+        context.set_default_timeout(60_000)
+        yield context.pages[0] if context.pages else context.new_page()
+    finally:
+        context.close()
+
+
+@pytest.fixture(scope="module")
+def page(chromium: str, lab: Lab, playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Chromium page for JupyterLab."""
+    with _chromium_page(playwright, chromium, tmp_path_factory.mktemp("chromium-profile")) as opened:
+        yield opened
+
+
+@dataclass
+class OfflinePage:
+    """A Chromium page that may load files only: every request for anything else is refused and listed."""
+
+    page: Any
+    refused: list[str]
+
+
+@pytest.fixture(scope="module")
+def offline_page(chromium: str, playwright: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OfflinePage]:
+    """A Chromium page for the built site, as a reader with no network sees it."""
+    refused: list[str] = []
+
+    def files_only(route: Any) -> None:
+        if route.request.url.startswith(("file:", "data:", "blob:")):
+            route.continue_()
+        else:
+            refused.append(route.request.url)
+            route.abort()
+
+    with _chromium_page(playwright, chromium, tmp_path_factory.mktemp("chromium-site-profile")) as opened:
+        opened.context.route("**/*", files_only)
+        yield OfflinePage(opened, refused)

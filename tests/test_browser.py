@@ -1,11 +1,14 @@
-"""The course in a real browser: JupyterLab, headless Chromium, Run All, and what a learner would see.
+"""The course in a real browser: JupyterLab, headless Chromium, Run All, and what a learner would see;
+then the built site (``make html``) read with no network.
 
-Fixtures (``lab``: a ``Lab``, ``page``: a Playwright page) are in tests/conftest.py; screenshots go to
-build/test-artifacts/browser/.
+Fixtures (``lab``: a ``Lab``, ``page``: a Playwright page, ``course_site``: the site with lesson 00
+executed, ``offline_page``: a page that may load files only) are in tests/conftest.py; screenshots
+go to build/test-artifacts/browser/.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,7 @@ from typing import Any
 from utils.datasets import imagenet_categories
 
 ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "build" / "test-artifacts" / "browser"
 START_HERE = ROOT / "notebooks" / "00_start_here.ipynb"
 EXPLORER = ROOT / "notebooks" / "06_explorer.ipynb"
 CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -64,3 +68,49 @@ def test_explorer_widgets_render_and_respond_to_the_opacity_slider(lab: Any, pag
         assert float(slider.locator(".widget-readout").inner_text()) > float(readout)
     finally:
         lab.screenshot(page, EXPLORER.stem)
+
+
+def _screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_search(
+    course_site: Path, offline_page: Any
+) -> None:
+    page = offline_page.page
+    lessons = json.loads((course_site / "lessons.json").read_text(encoding="utf-8"))["lessons"]
+    titles = [row["title"] for row in lessons if row["section"] == "Lessons"]
+    try:
+        page.goto((course_site / "index.html").as_uri())
+        page.wait_for_url("**/book/index.html")
+        assert "XAI_MODEL=squeezenet1_1" in page.locator(".bd-header-announcement").inner_text()
+        sidebar = page.locator("nav.bd-docs-nav a.reference.internal")
+        listed = [text.strip() for text in sidebar.all_inner_texts()]
+        assert listed[1 : 1 + len(titles)] == titles, f"the sidebar lists {listed}, the lessons are {titles}"
+
+        sidebar.filter(has_text=titles[0]).first.click()
+        page.wait_for_url("**/notebooks/00_start_here.html")
+        figures = page.locator(".cell_output img")
+        assert figures.count() >= 1
+        assert all(figures.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(figures.count()))
+        _screenshot(page, "site-00_start_here")
+
+        page.locator("a.right-next").click()
+        page.wait_for_url("**/notebooks/01_grad_cam.html")
+        assert page.locator("h1").first.inner_text().startswith(titles[1][:4])
+        page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
+
+        page.locator("button.search-button-field").first.click()
+        query = page.locator("#pst-search-dialog input[name=q]")
+        query.fill("discriminativity challenge")
+        query.press("Enter")
+        page.wait_for_url("**/search.html?q=*")
+        found = page.locator("ul.search li a").filter(has_text="discriminativity").first
+        found.wait_for(state="visible", timeout=30_000)
+        _screenshot(page, "site-search")
+        found.click()
+        page.wait_for_url("**/04_discriminativity_challenge.html*")
+        assert offline_page.refused == [], f"the site asked the network for {offline_page.refused}"
+    finally:
+        _screenshot(page, "site-last-page")

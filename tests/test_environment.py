@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +82,19 @@ def test_notebook_is_committed_without_outputs(path: Path) -> None:
     cells = json.loads(path.read_text())["cells"]
     dirty = [i for i, c in enumerate(cells) if c["cell_type"] == "code" and (c.get("outputs") or c.get("execution_count"))]
     assert not dirty, f"{path.name}: cells {dirty} have outputs or execution counts; run nbstripout on it"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_takes_a_python_whose_path_holds_a_space(tmp_path: Path) -> None:
+    """``make PYTHON="/path with space/python3.11" lab``: every recipe quotes the interpreter and the venv's paths."""
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    python = folder / "python3.11"
+    python.symlink_to(sys.executable)
+    venv = tmp_path / "venv"
+    make = ["make", "-C", str(ROOT), f"PYTHON={python}", f"VENV={venv}"]
+    planned = subprocess.run([*make, "-n", "lab"], capture_output=True, text=True, timeout=60, check=True).stdout
+    assert f'"{python}" -m venv "{venv}"' in planned and f'"{venv}/bin/jupyter" lab' in planned
+    created = subprocess.run([*make, f"{venv}/bin/python"], capture_output=True, text=True, timeout=300)
+    assert created.returncode == 0, created.stderr
+    assert (venv / "bin" / "python").is_file()

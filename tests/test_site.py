@@ -1,174 +1,340 @@
-"""The rendered course (``make html``, scripts/build_site.py): one real lesson built end to end, and a failing one.
+"""The course's site (``make html``: Sphinx, MyST-NB and sphinx-book-theme, configured in book/).
 
-Building the whole course takes minutes, so the test builds lesson 00 through the same ``main``
-that ``make html`` runs, and checks the index, the links and the figures.
+Building the whole course executes every notebook, so the shared ``course_site`` fixture
+(tests/conftest.py) builds it with lesson 00 executed and the other notebooks as pages without
+outputs, through the same command ``make html`` runs. Small notebooks made here check what a
+failing cell does, what happens to the previous site, and file names with spaces and accents.
 """
 
 from __future__ import annotations
 
-import base64
 import doctest
+import html
 import importlib.util
 import io
 import json
 import re
+import shutil
+import subprocess
 import sys
+from collections.abc import Callable
+from html.parser import HTMLParser
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import unquote, urlsplit
 
 import nbformat
 import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
 NOTEBOOKS = ROOT / "notebooks"
-EMBEDDED_PNG = re.compile(r'<img[^>]+src="data:image/png;base64,([^"]+)"')
+GUIDE = ROOT / "docs" / "instructor_guide.md"
+Builder = Callable[..., subprocess.CompletedProcess[str]]
 
 
-def _load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_site", ROOT / "scripts" / "build_site.py")
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules["build_site"] = module  # dataclasses look their module up by name
+    sys.modules[name] = module  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
 
-site = _load_builder()
+course_site_ext = _load("course_site", BOOK / "_ext" / "course_site.py")
+builder = _load("book_build", BOOK / "build.py")
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Lesson 00, built by ``make html``'s code path into a temporary folder."""
-    out = tmp_path_factory.mktemp("site") / "html"
-    assert site.main(["--only", "00_", "--out", str(out)]) == 0
-    return out
+class _Refs(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.found += [(tag, name, value) for name, value in attrs if name in ("href", "src") and value]
 
 
-def test_the_builders_docstring_examples_hold() -> None:
-    result = doctest.testmod(site)
-    assert result.attempted > 0 and result.failed == 0
+def refs(page_html: str) -> list[tuple[str, str, str]]:
+    """(tag, attribute, value) of every href and src on the page."""
+    parser = _Refs()
+    parser.feed(page_html)
+    return parser.found
 
 
-def test_every_link_on_the_index_resolves(built: Path) -> None:
-    index = (built / "index.html").read_text()
-    links = site.local_links(index)
-    assert "00_start_here.html" in links and "instructor_guide.html" in links
-    missing = [link for link in links if not (built / link.split("#")[0]).is_file()]
-    assert missing == []
+def local_links(page_html: str) -> list[str]:
+    """The page's links and sources that point inside the site (no scheme, no data URI, no bare anchor)."""
+    return [v for _, _, v in refs(page_html) if not urlsplit(v).scheme and not v.startswith(("#", "//"))]
 
 
-def test_the_lesson_page_embeds_every_figure_the_notebook_drew(built: Path) -> None:
-    page = (built / "00_start_here.html").read_text()
-    manifest = json.loads((built / "lessons.json").read_text())
-    (lesson,) = manifest["lessons"]
-    figures = EMBEDDED_PNG.findall(page)
-    assert lesson["figures"] >= 1 and len(figures) == lesson["figures"]
-    for data in figures:
-        with Image.open(io.BytesIO(base64.b64decode(data))) as picture:
-            assert picture.format == "PNG" and min(picture.size) >= 100
+def pages(site: Path) -> list[Path]:
+    """The site's pages (``_static/`` holds theme fragments, not pages)."""
+    return sorted(p for p in site.rglob("*.html") if "_static" not in p.relative_to(site).parts)
 
 
-def test_pages_name_the_model_and_the_index_lists_the_lesson(built: Path) -> None:
-    manifest = json.loads((built / "lessons.json").read_text())
-    (lesson,) = manifest["lessons"]
-    first_cell = nbformat.read(NOTEBOOKS / "00_start_here.ipynb", as_version=4).cells[0].source
-    heading = next(line for line in first_cell.splitlines() if line.startswith("# "))
-    assert lesson["title"] == heading[2:] and lesson["summary"] and lesson["run_seconds"] > 0
-    for name in ("index.html", "00_start_here.html", "instructor_guide.html"):
-        text = (built / name).read_text()
-        assert f"XAI_MODEL={manifest['model']}" in text and manifest["model"] == "squeezenet1_1"
-    index = (built / "index.html").read_text()
-    assert lesson["title"] in index and lesson["summary"].rstrip(".") in index
+def broken_links(site: Path) -> list[str]:
+    """``page -> link`` for every local link of every page whose target is missing (percent-decoded)."""
+    broken = []
+    for page in pages(site):
+        for link in local_links(page.read_text(encoding="utf-8")):
+            path = unquote(urlsplit(link).path)
+            if path and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(site).as_posix()} -> {link}")
+    return broken
 
 
-def test_links_between_lessons_point_at_pages_not_notebooks(built: Path) -> None:
-    links = site.local_links((built / "00_start_here.html").read_text())
-    assert "01_grad_cam.html" in links
-    assert not [link for link in links if ".ipynb" in link]
-    assert site.broken_links(built, allowed=[site.page_for(p, NOTEBOOKS) for p in NOTEBOOKS.rglob("*.ipynb")]) == []
+def page_of(site: Path, docname: str) -> str:
+    return (site / f"{docname}.html").read_text(encoding="utf-8")
 
 
-def test_the_guide_on_the_site_carries_this_builds_agenda(built: Path) -> None:
-    guide = (built / "instructor_guide.html").read_text()
-    (lesson,) = json.loads((built / "lessons.json").read_text())["lessons"]
-    assert f"{lesson['run_seconds']:.0f} s" in guide and f"{lesson['slot_minutes']} min" in guide
-    assert 'href="00_start_here.html"' in guide
+def manifest(site: Path) -> dict:
+    return json.loads((site / "lessons.json").read_text(encoding="utf-8"))
 
 
-def test_the_repositorys_guide_has_an_agenda_block() -> None:
-    text = site.GUIDE.read_text()
-    assert text.count(site.AGENDA_START) == 1 and text.count(site.AGENDA_END) == 1
-    assert "| 0:00 |" in text, "the guide's agenda is empty; run scripts/build_site.py --update-guide"
+def lesson(site: Path, docname: str) -> dict:
+    (row,) = [row for row in manifest(site)["lessons"] if row["docname"] == docname]
+    return row
 
 
-def _notebook(path: Path, *sources: str) -> None:
-    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    cells = [nbformat.v4.new_markdown_cell(f"# {path.stem}")] + [nbformat.v4.new_code_cell(s) for s in sources]
-    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": kernel}), path)
+def output_images(page_html: str) -> list[str]:
+    """The ``src`` of each image inside a cell's output on a MyST-NB page."""
+    images = []
+    for block in re.split(r'<div class="cell_output', page_html)[1:]:
+        block = re.split(r'<div class="cell[ "]', block)[0]
+        images += re.findall(r'<img[^>]+src="([^"]+)"', block)
+    return images
 
 
-def test_a_failing_notebook_fails_the_build_with_its_name_and_error_and_leaves_no_site(tmp_path: Path) -> None:
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    _notebook(notebooks / "00_fine.ipynb", "print('fine')")
-    _notebook(notebooks / "01_broken.ipynb", "x = 1", "x / 0")
-    out = tmp_path / "html"
-    out.mkdir()
-    for name in ("index.html", "lessons.json"):  # an old site: it must not survive a failed build
-        (out / name).write_text("from an earlier build")
-    with pytest.raises(site.SiteBuildError, match=r"01_broken\.ipynb: cell 3 failed") as failure:
-        site.build_site(site.find_lessons(notebooks), out, model_name="squeezenet1_1", model_description="offline",
-                        notebooks_dir=notebooks, guide=None)
-    assert "ZeroDivisionError" in str(failure.value) and "x / 0" in str(failure.value)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notebooks"]
+# --- the extension's own functions ----------------------------------------------------------------
 
 
-def test_lessons_are_found_by_file_name_with_each_subfolder_its_own_section(tmp_path: Path) -> None:
-    for name in ("10_later.ipynb", "02_first.ipynb", "solutions/02_first.ipynb", ".ipynb_checkpoints/02_first-checkpoint.ipynb"):
-        (tmp_path / name).parent.mkdir(exist_ok=True)
-        (tmp_path / name).write_text("{}")
-    lessons = site.find_lessons(tmp_path)
-    assert [(lesson.page, lesson.section) for lesson in lessons] == [
-        ("02_first.html", "Lessons"), ("10_later.html", "Lessons"), ("solutions/02_first.html", "Solutions"),
+def test_the_site_codes_docstring_examples_hold() -> None:
+    for module in (course_site_ext, builder):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+def test_lessons_are_found_by_file_name_with_solutions_their_own_section() -> None:
+    names = ["book/index", "notebooks/10_later", "notebooks/solutions/02_first", "notebooks/02_first",
+             "notebooks/scratch", "notebooks/02 b", "notebooks/01_été", "docs/instructor_guide"]
+    assert course_site_ext.course_pages(names) == [
+        "notebooks/01_été", "notebooks/02 b", "notebooks/02_first", "notebooks/10_later", "notebooks/solutions/02_first",
     ]
-
-
-def test_the_site_covers_every_notebook_in_the_course() -> None:
-    on_disk = {p for p in NOTEBOOKS.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts}
-    assert {lesson.source for lesson in site.find_lessons(NOTEBOOKS)} == on_disk
-
-
-def test_a_broken_link_is_reported_with_its_page(tmp_path: Path) -> None:
-    (tmp_path / "a.html").write_text('<a href="b.html">b</a> <a href="c.html#x">c</a> <a href="https://x.org">x</a>')
-    (tmp_path / "b.html").write_text("")
-    assert site.broken_links(tmp_path) == ["a.html -> c.html#x"]
-    assert site.broken_links(tmp_path, allowed=["c.html"]) == []
-
-
-def test_a_folder_that_holds_something_else_is_never_replaced(tmp_path: Path) -> None:
-    (tmp_path / "notes.txt").write_text("not a site")
-    lesson = site.Lesson(NOTEBOOKS / "00_start_here.ipynb", "00_start_here.html", "Lessons")
-    with pytest.raises(site.SiteBuildError, match="no lessons.json"):
-        site.build_site([lesson], tmp_path, model_name="squeezenet1_1", model_description="offline", guide=None)
-    assert (tmp_path / "notes.txt").read_text() == "not a site"
+    assert course_site_ext.section_of("notebooks/solutions/02_first") == "Solutions"
 
 
 def test_a_guide_without_agenda_markers_is_refused() -> None:
-    with pytest.raises(site.SiteBuildError, match="agenda:start"):
-        site.with_agenda("# Guide without a block", "| table |")
+    with pytest.raises(course_site_ext.CourseSiteError, match="agenda:start"):
+        course_site_ext.with_agenda("# Guide without a block", "| table |")
+
+
+# --- lesson 00, built as make html builds it ------------------------------------------------------
+
+
+def test_the_index_lists_every_notebook_in_order_and_every_link_resolves(course_site: Path) -> None:
+    rows = manifest(course_site)["lessons"]
+    on_disk = sorted(p.relative_to(ROOT).as_posix() for p in NOTEBOOKS.glob("*.ipynb"))
+    solutions = sorted(p.relative_to(ROOT).as_posix() for p in NOTEBOOKS.glob("solutions/*.ipynb"))
+    assert [row["notebook"] for row in rows] == on_disk + solutions, "every notebook is a page, lessons then solutions"
+    index = page_of(course_site, "book/index")
+    for row in rows:
+        assert f'href="../{row["page"]}"' in index, f"the index does not link {row['page']}"
+    assert index.index('href="../notebooks/00_') < index.index('href="../notebooks/01_') < index.index('href="../notebooks/solutions/')
+    assert 'href="../docs/instructor_guide.html"' in index
+    assert broken_links(course_site) == []
+    front = (course_site / "index.html").read_text()
+    assert 'url=book/index.html' in front, "build/html/index.html leads to the course's index"
+
+
+def test_the_lesson_page_shows_every_figure_the_notebook_drew(course_site: Path) -> None:
+    row = lesson(course_site, "notebooks/00_start_here")
+    images = output_images(page_of(course_site, "notebooks/00_start_here"))
+    assert row["executed"] and row["figures"] >= 1 and len(images) == row["figures"]
+    for src in images:
+        with Image.open(io.BytesIO((course_site / "notebooks" / unquote(src)).read_bytes())) as picture:
+            assert picture.format == "PNG" and min(picture.size) >= 100
+
+
+def test_pages_name_the_model_and_the_index_summarises_the_lesson(course_site: Path) -> None:
+    info = manifest(course_site)
+    row = lesson(course_site, "notebooks/00_start_here")
+    first_cell = nbformat.read(NOTEBOOKS / "00_start_here.ipynb", as_version=4).cells[0].source
+    heading = next(line for line in first_cell.splitlines() if line.startswith("# "))
+    assert row["title"] == heading[2:] and row["summary"] and row["run_seconds"] > 0
+    assert info["model"] == "squeezenet1_1"
+    for docname in ("book/index", "notebooks/00_start_here", "notebooks/01_grad_cam", "docs/instructor_guide"):
+        assert f"XAI_MODEL={info['model']}" in page_of(course_site, docname), docname
+    index = html.unescape(page_of(course_site, "book/index"))
+    assert row["title"] in index and row["summary"].rstrip(".") in index
+
+
+def test_a_page_this_build_did_not_execute_says_so(course_site: Path) -> None:
+    assert not lesson(course_site, "notebooks/01_grad_cam")["executed"]
+    assert "Not executed in this build" in page_of(course_site, "notebooks/01_grad_cam")
+    assert "Not executed in this build" not in page_of(course_site, "notebooks/00_start_here")
+
+
+def test_links_between_lessons_point_at_pages_and_previous_next_follow_the_lessons(course_site: Path) -> None:
+    page = page_of(course_site, "notebooks/00_start_here")
+    links = local_links(page)
+    assert "01_grad_cam.html" in links
+    assert not [link for link in links if link.endswith(".ipynb") and "_sources/" not in link]
+    assert re.search(r'class="right-next"\s+href="01_grad_cam.html"', page)
+
+
+def test_each_notebook_page_offers_its_notebook_for_download(course_site: Path) -> None:
+    page = page_of(course_site, "notebooks/00_start_here")
+    (download,) = re.findall(r'href="([^"]+\.ipynb)"[^>]*\s+class="[^"]*btn-download-source-button', page)
+    downloaded = (course_site / "notebooks" / unquote(download)).read_bytes()
+    assert downloaded == (NOTEBOOKS / "00_start_here.ipynb").read_bytes(), "learners download the notebook as committed"
+
+
+def test_the_solutions_are_their_own_section_of_the_sidebar(course_site: Path) -> None:
+    page = page_of(course_site, "notebooks/00_start_here")
+    captions = re.findall(r'<span class="caption-text">([^<]+)</span>', page)
+    assert captions == ["Lessons", "Solutions", "For instructors"]
+    solutions = page.split('<span class="caption-text">Solutions</span>')[1].split("caption-text")[0]
+    assert 'href="solutions/04_discriminativity_challenge.html"' in solutions
+
+
+def test_no_page_needs_the_network_to_show_its_text_figures_and_formulas(course_site: Path) -> None:
+    remote = []
+    for page in pages(course_site):
+        for tag, name, value in refs(page.read_text(encoding="utf-8")):
+            if tag in ("script", "img", "link", "iframe") and (urlsplit(value).scheme in ("http", "https") or value.startswith("//")):
+                remote.append(f"{page.relative_to(course_site)}: <{tag} {name}={value}>")
+    assert remote == []
+    math_page = page_of(course_site, "notebooks/01_grad_cam")
+    assert '<script defer="defer" src="../_static/mathjax/tex-chtml.js">' in math_page
+    assert (course_site / "_static" / "mathjax" / "tex-chtml.js").stat().st_size > 500_000
+    assert list((course_site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
+
+
+def test_the_guide_on_the_site_carries_this_builds_agenda(course_site: Path) -> None:
+    guide = page_of(course_site, "docs/instructor_guide")
+    row = lesson(course_site, "notebooks/00_start_here")
+    assert f"{row['run_seconds']:.0f} s" in guide and f"{row['slot_minutes']} min" in guide
+    assert 'href="../notebooks/00_start_here.html"' in guide
+    assert "not run" in guide, "a lesson this build did not execute has no run time in the agenda"
+
+
+# --- the repository's guide ------------------------------------------------------------------------
+
+
+AGENDA_ROW = re.compile(r"^\| [\d:]+ \| \[[^\]]+\]\(<?\.\./notebooks/([^)>]+)>?\) \| (\d+) \| (\d+) \|", re.M)
+
+
+def test_the_repositorys_guide_has_an_agenda_block() -> None:
+    text = GUIDE.read_text()
+    assert text.count(course_site_ext.AGENDA_START) == 1 and text.count(course_site_ext.AGENDA_END) == 1
+    assert "| 0:00 |" in text, "the guide's agenda is empty; run python book/build.py --update-guide"
 
 
 def test_the_repositorys_guide_agenda_matches_the_notebooks_as_committed() -> None:
     """Words and lines in the guide's agenda are recounted here (no execution); a stale agenda fails."""
-    rows = re.findall(r"^\| [\d:]+ \| \[[^\]]+\]\(\.\./notebooks/([^)]+)\) \| (\d+) \| (\d+) \|", site.GUIDE.read_text(), re.M)
+    rows = AGENDA_ROW.findall(GUIDE.read_text())
     assert rows, "no agenda rows found in the guide"
     for notebook, words, lines in rows:
-        counted = site.outline(nbformat.read(ROOT / "notebooks" / notebook, as_version=4))
+        counted = course_site_ext.outline(nbformat.read(NOTEBOOKS / notebook, as_version=4))
         assert (int(words), int(lines)) == (counted.prose_words, counted.code_lines), (
             f"{notebook}: the guide says {words} words / {lines} lines, the notebook has "
-            f"{counted.prose_words} / {counted.code_lines}; run scripts/build_site.py --update-guide"
+            f"{counted.prose_words} / {counted.code_lines}; run python book/build.py --update-guide"
         )
     listed = {notebook for notebook, _, _ in rows}
-    lessons = {p.name for p in (ROOT / "notebooks").glob("*.ipynb")}
-    assert listed == lessons, f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}"
+    lessons = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
+    assert listed == lessons, f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}; run python book/build.py --update-guide"
+
+
+def test_update_guide_writes_the_agenda_between_the_markers(tmp_path: Path) -> None:
+    guide = tmp_path / "guide.md"
+    guide.write_text(f"# Guide\n\n{course_site_ext.AGENDA_START}\nold\n{course_site_ext.AGENDA_END}\n\nAfter.\n")
+    row = {"docname": "notebooks/00_a", "notebook": "notebooks/00_a.ipynb", "section": "Lessons", "title": "00 · A",
+           "summary": "Do A.", "stated_minutes": 10, "prose_words": 300, "code_lines": 20, "executed": True,
+           "run_seconds": 6.0, "figures": 2, "estimate_minutes": 4.1, "slot_minutes": 10, "page": "notebooks/00_a.html"}
+    builder.update_guide({"model": "squeezenet1_1", "lessons": [row]}, guide)
+    text = guide.read_text()
+    assert "| 0:00 | [00 · A](<../notebooks/00_a.ipynb>) | 300 | 20 | 6 s | 4 min | 10 min | 10 min |" in text
+    assert "| 0:10 | **End**" in text and "old" not in text and text.endswith("After.\n")
+
+
+# --- small courses made here -----------------------------------------------------------------------
+
+
+def _notebook(path: Path, title: str, *cells: str | tuple[str, list[str]], markdown: str = "") -> None:
+    """A notebook with a heading (and ``markdown``) then code cells; a (source, tags) pair is a tagged cell."""
+    kernel = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb_cells = [nbformat.v4.new_markdown_cell(f"# {title}\n\n{markdown}")]
+    for cell in cells:
+        source, tags = cell if isinstance(cell, tuple) else (cell, [])
+        nb_cells.append(nbformat.v4.new_code_cell(source, metadata={"tags": tags} if tags else {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nbformat.v4.new_notebook(cells=nb_cells, metadata={"kernelspec": kernel}), path)
+
+
+def _course(tmp_path: Path) -> Path:
+    """A source folder laid out like the repository: book/index.md and notebooks/."""
+    source = tmp_path / "course"
+    (source / "book").mkdir(parents=True)
+    shutil.copy(BOOK / "index.md", source / "book" / "index.md")
+    return source
+
+
+def test_a_failing_cell_fails_the_build_naming_the_notebook_and_cell_and_keeps_the_previous_site(
+    tmp_path: Path, site_builder: Builder
+) -> None:
+    source = _course(tmp_path)
+    _notebook(source / "notebooks" / "00_fine.ipynb", "00 · Fine", "print('fine')")
+    _notebook(source / "notebooks" / "01_broken.ipynb", "01 · Broken", "x = 1", "x / 0")
+    out = tmp_path / "html"
+    out.mkdir()
+    (out / "lessons.json").write_text("{}")  # the previous site: a failed build must leave it as it was
+    (out / "index.html").write_text("the previous site")
+    result = site_builder("--source", str(source), "--out", str(out), "--rerun")
+    assert result.returncode == 1
+    assert "notebooks/01_broken.ipynb: cell 3 failed (ZeroDivisionError)" in result.stderr, result.stderr[-3000:]
+    assert "x / 0" in result.stderr and "division by zero" in result.stderr
+    assert (out / "index.html").read_text() == "the previous site" and sorted(p.name for p in out.iterdir()) == [
+        "index.html", "lessons.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["course", "html"], "no staging folder is left behind"
+
+
+def test_file_names_with_accents_and_spaces_build_link_and_allow_tagged_errors(tmp_path: Path, site_builder: Builder) -> None:
+    source = _course(tmp_path)
+    links = "Next: [the accented lesson](01_été.ipynb), [the spaced one](<02 b.ipynb>) and [again](02%20b.ipynb)."
+    _notebook(source / "notebooks" / "00_start.ipynb", "00 · Start", "print(1)", markdown=links)
+    _notebook(source / "notebooks" / "01_été.ipynb", "01 · Été", ("raise ValueError('expected')", ["raises-exception"]),
+              "print('after the expected error')")
+    _notebook(source / "notebooks" / "02 b.ipynb", "02 · B", "print(2)")
+    _notebook(source / "notebooks" / "solutions" / "01_été.ipynb", "01 · Été, answered", "print('answer')")
+    out = tmp_path / "html"
+    result = site_builder("--source", str(source), "--out", str(out), "--rerun")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [(row["docname"], row["section"], row["executed"]) for row in manifest(out)["lessons"]] == [
+        ("notebooks/00_start", "Lessons", True), ("notebooks/01_été", "Lessons", True),
+        ("notebooks/02 b", "Lessons", True), ("notebooks/solutions/01_été", "Solutions", True)]
+    for name in ("01_été", "02 b", "solutions/01_été"):
+        assert (out / "notebooks" / f"{name}.html").is_file() and (out / "_sources" / "notebooks" / f"{name}.ipynb").is_file()
+    start = page_of(out, "notebooks/00_start")
+    targets = [unquote(link) for link in local_links(start)]
+    assert targets.count("01_été.html") >= 2 and targets.count("02 b.html") >= 3  # text links and the sidebar
+    assert "[the spaced one]" not in start and "[again]" not in start, "no link is left as markdown text"
+    assert "ValueError" in page_of(out, "notebooks/01_été") and "after the expected error" in page_of(out, "notebooks/01_été")
+    assert broken_links(out) == []
+
+
+def test_a_folder_that_holds_something_else_is_never_replaced(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("not a site")
+    with pytest.raises(builder.SiteBuildError, match="no lessons.json"):
+        builder.build(tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_replacing_a_site_keeps_the_old_one_until_the_new_one_is_in_place(tmp_path: Path) -> None:
+    old, new = tmp_path / "html", tmp_path / ".html.staging"
+    old.mkdir()
+    (old / "page.html").write_text("old")
+    new.mkdir()
+    (new / "page.html").write_text("new")
+    builder.replace_site(new, old)
+    assert (old / "page.html").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["html"]

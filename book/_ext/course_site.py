@@ -1,0 +1,591 @@
+"""The course's own part of the site, as a Sphinx extension beside MyST-NB and sphinx-book-theme.
+
+Sphinx, MyST-NB and the theme give the pages, the navigation, search, previous/next and the
+download buttons. What only this course needs lives here:
+
+* the **model banner** on every page: the model ``XAI_MODEL`` selects is loaded once, as the
+  notebooks will load it, and the kernels run with its resolved name, so that every page names the
+  model that drew its figures;
+* the **contents**: every ``notebooks/NN_*.ipynb`` (see ``PAGE_NAME``) is a lesson and every
+  ``notebooks/solutions/NN_*.ipynb`` a solution, in file-name order; the index lists them with the
+  summary each notebook gives of itself, and the sidebar's table of contents is written from the
+  same list, so a new lesson needs no configuration;
+* the **agenda** in the instructor guide, with times measured by this build (the notebooks are
+  read, and executed, before the index and the guide, so that both pages have the numbers);
+* a **failing cell stops the build** with the notebook, the cell's number and its error (cells
+  tagged ``raises-exception`` may raise, as under nbval); MyST-NB alone would only warn;
+* **MathJax from the site itself**, copied from the installed ``django-static-mathjax`` package,
+  so that formulas need no network;
+* ``lessons.json`` next to the pages: the measurements behind the agenda.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import posixpath
+import re
+import shutil
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from html import escape
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from docutils import nodes
+from nbformat import NotebookNode
+from sphinx.application import Sphinx
+from sphinx.config import Config
+from sphinx.environment import BuildEnvironment
+from sphinx.errors import SphinxError
+from sphinx.util.matching import Matcher
+
+ROOT = Path(__file__).resolve().parents[2]
+"""The repository."""
+
+SECTIONS = (("Lessons", "notebooks/"), ("Solutions", "notebooks/solutions/"))
+"""Each section of the course and the folder (under the site's source) its notebooks live in."""
+PAGE_NAME = re.compile(r"\d\d[_ -][^/]+")
+"""A page of a section: two digits, ``_`` (or a space or ``-``), then any name (``01_grad_cam``, ``01_été``, ``02 b``)."""
+GUIDE = "docs/instructor_guide"
+"""The instructor guide's page."""
+CONTENTS_MARKER = "<!-- course:contents -->"
+AGENDA_START = "<!-- agenda:start -->"
+AGENDA_END = "<!-- agenda:end -->"
+
+PROSE_WORDS_PER_MINUTE = 150
+"""Reading speed for the lessons' prose: below the 200-250 words a minute usual for plain prose,
+because this prose is technical and is read next to code and figures."""
+CODE_LINES_PER_MINUTE = 10
+"""Reading speed for code: a learner reads a line of code, and checks what it does, in about 6 s."""
+SLOT_STEP_MINUTES = 5
+"""Agenda slots are rounded up to this."""
+
+MATHJAX_FILES = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y")
+"""What of MathJax 3's ``es5`` folder the pages load: the TeX-to-HTML component, the TeX extensions it
+loads on demand, its fonts and its menu (about 3 MB; the speech engine and SVG output are left out)."""
+MATHJAX_PATH = "mathjax/tex-chtml.js"
+"""Where the pages find MathJax, under ``_static/``."""
+
+_STATED_MINUTES = re.compile(r"about (\d+) minutes")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
+
+
+class NotebookFailed(SphinxError):
+    """A notebook cell raised while the site was built; the message names the notebook and the cell."""
+
+    category = "Notebook failed"
+
+
+class CourseSiteError(SphinxError):
+    """The site's own set-up is wrong (a missing package, a guide without its agenda block)."""
+
+    category = "Course site"
+
+
+# --- what a page is made of ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outline:
+    """What a notebook says about itself, and how much there is to read."""
+
+    title: str
+    """The first ``# `` heading."""
+    summary: str
+    """One line: the first thing the lesson says a learner will be able to do."""
+    stated_minutes: int | None
+    """The lesson's own "about N minutes", when it gives one."""
+    prose_words: int
+    """Words in the markdown cells (tokens with a letter or digit; markup alone does not count)."""
+    code_lines: int
+    """Non-empty lines in the code cells."""
+
+
+def outline(nb: NotebookNode, fallback_title: str = "Untitled") -> Outline:
+    """Title, one-line summary, stated time and reading length of a notebook.
+
+    >>> nb = nbformat.v4.new_notebook(cells=[
+    ...     nbformat.v4.new_markdown_cell("# 01 · Grad-CAM\\n\\n**Able to do (about 25 minutes):**\\n\\n"
+    ...                                   "- write Grad-CAM\\n  from scratch;\\n- check it."),
+    ...     nbformat.v4.new_code_cell("import torch\\n\\nx = torch.ones(3)")])
+    >>> outline(nb)
+    Outline(title='01 · Grad-CAM', summary='Write Grad-CAM from scratch.', stated_minutes=25, prose_words=14, code_lines=2)
+    """
+    markdown = [cell.source for cell in nb.cells if cell.cell_type == "markdown"]
+    code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
+    lines = "\n".join(markdown).splitlines()
+    title = next((line[2:].strip() for line in lines if line.startswith("# ")), fallback_title)
+    first = markdown[0] if markdown else ""
+    bullets: list[str] = []
+    for line in first.splitlines():
+        if line.startswith(("- ", "* ")):
+            bullets.append(line[2:])
+        elif bullets and line[:1].isspace() and line.strip():  # a bullet's continuation line
+            bullets[-1] += " " + line.strip()
+    paragraphs = [p.strip() for p in first.split("\n\n") if p.strip() and not p.lstrip().startswith("#")]
+    summary = bullets[0] if bullets else (paragraphs[0] if paragraphs else "")
+    summary = " ".join(summary.split()).rstrip(";:,.")
+    summary = summary[:1].upper() + summary[1:] + "." if summary else ""
+    stated = _STATED_MINUTES.search(first)
+    return Outline(
+        title=title,
+        summary=summary,
+        stated_minutes=int(stated[1]) if stated else None,
+        prose_words=sum(1 for text in markdown for token in text.split() if any(ch.isalnum() for ch in token)),
+        code_lines=sum(1 for text in code for line in text.splitlines() if line.strip()),
+    )
+
+
+@dataclass(frozen=True)
+class Page:
+    """One notebook of the course on the site, after the build read (and executed) it."""
+
+    docname: str
+    """Its page without ``.html``: ``notebooks/01_grad_cam``."""
+    notebook: str
+    """The notebook's path in the repository (or as the build found it, outside one)."""
+    section: str
+    """``"Lessons"`` or ``"Solutions"``."""
+    title: str
+    summary: str
+    stated_minutes: int | None
+    prose_words: int
+    code_lines: int
+    executed: bool = False
+    """False for a notebook this build did not execute (``--only``)."""
+    run_seconds: float | None = None
+    """Wall time of executing the whole notebook, kernel start included (or of the run the cache holds)."""
+    figures: int = 0
+    """Figures among the cells' outputs."""
+
+
+def section_of(docname: str) -> str | None:
+    """The section a page belongs to, or None for a page that is no notebook of the course.
+
+    >>> section_of("notebooks/01_grad_cam"), section_of("notebooks/solutions/04_x"), section_of("index")
+    ('Lessons', 'Solutions', None)
+    >>> section_of("notebooks/scratch"), section_of("notebooks/02 b")
+    (None, 'Lessons')
+    """
+    for section, folder in SECTIONS:
+        if docname.startswith(folder) and PAGE_NAME.fullmatch(docname[len(folder) :]):
+            return section
+    return None
+
+
+def course_pages(docnames: Iterable[str]) -> list[str]:
+    """The course's notebook pages among ``docnames``: each section in turn, by file name.
+
+    >>> course_pages(["index", "notebooks/solutions/04_x", "notebooks/10_b", "notebooks/02_a"])
+    ['notebooks/02_a', 'notebooks/10_b', 'notebooks/solutions/04_x']
+    """
+    order = [section for section, _ in SECTIONS]
+    found = [d for d in docnames if section_of(d)]
+    return sorted(found, key=lambda d: (order.index(section_of(d) or ""), d))
+
+
+def estimate_minutes(prose_words: int, code_lines: int, run_seconds: float) -> float:
+    """Reading (``PROSE_WORDS_PER_MINUTE``, ``CODE_LINES_PER_MINUTE``) plus running, in minutes.
+
+    >>> estimate_minutes(1500, 100, 60.0)
+    21.0
+    """
+    return prose_words / PROSE_WORDS_PER_MINUTE + code_lines / CODE_LINES_PER_MINUTE + run_seconds / 60
+
+
+def slot_minutes(estimate: float, stated: int | None) -> int:
+    """The agenda slot: the larger of the estimate and the lesson's own figure, rounded up to 5 minutes.
+
+    >>> slot_minutes(21.0, 20), slot_minutes(12.5, 30), slot_minutes(3.2, None)
+    (25, 30, 5)
+    """
+    longest = max(estimate, stated or 0)
+    return max(SLOT_STEP_MINUTES, SLOT_STEP_MINUTES * math.ceil(longest / SLOT_STEP_MINUTES - 1e-9))
+
+
+def report(page: Page) -> dict[str, Any]:
+    """A page with its estimate and agenda slot, as ``lessons.json`` holds it.
+
+    >>> row = report(Page("notebooks/00_a", "notebooks/00_a.ipynb", "Lessons", "00 · A", "Do A.", 10, 300, 20,
+    ...                   executed=True, run_seconds=6.0, figures=2))
+    >>> row["estimate_minutes"], row["slot_minutes"]
+    (4.1, 10)
+    """
+    estimate = estimate_minutes(page.prose_words, page.code_lines, page.run_seconds or 0.0)
+    return {**asdict(page), "estimate_minutes": round(estimate, 1),
+            "slot_minutes": slot_minutes(estimate, page.stated_minutes)}
+
+
+# --- markdown the build writes -------------------------------------------------------------------
+
+
+def md_text(text: str) -> str:
+    """``text`` with markdown's special characters escaped, to show as written.
+
+    >>> md_text("a*b [c]")
+    'a\\\\*b \\\\[c\\\\]'
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def md_link(text: str, target: str) -> str:
+    """A MyST link; the target in angle brackets, so that a file name may hold spaces.
+
+    >>> md_link("02 b", "notebooks/02 b.ipynb")
+    '[02 b](<notebooks/02 b.ipynb>)'
+    """
+    return f"[{md_text(text)}](<{target}>)"
+
+
+def model_banner(name: str, description: str, built: datetime) -> str:
+    """The line on every page that says which model produced the figures (HTML).
+
+    >>> model_banner("squeezenet1_1", "SqueezeNet 1.1", datetime(2026, 1, 2, tzinfo=timezone.utc))
+    'Figures on this site were produced by <b>SqueezeNet 1.1</b> (<code>XAI_MODEL=squeezenet1_1</code>), built 2026-01-02.'
+    """
+    return (
+        f"Figures on this site were produced by <b>{escape(description)}</b> "
+        f"(<code>XAI_MODEL={escape(name)}</code>), built {built:%Y-%m-%d}."
+    )
+
+
+def relative_link(target: str, from_doc: str) -> str:
+    """A link from the page ``from_doc`` to the file ``target``, both relative to the site's source (the repository).
+
+    >>> relative_link("notebooks/02 b.ipynb", "book/index"), relative_link("docs/g.md", "book/index")
+    ('../notebooks/02 b.ipynb', '../docs/g.md')
+    """
+    return posixpath.relpath(target, posixpath.dirname(from_doc) or ".")
+
+
+def toctree(caption: str, docnames: Sequence[str]) -> str:
+    """A hidden MyST table of contents (the sidebar's section ``caption``), its entries absolute in the source.
+
+    >>> print(toctree("Lessons", ["notebooks/00_a", "notebooks/02 b"]))
+    ```{toctree}
+    :hidden:
+    :caption: Lessons
+    <BLANKLINE>
+    /notebooks/00_a
+    /notebooks/02 b
+    ```
+    """
+    return "\n".join(["```{toctree}", ":hidden:", f":caption: {caption}", "", *("/" + d for d in docnames), "```"])
+
+
+def contents_markdown(pages: Sequence[Page], from_doc: str, *, guide: bool, model_name: str, built: datetime) -> str:
+    """The index's body: each section's pages with title, summary and time, the guide, how the site was made."""
+    parts = []
+    for section, _ in SECTIONS:
+        listed = [p for p in pages if p.section == section]
+        if not listed:
+            continue
+        parts.append(f"## {section}")
+        if section != "Lessons":
+            parts.append("Answered versions of the lessons' exercises. Give them out after the exercise, not before.")
+        items = []
+        for p in listed:
+            stated = f"about {p.stated_minutes} minutes; " if p.stated_minutes else ""
+            figures = f"{p.figures} figure{'s' * (p.figures != 1)}"
+            ran = f"runs in {p.run_seconds:.0f} s" if p.executed and p.run_seconds is not None else "not executed in this build"
+            link = md_link(p.title, relative_link(f"{p.docname}.ipynb", from_doc))
+            items.append(f"- **{link}**: {md_text(p.summary)} *({stated}{figures}; {ran})*")
+        parts.append("\n".join(items))
+        parts.append(toctree(section, [p.docname for p in listed]))
+    if guide:
+        parts += [
+            "## For instructors",
+            f"{md_link('The instructor guide', relative_link(GUIDE + '.md', from_doc))}: the agenda with times measured by this build, what to "
+            "prepare, where learners get stuck, and how to hand out the challenge.",
+            toctree("For instructors", [GUIDE]),
+        ]
+    parts += [
+        "## How this site was made",
+        f"`make html` executed the notebooks with `XAI_MODEL={model_name}` on {built:%Y-%m-%d} "
+        f"(Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPU cores) and rendered them "
+        "with Sphinx, MyST-NB and sphinx-book-theme (Jupyter Book's engine). Run times are from that machine. "
+        "Each lesson's page has a download button (top right) for its notebook.",
+    ]
+    return "\n\n".join(parts) + "\n"
+
+
+def agenda_markdown(pages: Sequence[Page], model_name: str, from_doc: str = GUIDE) -> str:
+    """The agenda table: a slot per lesson, its start from the beginning, and how each was derived.
+
+    Lessons link to their notebooks relative to ``from_doc``, the guide, so that the links work
+    alike in the repository and on the site.
+    """
+    rows = [
+        "| Starts at | Lesson | Prose (words) | Code (lines) | Runs in | Reading + running | Lesson says | Slot |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    elapsed = 0
+    for page in (p for p in pages if p.section == "Lessons"):
+        row = report(page)
+        stated = f"{page.stated_minutes} min" if page.stated_minutes else "-"
+        ran = f"{page.run_seconds:.0f} s" if page.executed and page.run_seconds is not None else "not run"
+        rows.append(
+            f"| {elapsed // 60}:{elapsed % 60:02d} | {md_link(page.title, relative_link(page.docname + '.ipynb', from_doc))} "
+            f"| {page.prose_words} | {page.code_lines} | {ran} | {row['estimate_minutes']:.0f} min "
+            f"| {stated} | {row['slot_minutes']} min |"
+        )
+        elapsed += row["slot_minutes"]
+    rows.append(f"| {elapsed // 60}:{elapsed % 60:02d} | **End** (without breaks) | | | | | | |")
+    how = (
+        f"*How the times are derived:* `make html` counts each lesson's words of prose and non-empty lines of "
+        f"code and measures how long the whole notebook takes to execute (`XAI_MODEL={model_name}`, "
+        f"{os.cpu_count()} CPU cores). Reading + running = words / {PROSE_WORDS_PER_MINUTE} + lines / "
+        f"{CODE_LINES_PER_MINUTE} + run time, in minutes. *Lesson says* is the lesson's own \"about N minutes\", "
+        f"which includes thinking and typing that reading cannot measure. The slot is the larger of the two, rounded "
+        f"up to {SLOT_STEP_MINUTES} minutes. Solutions are not on the agenda."
+    )
+    return "\n".join(rows) + "\n\n" + how
+
+
+def with_agenda(guide: str, agenda: str) -> str:
+    """The guide's text with the block between the agenda markers replaced by ``agenda``.
+
+    >>> with_agenda("a\\n<!-- agenda:start -->\\nold\\n<!-- agenda:end -->\\nb", "new")
+    'a\\n<!-- agenda:start -->\\nnew\\n<!-- agenda:end -->\\nb'
+    """
+    start, end = guide.find(AGENDA_START), guide.find(AGENDA_END)
+    if start < 0 or end < start:
+        raise CourseSiteError(
+            f"the instructor guide has no '{AGENDA_START}' ... '{AGENDA_END}' block; add one where the agenda goes."
+        )
+    return f"{guide[: start + len(AGENDA_START)]}\n{agenda}\n{guide[end:]}"
+
+
+# --- a failing cell --------------------------------------------------------------------------------
+
+
+def failed_cell(doctree: nodes.document) -> tuple[int, str, str] | None:
+    """The first code cell with an error output and no ``raises-exception`` tag: (0-based index, source, traceback)."""
+    for cell in doctree.findall(nodes.container):
+        if cell.get("nb_element") != "cell_code":
+            continue
+        tags = (cell.get("cell_metadata") or {}).get("tags") or []
+        errors = [n for n in cell.findall(nodes.literal_block) if "traceback" in n["classes"]]
+        if errors and "raises-exception" not in tags:
+            source = next((n.astext() for n in cell.findall(nodes.container) if n.get("nb_element") == "cell_code_source"), "")
+            return cell["cell_index"], source, errors[0].astext()
+    return None
+
+
+def cell_named_in(traceback: str, nb: NotebookNode) -> int | None:
+    """The cell whose source nbclient quotes in its error (a timeout or a dead kernel leaves no error output).
+
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("x / 0")])
+    >>> cell_named_in("An error occurred while executing the following cell:\\n------------------\\nx / 0\\n---", nb)
+    1
+    """
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.source.strip() and f"\n{cell.source.strip()}\n" in traceback:
+            return index
+    return None
+
+
+def failure_message(notebook: str, cell_index: int | None, error: str, source: str, traceback: str) -> str:
+    """One line naming the notebook, the cell (1-based, counting every cell) and the error, then the cell and its traceback.
+
+    >>> print(failure_message("notebooks/01_x.ipynb", 2, "ZeroDivisionError", "x / 0", "ZeroDivisionError: division by zero"))
+    notebooks/01_x.ipynb: cell 3 failed (ZeroDivisionError):
+        x / 0
+    ZeroDivisionError: division by zero
+    """
+    where = f"cell {cell_index + 1}" if cell_index is not None else "a cell"
+    quoted = "\n".join("    " + line for line in source.strip().splitlines())
+    tail = "\n".join(_ANSI.sub("", traceback).strip().splitlines()[-25:])
+    return f"{notebook}: {where} failed ({error}):\n{quoted}\n{tail}".replace("\n\n", "\n")
+
+
+def error_name(traceback: str, fallback: str) -> str:
+    """The exception's name from the traceback's last line (``ZeroDivisionError: ...``), else ``fallback``.
+
+    >>> error_name("Traceback...\\nZeroDivisionError: division by zero", "CellExecutionError")
+    'ZeroDivisionError'
+    """
+    for line in reversed(_ANSI.sub("", traceback).strip().splitlines()):
+        match = re.match(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b)", line.strip())
+        if match:
+            return match[1]
+    return fallback
+
+
+# --- the extension's events --------------------------------------------------------------------------
+
+
+def _notebook_label(env: BuildEnvironment, docname: str) -> str:
+    path = Path(env.doc2path(docname)).resolve()
+    try:
+        return path.relative_to(ROOT).as_posix()
+    except ValueError:
+        return f"{docname}.ipynb"
+
+
+def _only_matcher(only: str) -> Matcher | None:
+    names = [name.strip() for name in only.split(",") if name.strip()]
+    if not names:
+        return None
+    return Matcher([f"{name}*" if name.startswith("notebooks/") else f"notebooks/{name}*" for name in names])
+
+
+def set_up(app: Sphinx, config: Config) -> None:
+    """Load the model (once, as the notebooks will), name it on every page, and point the execution at it."""
+    from utils.models import ModelUnavailableError, load_model  # the build needs torch; importing this module does not
+
+    try:
+        loaded = load_model(device="cpu")
+    except (ModelUnavailableError, ValueError) as error:
+        raise CourseSiteError(str(error)) from None
+    os.environ["XAI_MODEL"] = loaded.name  # the kernels inherit it: "auto" is settled once for every page
+    built = datetime.now(timezone.utc)
+    app.course_model = (loaded.name, loaded.description, built)  # type: ignore[attr-defined]
+    config.html_theme_options = {**config.html_theme_options, "announcement": model_banner(loaded.name, loaded.description, built)}
+    if config.nb_execution_mode == "cache" and not config.nb_execution_cache_path:
+        config.nb_execution_cache_path = str(ROOT / "build" / "jupyter_cache" / f"{loaded.name}-{code_fingerprint()}")
+    if config.course_without_solutions:
+        config.exclude_patterns = [*config.exclude_patterns, "notebooks/solutions", "notebooks/solutions/**", f"{GUIDE}.md"]
+    only = _only_matcher(config.course_only)
+    if only is not None:  # the other notebooks are still pages (so links resolve), but not executed
+        srcdir = Path(app.srcdir)
+        config.nb_execution_excludepatterns = [
+            os.path.relpath(path, srcdir).replace(os.sep, "/")
+            for path in srcdir.joinpath("notebooks").rglob("*.ipynb")
+            if not only(os.path.relpath(path, srcdir).replace(os.sep, "/")[: -len(".ipynb")])
+        ]
+    if find_spec("mathjax") is None:
+        raise CourseSiteError(
+            "MathJax is missing: the site serves it from the django-static-mathjax package "
+            "(pip install -r requirements-dev.txt)."
+        )
+    config.mathjax_path = MATHJAX_PATH
+
+
+def code_fingerprint(root: Path = ROOT) -> str:
+    """A short hash of what the notebooks' outputs depend on besides themselves: ``utils/``, ``data/``, the pins.
+
+    MyST-NB's cache recognises a notebook by its code; this folds the rest into the cache's folder,
+    so that a change to the package, a photo or a pinned version executes every notebook again.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [*root.glob("utils/**/*.py"), *root.glob("data/**/*"), *root.glob("requirements*.txt")]
+    for path in sorted(p for p in files if p.is_file() and "__pycache__" not in p.parts):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    digest.update(platform.python_version().encode())
+    return digest.hexdigest()[:12]
+
+
+def read_notebooks_first(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
+    """Read (and execute) the notebooks before the index and the guide, which report on them."""
+    docnames.sort(key=lambda d: (section_of(d) is None, d))
+
+
+def _pages(env: BuildEnvironment) -> dict[str, Page]:
+    if not hasattr(env, "course_pages"):
+        env.course_pages = {}  # type: ignore[attr-defined]
+    return env.course_pages  # type: ignore[attr-defined]
+
+
+def write_reports(app: Sphinx, docname: str, source: list[str]) -> None:
+    """Fill the index's contents and the guide's agenda from the notebooks already read."""
+    env = app.env
+    pages = [_pages(env)[d] for d in course_pages(_pages(env))]
+    name, _, built = app.course_model  # type: ignore[attr-defined]
+    if docname == app.config.root_doc and CONTENTS_MARKER in source[0]:
+        body = contents_markdown(pages, docname, guide=GUIDE in env.found_docs, model_name=name, built=built)
+        source[0] = source[0].replace(CONTENTS_MARKER, body)
+    elif docname == GUIDE:
+        source[0] = with_agenda(source[0], agenda_markdown(pages, name))
+
+
+def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
+    """After MyST-NB read a notebook: stop on a failed cell, else note its outline, run time and figures."""
+    env = app.env
+    docname = env.docname
+    section = section_of(docname)
+    if section is None or not env.doc2path(docname).suffix == ".ipynb":
+        return
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    label = _notebook_label(env, docname)
+    nb = nbformat.read(env.doc2path(docname), as_version=4)
+    exec_data = NbMetadataCollector.get_exec_data(env, docname)
+    failed = failed_cell(doctree)
+    if failed is not None:
+        index, source, traceback = failed
+        raise NotebookFailed(failure_message(label, index, error_name(traceback, "error"), source, traceback))
+    if exec_data and not exec_data["succeeded"]:
+        traceback = exec_data.get("traceback") or ""
+        index = cell_named_in(traceback, nb)
+        source = nb.cells[index].source if index is not None else ""
+        error = error_name(traceback, exec_data.get("error") or "error")
+        raise NotebookFailed(failure_message(label, index, error, source, traceback))
+    figures = sum(
+        1
+        for cell in doctree.findall(nodes.container)
+        if cell.get("nb_element") == "cell_code_output"
+        for _ in cell.findall(nodes.image)
+    )
+    summary = outline(nb, fallback_title=docname.rsplit("/", 1)[-1])
+    page = Page(docname=docname, notebook=label, section=section, **asdict(summary))
+    if exec_data:
+        page = replace(page, executed=True, run_seconds=round(float(exec_data["runtime"] or 0.0), 1), figures=figures)
+    else:
+        note = nodes.admonition(classes=["warning"])
+        note += nodes.title(text="Not executed in this build")
+        note += nodes.paragraph(text="This page shows the notebook without outputs: the site was built with --only. "
+                                     "make html executes every lesson.")
+        first_section = next(iter(doctree.findall(nodes.section)), doctree)
+        first_section.insert(1 if first_section is not doctree else 0, note)
+    _pages(env)[docname] = page
+
+
+def purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
+    _pages(env).pop(docname, None)
+
+
+def finish(app: Sphinx, exception: Exception | None) -> None:
+    """On success: MathJax into ``_static/``, and ``lessons.json`` with the measurements."""
+    if exception is not None or app.builder.format != "html":
+        return
+    spec = find_spec("mathjax")
+    assert spec is not None and spec.submodule_search_locations  # checked in set_up
+    es5 = Path(next(iter(spec.submodule_search_locations))) / "static" / "mathjax" / "es5"
+    target = Path(app.outdir) / "_static" / Path(MATHJAX_PATH).parent
+    for name in MATHJAX_FILES:
+        source = es5 / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, dirs_exist_ok=True)
+        else:
+            target.joinpath(name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    name, description, built = app.course_model  # type: ignore[attr-defined]
+    pages = [_pages(app.env)[d] for d in course_pages(_pages(app.env))]
+    manifest = {
+        "model": name, "model_description": description, "built": built.isoformat(), "cpu_cores": os.cpu_count(),
+        "lessons": [{**report(p), "page": app.builder.get_target_uri(p.docname)} for p in pages],
+    }
+    Path(app.outdir, "lessons.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_config_value("course_only", "", "env", types=frozenset({str}))
+    app.add_config_value("course_without_solutions", False, "env", types=frozenset({bool}))
+    app.connect("config-inited", set_up)
+    app.connect("env-before-read-docs", read_notebooks_first)
+    app.connect("source-read", write_reports)
+    app.connect("doctree-read", record_notebook)
+    app.connect("env-purge-doc", purge)
+    app.connect("build-finished", finish)
+    # Reading order matters (the index and the guide report on the notebooks): no parallel reading.
+    return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}

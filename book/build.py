@@ -1,0 +1,159 @@
+"""Build the course's site with Sphinx into a staging folder, and put it in place only when the build succeeded.
+
+``make html`` runs ``python book/build.py``: Sphinx, with MyST-NB executing every notebook and
+sphinx-book-theme drawing the pages (configuration in ``book/conf.py``, the course's own part in
+``book/_ext/course_site.py``). Any warning fails the build (a link that leads nowhere, a notebook
+missing from the table of contents), and so does a failing cell, with the notebook and the cell
+named. The pages are written into ``.<out>.staging/`` next to ``--out``; only a build that succeeded
+replaces the previous site, so a failed build leaves the previous site as it was and no partial
+site behind.
+
+Options: ``--out DIR`` (default build/html), ``--only NAME`` (repeatable: execute only these
+notebooks, e.g. ``--only 00``; the others are pages without outputs, so every link still
+resolves), ``--without-solutions`` (a site for learners: no solutions, no instructor guide),
+``--rerun`` (execute every notebook even when MyST-NB's cache holds its outputs, to re-measure the
+agenda), ``--update-guide`` (also write the measured agenda into docs/instructor_guide.md) and
+``--source DIR`` (another folder of pages beside the same configuration; the tests use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+BOOK = Path(__file__).resolve().parent
+ROOT = BOOK.parent
+DEFAULT_OUT = ROOT / "build" / "html"
+GUIDE_FILE = ROOT / "docs" / "instructor_guide.md"
+MANIFEST = "lessons.json"
+"""Every site built here holds this file; a folder without it is never replaced."""
+
+
+class SiteBuildError(RuntimeError):
+    """The site was not built; the message says why (and the previous site, if any, is untouched)."""
+
+
+def staging_for(out: Path) -> Path:
+    """The folder a build of ``out`` writes into before it replaces ``out``.
+
+    >>> staging_for(Path("/c/build/html")).as_posix()
+    '/c/build/.html.staging'
+    """
+    return out.with_name(f".{out.name}.staging")
+
+
+def replace_site(new: Path, out: Path) -> None:
+    """Put the finished site ``new`` at ``out``, removing the previous one only once ``new`` is in place."""
+    old = out.with_name(f".{out.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    new.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _failure(error: BaseException) -> str:
+    """The message of the first course error in the exception's chain, else the exception itself."""
+    from course_site import CourseSiteError, NotebookFailed
+
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, (NotebookFailed, CourseSiteError)):
+            return seen.message if hasattr(seen, "message") else str(seen)
+        seen = getattr(seen, "orig_exc", None) or seen.__cause__ or seen.__context__
+    return f"{type(error).__name__}: {error}"
+
+
+def build(
+    out: Path = DEFAULT_OUT,
+    *,
+    source: Path = ROOT,
+    only: Sequence[str] = (),
+    without_solutions: bool = False,
+    rerun: bool = False,
+    quiet: bool = False,
+) -> dict[str, object]:
+    """Build the site from ``source`` into ``out``; return the built site's ``lessons.json`` content.
+
+    Raises ``SiteBuildError`` when the build fails; ``out`` is then exactly as it was before.
+    """
+    import json
+
+    from sphinx.application import Sphinx
+
+    sys.path.insert(0, str(BOOK / "_ext"))
+    out = out.resolve()
+    if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
+        raise SiteBuildError(f"{out} is not empty and holds no site built here (no {MANIFEST}); choose another --out.")
+    staging = staging_for(out)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    overrides: dict[str, object] = {"course_only": ",".join(only), "course_without_solutions": without_solutions}
+    if rerun:
+        overrides["nb_execution_mode"] = "force"
+    try:
+        try:
+            app = Sphinx(
+                srcdir=source, confdir=BOOK, outdir=staging / "html", doctreedir=staging / "doctrees",
+                buildername="html", confoverrides=overrides, freshenv=True, warningiserror=True,
+                status=None if quiet else sys.stdout, warning=sys.stderr,
+            )
+            app.build(force_all=True)
+        except Exception as error:  # Sphinx wraps what the extensions raise: report the course's own message
+            raise SiteBuildError(_failure(error)) from None
+        if app.statuscode != 0:
+            raise SiteBuildError(f"Sphinx reported {app._warncount} warning(s), listed above; each fails the build.")
+        manifest = json.loads((staging / "html" / MANIFEST).read_text(encoding="utf-8"))
+        replace_site(staging / "html", out)
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def update_guide(manifest: dict[str, object], guide: Path = GUIDE_FILE) -> None:
+    """Write the agenda of a whole-course build into the repository's guide."""
+    from course_site import Page, agenda_markdown, with_agenda
+
+    fields = Page.__dataclass_fields__
+    pages = [Page(**{k: v for k, v in row.items() if k in fields}) for row in manifest["lessons"]]  # type: ignore[attr-defined]
+    text = with_agenda(guide.read_text(encoding="utf-8"), agenda_markdown(pages, str(manifest["model"])))
+    guide.write_text(text, encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python book/build.py [--out DIR] [--only NAME ...] [--without-solutions] [--rerun] [--update-guide]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the site goes (default: build/html)")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME",
+                        help="execute only these notebooks (file-name prefix under notebooks/), e.g. --only 00")
+    parser.add_argument("--without-solutions", action="store_true",
+                        help="leave out notebooks/solutions/ and the instructor guide (a site for learners)")
+    parser.add_argument("--rerun", action="store_true",
+                        help="execute every notebook even when the cache holds its outputs (re-measures the agenda)")
+    parser.add_argument("--update-guide", action="store_true",
+                        help="also write the measured agenda into docs/instructor_guide.md")
+    parser.add_argument("--source", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    parser.add_argument("--quiet", action="store_true", help="print warnings and errors only")
+    args = parser.parse_args(argv)
+    if args.update_guide and (args.only or args.without_solutions):
+        parser.error("--update-guide needs the whole course; leave out --only and --without-solutions.")
+    start = time.perf_counter()
+    try:
+        manifest = build(args.out, source=args.source, only=args.only, without_solutions=args.without_solutions,
+                         rerun=args.rerun, quiet=args.quiet)
+    except SiteBuildError as error:
+        print(f"make html failed; the previous site, if any, is untouched: {error}", file=sys.stderr)
+        return 1
+    if args.update_guide:
+        update_guide(manifest)
+        print(f"agenda written into {GUIDE_FILE.relative_to(ROOT)}")
+    print(f"site ready in {time.perf_counter() - start:.0f} s: {args.out / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

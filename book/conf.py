@@ -1,0 +1,64 @@
+"""Sphinx configuration of the course's site: ``make html`` (``python book/build.py``) builds it into build/html/.
+
+Jupyter Book's engine: Sphinx, MyST-NB (executes the notebooks and renders them) and
+sphinx-book-theme (sidebar, search, previous/next, download buttons). What is particular to this
+course is in ``_ext/course_site.py``. The pages' source is the repository itself (this folder is
+the configuration): ``book/index.md``, every notebook under ``notebooks/`` where it lives, and
+``docs/instructor_guide.md``, so that notebooks run in their own folder and links between files
+work alike in the repository and on the site. By hand: ``sphinx-build -c book . build/html``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "_ext"))
+
+_index = (HERE / "index.md").read_text(encoding="utf-8")
+project = next(line[2:].strip() for line in _index.splitlines() if line.startswith("# "))
+author = "The course's authors"
+copyright = "the course's authors; code MIT, photos CC0 (see data/README.md)"
+
+extensions = ["myst_nb", "course_site"]
+root_doc = "book/index"
+smartquotes = False  # titles and prose appear exactly as the notebooks write them
+include_patterns = ["book/index.md", "docs/instructor_guide.md", "notebooks/*.ipynb", "notebooks/solutions/*.ipynb"]
+exclude_patterns = [".git", ".venv", "build", "**/.ipynb_checkpoints"]
+suppress_warnings: list[str] = [
+    # MyST-NB guesses the lexer "ipython3" from the kernel; Sphinx knows it under that name too.
+    "mystnb.unknown_mime_type",
+]
+
+# --- MyST and MyST-NB: the notebooks are executed during the build ---------------------------------
+myst_enable_extensions = ["dollarmath", "colon_fence"]
+myst_heading_anchors = 3
+nb_execution_mode = "cache"  # see the README: executed once per change of a notebook, utils/, data/ or a pin
+nb_execution_timeout = 600  # a cell running longer fails the build, as in the test suite
+nb_execution_allow_errors = False  # cells tagged raises-exception may raise; any other error fails the build
+nb_execution_raise_on_error = False  # course_site raises instead, naming the cell
+nb_execution_show_tb = False
+nb_execution_in_temp = False  # each notebook runs in its own folder, as in JupyterLab and nbval
+nb_merge_streams = True
+nb_ipywidgets_js = {}  # no widget scripts from a CDN: the explorer's live widget needs a kernel (make lab)
+
+# --- the pages ----------------------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = project
+html_static_path = ["_static"]
+templates_path = ["_templates"]
+html_additional_pages = {"index": "course-redirect.html"}  # build/html/index.html leads to the course's index
+html_css_files = ["course.css"]
+html_copy_source = True  # the download button offers each notebook from _sources/
+html_show_sourcelink = False
+html_last_updated_fmt = None
+html_theme_options = {
+    "use_download_button": True,
+    "use_fullscreen_button": True,
+    "home_page_in_toc": True,
+    "show_toc_level": 2,
+    "navigation_with_keys": True,
+    "announcement": "",  # course_site writes the model banner here
+}
+html_sidebars: dict[str, list[str]] = {}

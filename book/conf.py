@@ -56,7 +56,7 @@ html_last_updated_fmt = None
 html_theme_options = {
     "use_download_button": True,
     "use_fullscreen_button": True,
-    "home_page_in_toc": True,
+    "home_page_in_toc": False,  # the course's title above the sidebar leads to the index
     "show_toc_level": 2,
     "navigation_with_keys": True,
     "announcement": "",  # course_site writes the model banner here

@@ -15,7 +15,8 @@ download buttons. What only this course needs lives here:
 * a **failing cell stops the build** with the notebook, the cell's number and its error (cells
   tagged ``raises-exception`` may raise, as under nbval); MyST-NB alone would only warn;
 * **MathJax from the site itself**, copied from the installed ``django-static-mathjax`` package,
-  so that formulas need no network;
+  so that formulas need no network; no widget code either (it would come from a CDN): a note
+  stands where a live widget appears in JupyterLab;
 * ``lessons.json`` next to the pages: the measurements behind the agenda.
 """
 
@@ -450,7 +451,7 @@ def set_up(app: Sphinx, config: Config) -> None:
     app.course_model = (loaded.name, loaded.description, built)  # type: ignore[attr-defined]
     config.html_theme_options = {**config.html_theme_options, "announcement": model_banner(loaded.name, loaded.description, built)}
     if config.nb_execution_mode == "cache" and not config.nb_execution_cache_path:
-        config.nb_execution_cache_path = str(ROOT / "build" / "jupyter_cache" / f"{loaded.name}-{code_fingerprint()}")
+        config.nb_execution_cache_path = str(cache_folder(ROOT / "build" / "jupyter_cache" / loaded.name))
     if config.course_without_solutions:
         config.exclude_patterns = [*config.exclude_patterns, "notebooks/solutions", "notebooks/solutions/**", f"{GUIDE}.md"]
     only = _only_matcher(config.course_only)
@@ -472,8 +473,8 @@ def set_up(app: Sphinx, config: Config) -> None:
 def code_fingerprint(root: Path = ROOT) -> str:
     """A short hash of what the notebooks' outputs depend on besides themselves: ``utils/``, ``data/``, the pins.
 
-    MyST-NB's cache recognises a notebook by its code; this folds the rest into the cache's folder,
-    so that a change to the package, a photo or a pinned version executes every notebook again.
+    MyST-NB's cache recognises a notebook by its code; ``cache_folder`` empties the cache when this
+    changes, so that a change to the package, a photo or a pinned version executes every notebook again.
     """
     import hashlib
 
@@ -483,6 +484,25 @@ def code_fingerprint(root: Path = ROOT) -> str:
         digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
     digest.update(platform.python_version().encode())
     return digest.hexdigest()[:12]
+
+
+def cache_folder(folder: Path, fingerprint: str | None = None) -> Path:
+    """MyST-NB's cache for one model, emptied when ``code_fingerprint()`` changed since it was filled.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp()) / "squeezenet1_1"
+    >>> _ = cache_folder(folder, "a"); (folder / "kept").write_text("x"); _ = cache_folder(folder, "a")
+    1
+    >>> (folder / "kept").exists(), cache_folder(folder, "b") == folder, (folder / "kept").exists()
+    (True, True, False)
+    """
+    fingerprint = fingerprint or code_fingerprint()
+    stamp = folder / "course-fingerprint.txt"
+    if not stamp.is_file() or stamp.read_text(encoding="utf-8") != fingerprint:
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        stamp.write_text(fingerprint, encoding="utf-8")
+    return folder
 
 
 def read_notebooks_first(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:
@@ -530,6 +550,7 @@ def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
         source = nb.cells[index].source if index is not None else ""
         error = error_name(traceback, exec_data.get("error") or "error")
         raise NotebookFailed(failure_message(label, index, error, source, traceback))
+    note_widgets(doctree)
     figures = sum(
         1
         for cell in doctree.findall(nodes.container)
@@ -548,6 +569,24 @@ def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
         first_section = next(iter(doctree.findall(nodes.section)), doctree)
         first_section.insert(1 if first_section is not doctree else 0, note)
     _pages(env)[docname] = page
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_NOTE = "An interactive widget appears here when the notebook runs in JupyterLab (make lab)."
+
+
+def note_widgets(doctree: nodes.document) -> int:
+    """Say where a live widget would be: the site loads no widget code (it would come from a CDN); returns how many.
+
+    >>> doc = nodes.document(None, None)
+    >>> doc += nodes.raw("", f'<script type="{WIDGET_VIEW}">{{}}</script>', format="html")
+    >>> note_widgets(doc), doc[1].astext() == WIDGET_NOTE
+    (1, True)
+    """
+    views = [node for node in doctree.findall(nodes.raw) if WIDGET_VIEW in node.astext()]
+    for view in views:
+        view.parent.insert(view.parent.index(view) + 1, nodes.paragraph(text=WIDGET_NOTE, classes=["course-widget-note"]))
+    return len(views)
 
 
 def purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:

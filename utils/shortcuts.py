@@ -1,0 +1,510 @@
+"""A "Clever Hans" classifier on purpose: a confounded data set, its tag, a seeded training loop and the tag-box share.
+
+Lapuschkin et al. (2019, "Unmasking Clever Hans predictors and assessing what machines really
+learn", Nature Communications 10:1096) found a classifier that recognised PASCAL VOC's horse
+pictures by the copyright tag in their corner. Lesson 08 builds such a classifier in a few
+seconds on a laptop CPU, finds the shortcut with saliency maps and proves it with an
+intervention. This module holds the plumbing that the lesson explains:
+
+* ``photo_crops``: random square crops of a course photo, augmented (scale, position, mirror,
+  brightness and contrast), as ``N x 3 x S x S`` tensors in [0, 1];
+* ``Box``, ``corner_box``, ``tag_patch`` and ``add_tag``: where the tag goes and the tag itself,
+  a dark "(c)" on a white square;
+* ``tagged_dataset`` and ``retag``: two classes of crops, with the tag on the images a rule
+  chooses (``"confounded"``: every image of the tagged class and no other; ``"moved"``: the
+  other class instead; ``"none"``; ``"all"``; ``"random"``: half of the images whatever their
+  class). The content of an image depends only on the seed, so the same crops can be
+  compared with the tag here, there or nowhere: an intervention on the tag alone;
+* ``small_cnn``, ``train_classifier``, ``accuracy`` and ``predict``: a small network trained
+  from scratch, seeded and deterministic;
+* ``box_share``: the share of a saliency map's mass inside a box, against the box's own share
+  of the image, ``box.share``.
+
+Shortcut learning is the general name for the failure (Geirhos et al., 2020, "Shortcut learning
+in deep neural networks", Nature Machine Intelligence 2:665-673).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+from torch import nn
+
+from utils.datasets import ImageSource, load_image, sample_image_path
+from utils.regions import mass_share
+from utils.saliency import MapLike, magnitude
+
+__all__ = [
+    "CLASSES",
+    "IMAGE_SIZE",
+    "TAGGED_CLASS",
+    "TAG_RULES",
+    "TAG_SIZE",
+    "Box",
+    "TaggedImages",
+    "accuracy",
+    "add_tag",
+    "box_share",
+    "box_shares",
+    "corner_box",
+    "photo_crops",
+    "predict",
+    "retag",
+    "seeded",
+    "small_cnn",
+    "tag_patch",
+    "tagged_dataset",
+    "train_classifier",
+]
+
+CLASSES: tuple[str, str] = ("cat", "squirrel")
+"""The two classes, each made of crops of one course photo (``data/cat.png``, ``data/squirrel.jpg``)."""
+TAGGED_CLASS: int = 1
+"""The class whose training images carry the tag ("squirrel"), as the horses' pictures carried theirs."""
+IMAGE_SIZE: int = 48
+"""Side of the square images, in pixels: small, so that training takes seconds on a CPU."""
+TAG_SIZE: int = 10
+"""Side of the square tag, in pixels: 4.3% of a 48 x 48 image."""
+
+TagRule = Literal["confounded", "moved", "none", "all", "random"]
+TAG_RULES: tuple[str, ...] = get_args(TagRule)
+Corner = Literal["top left", "top right", "bottom left", "bottom right"]
+_CORNERS: tuple[str, ...] = get_args(Corner)
+
+
+# --- where the tag goes --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Box:
+    """A rectangle of pixels on an image of ``image_size`` (height, width): rows ``top`` to ``top + height - 1``.
+
+    It must hold at least one pixel and lie wholly inside the image; anything else raises a
+    ``ValueError`` that says so.
+
+    >>> box = Box(top=38, left=38, height=8, width=8, image_size=(48, 48))
+    >>> int(box.mask().sum()), round(box.share, 4)
+    (64, 0.0278)
+    >>> Box(top=44, left=44, height=8, width=8, image_size=(48, 48))
+    Traceback (most recent call last):
+    ...
+    ValueError: The box (rows 44-51, columns 44-51) reaches outside the 48 x 48 image; move it or make it smaller.
+    """
+
+    top: int
+    left: int
+    height: int
+    width: int
+    image_size: tuple[int, int]
+
+    def __post_init__(self) -> None:
+        for name in ("top", "left", "height", "width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"The box's {name} must be a whole number of pixels, not {value!r}.")
+        size = self.image_size
+        if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and s > 0 for s in size)):
+            raise ValueError(f"image_size must be (height, width) in pixels, got {size!r}.")
+        if self.height < 1 or self.width < 1:
+            raise ValueError(f"The box is empty ({self.height} x {self.width} pixels); give it a height and width of at least 1.")
+        if self.top < 0 or self.left < 0 or self.top + self.height > size[0] or self.left + self.width > size[1]:
+            raise ValueError(
+                f"The box (rows {self.top}-{self.top + self.height - 1}, columns {self.left}-{self.left + self.width - 1}) "
+                f"reaches outside the {size[0]} x {size[1]} image; move it or make it smaller."
+            )
+
+    @property
+    def rows(self) -> slice:
+        """The box's rows, for indexing: ``image[..., box.rows, box.columns]``."""
+        return slice(self.top, self.top + self.height)
+
+    @property
+    def columns(self) -> slice:
+        """The box's columns, for indexing."""
+        return slice(self.left, self.left + self.width)
+
+    @property
+    def share(self) -> float:
+        """The box's share of the image's pixels: what a map that ignores the box puts inside it."""
+        return self.height * self.width / (self.image_size[0] * self.image_size[1])
+
+    def mask(self) -> npt.NDArray[np.bool_]:
+        """A new ``image_size`` boolean array, True inside the box."""
+        inside = np.zeros(self.image_size, dtype=bool)
+        inside[self.rows, self.columns] = True
+        return inside
+
+
+def corner_box(corner: Corner = "bottom right", *, size: int = TAG_SIZE, image_size: int = IMAGE_SIZE, margin: int = 2) -> Box:
+    """The ``size x size`` box ``margin`` pixels in from a corner of a square ``image_size`` image.
+
+    >>> corner_box()
+    Box(top=36, left=36, height=10, width=10, image_size=(48, 48))
+    >>> corner_box("top left", size=4, image_size=16, margin=0)
+    Box(top=0, left=0, height=4, width=4, image_size=(16, 16))
+    """
+    if corner not in _CORNERS:
+        raise ValueError(f"Unknown corner {corner!r}; valid: {', '.join(map(repr, _CORNERS))}.")
+    far = image_size - size - margin
+    top = margin if corner.startswith("top") else far
+    left = margin if corner.endswith("left") else far
+    return Box(top=top, left=left, height=size, width=size, image_size=(image_size, image_size))
+
+
+# --- the tag --------------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=8)
+def _tag_patch(height: int, width: int) -> npt.NDArray[np.float32]:
+    scale = 8  # drawn 8 times larger, then shrunk: smooth edges at any size
+    big = Image.new("L", (width * scale, height * scale), 255)
+    w, h = width * scale, height * scale
+    pen = round(1.2 * scale)  # strokes about 1.2 pixels wide
+    ImageDraw.Draw(big).arc((0.22 * w, 0.22 * h, 0.78 * w, 0.78 * h), start=45, end=315, fill=0, width=pen)
+    patch = np.asarray(big.resize((width, height), Image.Resampling.BOX), dtype=np.float32) / 255.0
+    patch.setflags(write=False)
+    return patch
+
+
+def tag_patch(height: int = TAG_SIZE, width: int | None = None) -> npt.NDArray[np.float32]:
+    """The tag: a dark "c" on a white ``height x width`` label, values in [0, 1] (1 = white). Read-only.
+
+    A stand-in for a photographer's copyright mark, "(c)".
+
+    >>> patch = tag_patch(10)
+    >>> patch.shape, float(patch.max()), float(patch.min()) < 0.5
+    ((10, 10), 1.0, True)
+    """
+    width = height if width is None else width
+    if min(height, width) < 3:
+        raise ValueError(f"A tag needs at least 3 x 3 pixels to be drawn, got {height} x {width}.")
+    return _tag_patch(int(height), int(width))
+
+
+def add_tag(images: torch.Tensor, box: Box, which: torch.Tensor | Sequence[bool] | None = None) -> torch.Tensor:
+    """A copy of ``images`` (``N x C x H x W`` or ``C x H x W``, values in [0, 1]) with the tag drawn in ``box``.
+
+    ``which`` (N booleans) chooses the images that get the tag; all of them by default. The
+    tag replaces the pixels in the box, the same grey value in every channel. ``images`` is
+    not changed.
+
+    >>> tagged = add_tag(torch.zeros(2, 3, 16, 16), corner_box(size=4, image_size=16), which=[True, False])
+    >>> float(tagged[0].max()), float(tagged[1].max())
+    (1.0, 0.0)
+    """
+    if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
+        raise ValueError(f"images must be a tensor N x C x H x W or C x H x W, got {getattr(images, 'shape', type(images).__name__)}.")
+    if tuple(images.shape[-2:]) != box.image_size:
+        raise ValueError(
+            f"The images are {images.shape[-2]} x {images.shape[-1]} but the box is on a "
+            f"{box.image_size[0]} x {box.image_size[1]} image; build the box for the images' size."
+        )
+    batch = images.unsqueeze(0) if images.ndim == 3 else images
+    chosen = torch.ones(batch.shape[0], dtype=torch.bool) if which is None else torch.as_tensor(which, dtype=torch.bool).cpu()
+    if chosen.shape != (batch.shape[0],):
+        raise ValueError(f"which must give one True/False per image ({batch.shape[0]}), got shape {tuple(chosen.shape)}.")
+    patch = torch.from_numpy(tag_patch(box.height, box.width).copy()).to(batch.device, batch.dtype)
+    out = batch.clone()
+    out[chosen.to(batch.device), :, box.rows, box.columns] = patch
+    return out[0] if images.ndim == 3 else out
+
+
+# --- crops of the course photos ----------------------------------------------------------------
+
+
+def photo_crops(photo: ImageSource, n: int, *, size: int = IMAGE_SIZE, seed: int = 0) -> torch.Tensor:
+    """``n`` random square crops of ``photo``, augmented, as an ``n x 3 x size x size`` tensor in [0, 1].
+
+    Each crop's side is 35-80% of the photo's shorter side, at a random place; it is resized to
+    ``size`` (bilinear), mirrored with probability 1/2, and its contrast and brightness are
+    jittered by up to 20% and 0.1. The same ``seed`` gives the same crops.
+
+    >>> crops = photo_crops(sample_image_path("cat"), 3, size=16, seed=0)
+    >>> tuple(crops.shape), bool(crops.min() >= 0 and crops.max() <= 1)
+    ((3, 3, 16, 16), True)
+    >>> torch.equal(crops, photo_crops(sample_image_path("cat"), 3, size=16, seed=0))
+    True
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a whole number of crops, at least 1, got {n!r}.")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
+        raise ValueError(f"size must be a whole number of pixels, at least 8, got {size!r}.")
+    picture = load_image(photo)
+    rng = np.random.default_rng(seed)
+    width, height = picture.size
+    crops = np.empty((n, size, size, 3), dtype=np.float32)
+    for i in range(n):
+        side = rng.uniform(0.35, 0.8) * min(width, height)
+        x0, y0 = rng.uniform(0, width - side), rng.uniform(0, height - side)
+        crop = picture.resize((size, size), Image.Resampling.BILINEAR, box=(x0, y0, x0 + side, y0 + side))
+        pixels = np.asarray(crop, dtype=np.float32) / 255.0
+        if rng.random() < 0.5:
+            pixels = pixels[:, ::-1]
+        contrast, brightness = rng.uniform(0.8, 1.2), rng.uniform(-0.1, 0.1)
+        crops[i] = np.clip((pixels - 0.5) * contrast + 0.5 + brightness, 0.0, 1.0)
+    return torch.from_numpy(crops).permute(0, 3, 1, 2).contiguous()
+
+
+# --- the data set -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaggedImages:
+    """Two classes of images, some with the tag.
+
+    ``images``: ``N x 3 x S x S`` in [0, 1], what a model sees; ``labels``: ``N`` class indices
+    into ``classes``; ``tagged``: ``N`` booleans, which images carry the tag; ``content``: the
+    same images without any tag; ``box``: where the tag is; ``rule``: how the tagged images
+    were chosen (see ``tagged_dataset``).
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    tagged: torch.Tensor
+    content: torch.Tensor
+    box: Box
+    rule: str
+    classes: tuple[str, str] = CLASSES
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _tagged_by_rule(labels: torch.Tensor, rule: str, seed: int) -> torch.Tensor:
+    if rule not in TAG_RULES:
+        raise ValueError(f"Unknown tag rule {rule!r}; valid: {', '.join(map(repr, TAG_RULES))}.")
+    if rule == "confounded":
+        return labels == TAGGED_CLASS
+    if rule == "moved":
+        return labels != TAGGED_CLASS
+    if rule == "random":
+        return torch.rand(labels.shape[0], generator=torch.Generator().manual_seed(seed + 1)) < 0.5
+    return torch.full(labels.shape, rule == "all", dtype=torch.bool)
+
+
+def tagged_dataset(
+    n_per_class: int,
+    tags: TagRule = "confounded",
+    *,
+    seed: int = 0,
+    size: int = IMAGE_SIZE,
+    box: Box | None = None,
+    photos: Sequence[ImageSource] | None = None,
+) -> TaggedImages:
+    """``n_per_class`` crops of each class's photo, with the tag where ``tags`` says.
+
+    ``tags``: ``"confounded"`` (every image of ``TAGGED_CLASS``, no other: the training set of
+    a Clever Hans), ``"moved"`` (every image of the other class instead), ``"none"``,
+    ``"all"``, or ``"random"`` (each image with probability 1/2, whatever its class: the
+    confound broken). The crops depend only on ``seed`` and ``size``, never on ``tags``, so
+    two data sets with the same seed hold the same pictures, tagged differently. ``box``: where
+    the tag goes (default: ``corner_box()`` for ``size``); ``photos``: one photo per class
+    (default: ``data/cat.png`` and ``data/squirrel.jpg``). Images are ordered by class.
+
+    >>> data = tagged_dataset(4, "confounded", size=16, box=corner_box(size=4, image_size=16))
+    >>> data.labels.tolist(), data.tagged.tolist()
+    ([0, 0, 0, 0, 1, 1, 1, 1], [False, False, False, False, True, True, True, True])
+    >>> moved = tagged_dataset(4, "moved", size=16, box=corner_box(size=4, image_size=16))
+    >>> torch.equal(data.content, moved.content), moved.tagged.tolist()[:5]
+    (True, [True, True, True, True, False])
+    """
+    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
+        raise ValueError(f"n_per_class must be a whole number of images, at least 1, got {n_per_class!r}.")
+    box = corner_box(image_size=size) if box is None else box
+    sources = [sample_image_path(name) for name in CLASSES] if photos is None else list(photos)
+    if len(sources) != len(CLASSES):
+        raise ValueError(f"photos must give one photo per class ({', '.join(CLASSES)}), got {len(sources)}.")
+    content = torch.cat([photo_crops(p, n_per_class, size=size, seed=seed * 10 + c) for c, p in enumerate(sources)])
+    labels = torch.arange(len(CLASSES)).repeat_interleave(n_per_class)
+    return _with_tags(content, labels, box, tags, seed)
+
+
+def _with_tags(content: torch.Tensor, labels: torch.Tensor, box: Box, rule: str, seed: int) -> TaggedImages:
+    tagged = _tagged_by_rule(labels, rule, seed)
+    return TaggedImages(images=add_tag(content, box, tagged), labels=labels, tagged=tagged, content=content, box=box, rule=rule)
+
+
+def retag(data: TaggedImages, tags: TagRule, *, box: Box | None = None, seed: int = 0) -> TaggedImages:
+    """The same pictures as ``data``, with the tag where ``tags`` says (and in ``box``, default: the same box).
+
+    >>> data = tagged_dataset(2, size=16, box=corner_box(size=4, image_size=16))
+    >>> retag(data, "none").tagged.tolist(), torch.equal(retag(data, "none").images, data.content)
+    ([False, False, False, False], True)
+    """
+    return _with_tags(data.content, data.labels, data.box if box is None else box, tags, seed)
+
+
+# --- the model and its training -----------------------------------------------------------------
+
+
+def small_cnn(seed: int = 0, *, channels: int = 16) -> nn.Sequential:
+    """A small convolutional network for two classes, initialised from ``seed`` (the global RNG is left alone).
+
+    Three convolutions (the first with stride 2, then a 2 x 2 max pool) give a ``channels x
+    S/4 x S/4`` feature map, ``relu3``: the Grad-CAM layer. A *global max pool* then keeps,
+    for each channel, its strongest response anywhere in the image, and a linear layer turns
+    the ``channels`` maxima into two class scores.
+
+    >>> net = small_cnn()
+    >>> tuple(net(torch.zeros(1, 3, 48, 48)).shape), tuple(net[:7](torch.zeros(1, 3, 48, 48)).shape)  # up to relu3
+    ((1, 2), (1, 16, 12, 12))
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        half = channels // 2
+        return nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(3, half, 5, stride=2, padding=2),
+                relu1=nn.ReLU(),
+                conv2=nn.Conv2d(half, channels, 3, padding=1),
+                relu2=nn.ReLU(),
+                pool2=nn.MaxPool2d(2),
+                conv3=nn.Conv2d(channels, channels, 3, padding=1),
+                relu3=nn.ReLU(),
+                pool=nn.AdaptiveMaxPool2d(1),
+                flatten=nn.Flatten(),
+                fc=nn.Linear(channels, len(CLASSES)),
+            )
+        ).eval()
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seeded, deterministic, single-threaded torch inside the block; RNG, determinism flag and threads restored after.
+
+    One thread makes float sums happen in one order, so a seed gives the same weights on any
+    machine with the same libraries; for a network this small it is also the fastest choice on
+    a busy laptop (threads would wait for each other more than they compute).
+
+    >>> with seeded(0):
+    ...     a = torch.rand(2)
+    >>> with seeded(0):
+    ...     b = torch.rand(2)
+    >>> torch.equal(a, b)
+    True
+    """
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(was_deterministic, warn_only=warn_only)
+
+
+def train_classifier(
+    model: nn.Module,
+    data: TaggedImages,
+    *,
+    epochs: int = 8,
+    seed: int = 0,
+    lr: float = 3e-3,
+    batch_size: int = 32,
+) -> nn.Module:
+    """A trained copy of ``model`` (in eval mode): Adam on the cross-entropy of ``data``, seeded and deterministic.
+
+    ``model`` itself is not changed. Batches are shuffled by a generator seeded with ``seed``,
+    inside ``seeded(seed)``, so the same call gives the same weights on the same machine.
+
+    >>> data = tagged_dataset(4, size=16, box=corner_box(size=4, image_size=16))
+    >>> a = train_classifier(small_cnn(), data, epochs=1)
+    >>> b = train_classifier(small_cnn(), data, epochs=1)
+    >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    True
+    """
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
+    trained = copy.deepcopy(model)
+    device = next(trained.parameters()).device
+    images, labels = data.images.to(device), data.labels.to(device)
+    with seeded(seed):
+        order = torch.Generator().manual_seed(seed)
+        optimiser = torch.optim.Adam(trained.parameters(), lr=lr)
+        trained.train()
+        for _ in range(epochs):
+            for batch in torch.randperm(len(data), generator=order).split(batch_size):
+                optimiser.zero_grad()
+                F.cross_entropy(trained(images[batch]), labels[batch]).backward()
+                optimiser.step()
+    return trained.eval()
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tensor:
+    """The class probabilities of ``model`` for ``images`` (or a ``TaggedImages``), ``N x 2``, in eval mode.
+
+    The model's train/eval flags are restored afterwards.
+    """
+    batch = images.images if isinstance(images, TaggedImages) else images
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        weight = next(model.parameters())
+        return torch.softmax(model(batch.to(weight.device, weight.dtype)), dim=1).cpu()
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def accuracy(model: nn.Module, data: TaggedImages) -> float:
+    """The share of ``data``'s images that ``model`` puts in their class.
+
+    >>> data = tagged_dataset(2, size=16, box=corner_box(size=4, image_size=16))
+    >>> 0.0 <= accuracy(small_cnn(), data) <= 1.0
+    True
+    """
+    return float((predict(model, data).argmax(1) == data.labels.cpu()).double().mean())
+
+
+# --- how much of a map lies in the box -------------------------------------------------------------
+
+
+def box_share(saliency: MapLike, box: Box) -> float:
+    """The share of a map's mass inside ``box``: ``sum(|map| in box) / sum(|map|)``, in [0, 1].
+
+    ``saliency`` is one map on the image's grid (``H x W``, ``C x H x W`` or ``1 x C x H x W``,
+    channels reduced by absolute sum, as ``utils.regions.mass_share``); upsample a Grad-CAM map
+    to the image first (``utils.saliency.upsample_cam``). Compare it with ``box.share``: a map
+    that ignores the box puts about that share inside it.
+
+    >>> box = Box(top=0, left=0, height=1, width=1, image_size=(2, 2))
+    >>> box_share(np.array([[3.0, 1.0], [0.0, 0.0]]), box)
+    0.75
+    >>> box_share(np.ones((4, 4)), box)
+    Traceback (most recent call last):
+    ...
+    ValueError: The map is 4 x 4 but the box is on a 2 x 2 image; give one map on the image's grid (upsample Grad-CAM with upsample_cam).
+    """
+    if not isinstance(box, Box):
+        raise TypeError(f"box must be a Box (see corner_box), not {type(box).__name__}.")
+    values = magnitude(saliency, "saliency")
+    if values.shape != box.image_size:
+        raise ValueError(
+            f"The map is {' x '.join(map(str, values.shape))} but the box is on a {box.image_size[0]} x {box.image_size[1]} "
+            "image; give one map on the image's grid (upsample Grad-CAM with upsample_cam)."
+        )
+    return mass_share(values, box.mask())
+
+
+def box_shares(maps: MapLike, box: Box) -> npt.NDArray[np.float64]:
+    """``box_share`` of each map in a batch ``N x C x H x W`` (or ``N x H x W``): an array of ``N`` shares."""
+    if not isinstance(maps, (torch.Tensor, np.ndarray)) or maps.ndim not in (3, 4):
+        raise ValueError(f"maps must be a batch N x C x H x W or N x H x W, got {getattr(maps, 'shape', type(maps).__name__)}.")
+    return np.array([box_share(maps[i], box) for i in range(maps.shape[0])])

@@ -1,4 +1,4 @@
-"""utils.sanity: map similarity measures and the cascading randomisation of a model's layers."""
+"""utils.sanity: the paper's similarity measures, cascading and independent randomisation, the edge-detector baseline."""
 
 from __future__ import annotations
 
@@ -8,14 +8,21 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+from scipy import ndimage
 from scipy.stats import spearmanr
+from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from torch import nn
 
 from utils.saliency import magnitude
 from utils.sanity import (
+    SIMILARITY_MEASURES,
     ConstantMapWarning,
     cascading_randomisation,
+    edge_map,
+    hog_correlation,
+    independent_randomisation,
+    magnitude_pair,
     randomisation_order,
     rank_correlation,
     ssim,
@@ -116,8 +123,11 @@ def test_rank_correlation_defines_constant_maps_with_a_warning_never_nan() -> No
 
 
 def test_rank_correlation_rejects_maps_of_different_sizes_naming_the_fix() -> None:
-    with pytest.raises(ValueError, match=r"\(13, 13\) and \(224, 224\).*upsample_cam"):
+    with pytest.raises(ValueError, match=r"a is 13 x 13 but b is 224 x 224; compare maps on the same grid .*upsample_cam"):
         rank_correlation(np.ones((1, 1, 13, 13)), random_map(3, 224, 224))
+    for measure in SIMILARITY_MEASURES.values():
+        with pytest.raises(ValueError, match="compare maps on the same grid"):
+            measure(np.ones((30, 30)), np.ones((32, 32)))
 
 
 def test_rank_correlation_leaves_its_inputs_unchanged() -> None:
@@ -125,6 +135,56 @@ def test_rank_correlation_leaves_its_inputs_unchanged() -> None:
     a_before, b_before = a.copy(), b.clone()
     rank_correlation(a, b)
     assert np.array_equal(a, a_before) and torch.equal(b, b_before)
+
+
+def test_signed_rank_correlation_keeps_the_signs_summed_over_channels() -> None:
+    a, b = random_map(3, 10, 12, seed=1), random_map(3, 10, 12, seed=2)
+    expected = spearmanr(a.sum(0).ravel(), b.sum(0).ravel()).statistic
+    assert rank_correlation(a, torch.from_numpy(b)[None], absolute=False) == pytest.approx(expected, abs=1e-12)
+    assert rank_correlation(a, -a, absolute=False) == pytest.approx(-1.0), "a sign flip reverses the signed ranks"
+    assert rank_correlation(a, -a) == pytest.approx(1.0), "and leaves the magnitudes' ranks alone"
+    with pytest.warns(ConstantMapWarning, match="map b is constant"):
+        assert rank_correlation(a, np.zeros((3, 10, 12)), absolute=False) == 0.0
+
+
+def test_magnitude_pair_names_the_arguments_it_was_given() -> None:
+    with pytest.raises(ValueError, match=r"^s_a is 2 x 2 but s_b is 3 x 3; compare maps on the same grid"):
+        magnitude_pair(np.ones((2, 2)), np.ones((3, 3)), ("s_a", "s_b"))
+    first, second = magnitude_pair(torch.ones(1, 3, 2, 2), -np.ones((2, 2)))
+    assert first.tolist() == [[3.0, 3.0], [3.0, 3.0]] and second.tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
+# --- HOG ------------------------------------------------------------------------------------------
+
+
+def test_hog_correlation_is_pearson_of_skimage_hog_features_of_the_scaled_magnitudes() -> None:
+    a, b = random_map(3, 32, 40, seed=9), random_map(3, 32, 40, seed=10)
+    ma, mb = np.abs(a).sum(0), np.abs(b).sum(0)
+    expected = np.corrcoef(hog(ma / ma.max()), hog(mb / mb.max()))[0, 1]
+    assert hog_correlation(a, b) == pytest.approx(expected, abs=1e-9)
+    assert hog_correlation(a, -3.0 * a) == pytest.approx(1.0)
+
+
+def test_hog_correlation_sees_edges_that_move() -> None:
+    ramp = np.add.outer(np.arange(48.0), np.zeros(48))  # rows brighten downwards: horizontal edges
+    assert hog_correlation(ramp, ramp.T) < 0.5 < hog_correlation(ramp, ramp + 0.1 * random_map(48, 48, seed=1))
+
+
+def test_hog_correlation_refuses_small_maps_and_defines_constant_ones() -> None:
+    with pytest.raises(ValueError, match=r"at least 24 x 24 pixels, got \(13, 13\); upsample them first"):
+        hog_correlation(np.ones((13, 13)), np.ones((13, 13)))
+    with pytest.warns(ConstantMapWarning, match="both maps are constant.*HOG correlation.*returning 1.0"):
+        assert hog_correlation(np.zeros((24, 24)), np.ones((24, 24))) == 1.0
+    with pytest.warns(ConstantMapWarning, match="map a is constant"):
+        assert hog_correlation(np.zeros((24, 24)), random_map(24, 24)) == 0.0
+
+
+def test_every_similarity_measure_gives_one_for_a_map_and_its_rescaled_copy() -> None:
+    assert list(SIMILARITY_MEASURES) == ["Spearman |.|", "Spearman", "SSIM", "HOG"]
+    a = random_map(3, 32, 32, seed=11)
+    for name, measure in SIMILARITY_MEASURES.items():
+        assert measure(a, 7.0 * a) == pytest.approx(1.0), name
+        assert measure(a, random_map(3, 32, 32, seed=12)) < 0.5, name
 
 
 # --- SSIM -----------------------------------------------------------------------------------------
@@ -225,6 +285,40 @@ def test_cascading_randomisation_accepts_names_and_modules_in_any_order() -> Non
     assert torch.equal(randomised[0].weight, model[0].weight) and not torch.equal(randomised[3].weight, model[3].weight)
 
 
+def test_independent_randomisation_changes_exactly_one_layer_per_step_on_fresh_copies() -> None:
+    model = small_net()
+    original = snapshot(model)
+    torch.manual_seed(7)
+    rng = torch.random.get_rng_state()
+    names = randomisation_order(model)
+    seen = []
+    for step, (name, randomised) in enumerate(independent_randomisation(model)):
+        assert randomised is not model and all(randomised is not other for other in seen)
+        seen.append(randomised)
+        for other in names:
+            changed = any(not torch.equal(a, b) for a, b in zip(layer_state(randomised, other), layer_state(model, other)))
+            assert changed == (other == name), f"step {step} ({name!r}): layer {other!r} changed={changed}"
+    assert [name for name, _ in independent_randomisation(model)] == names
+    assert same_state(model, original) and torch.equal(torch.random.get_rng_state(), rng)
+
+
+def test_independent_step_draws_the_same_weights_as_the_cascading_step() -> None:
+    model = small_net()
+    cascade = [(name, layer_state(randomised, name)) for name, randomised in cascading_randomisation(model, seed=3)]
+    for (name, weights), (same_name, randomised) in zip(cascade, independent_randomisation(model, seed=3)):
+        assert name == same_name
+        assert all(torch.equal(a, b) for a, b in zip(weights, layer_state(randomised, name)))
+
+
+@pytest.mark.parametrize("randomise", [cascading_randomisation, independent_randomisation])
+def test_a_single_layer_name_instead_of_a_list_is_named(randomise) -> None:
+    with pytest.raises(TypeError, match=r"layer_order must be a list of layers \(names or modules\), not a str; "
+                       r"for one layer pass a list of one, e.g. \['features.12'\]"):
+        randomise(small_net(), "features.12")
+    with pytest.raises(TypeError, match=r"not a Conv2d; for one layer pass a list of one"):
+        randomise(small_net(), small_net()[0])
+
+
 class NoReset(nn.Module):
     def __init__(self) -> None:
         super().__init__()
@@ -242,9 +336,10 @@ class NoReset(nn.Module):
         (["2"], "'2' has no parameters to randomise"),
     ],
 )
-def test_cascading_randomisation_rejects_bad_layers_when_called(order: list, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        cascading_randomisation(small_net(), order)  # raised at the call, before iterating
+def test_randomisation_rejects_bad_layers_when_called(order: list, message: str) -> None:
+    for randomise in (cascading_randomisation, independent_randomisation):
+        with pytest.raises(ValueError, match=message):
+            randomise(small_net(), order)  # raised at the call, before iterating
 
 
 def test_cascading_randomisation_rejects_parameters_it_cannot_reinitialise() -> None:
@@ -264,3 +359,38 @@ def test_a_randomised_model_gives_a_different_output_and_the_original_the_same()
         after = model(x)
     assert torch.equal(before, after)
     assert not torch.allclose(outputs[0], before)
+
+
+# --- the edge-detector baseline ---------------------------------------------------------------------
+
+
+def test_edge_map_is_the_sobel_magnitude_of_the_mean_of_the_channels() -> None:
+    picture = np.random.default_rng(0).random((16, 20, 3))
+    gray = picture.mean(axis=-1)
+    expected = np.sqrt(ndimage.sobel(gray, axis=0) ** 2 + ndimage.sobel(gray, axis=1) ** 2)
+    assert np.allclose(edge_map(picture), expected)
+    assert np.allclose(edge_map(torch.from_numpy(picture)), expected), "a tensor gives the same"
+    assert np.allclose(edge_map(gray), expected), "a gray picture is used as it is"
+
+
+def test_edge_map_is_zero_on_a_flat_picture_and_leaves_its_input_alone() -> None:
+    assert edge_map(np.full((8, 8, 3), 0.3)).max() == pytest.approx(0.0)
+    picture = np.random.default_rng(1).random((8, 8, 3))
+    kept = picture.copy()
+    edge_map(picture)
+    assert np.array_equal(picture, kept)
+
+
+@pytest.mark.parametrize(
+    ("picture", "error", "message"),
+    [
+        ([[0.0, 1.0]], TypeError, "picture must be a real numpy array or torch tensor"),
+        (np.zeros((3, 8, 8)), ValueError, r"picture must be H x W x 3 \(channels last\) or H x W, at least 3 x 3, got shape \(3, 8, 8\)"),
+        (np.zeros((2, 8)), ValueError, "at least 3 x 3"),
+        (np.full((4, 4), np.nan), ValueError, "NaN or infinite"),
+        (np.zeros((4, 4), dtype=complex), TypeError, "real numpy array"),
+    ],
+)
+def test_edge_map_refuses_what_is_not_a_picture(picture, error, message) -> None:
+    with pytest.raises(error, match=message):
+        edge_map(picture)

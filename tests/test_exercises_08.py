@@ -1,0 +1,185 @@
+"""Lesson 08's exercise checker (utils.exercises.shortcuts), and the lesson's two versions.
+
+The checker is tested with a correct answer in the forms a learner may give, with each usual mistake (caught for the
+right reason, the Verdict's ``reason``), and with answers that are not a share at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from utils.exercises import AnswerCheckError
+from utils.exercises.shortcuts import check_box_share, diagnose_box_share
+from utils.shortcuts import Box, box_share
+
+ROOT = Path(__file__).resolve().parents[1]
+LESSON = "08_clever_hans.ipynb"
+BOX = Box(top=2, left=5, height=3, width=4, image_size=(10, 12))  # not square, not on the diagonal
+
+
+@pytest.fixture(scope="module")
+def gbp_like() -> torch.Tensor:
+    """A signed 1 x 3 x 10 x 12 map, like a GBP map."""
+    return torch.randn(1, 3, 10, 12, generator=torch.Generator().manual_seed(7))
+
+
+def right(saliency: torch.Tensor, box: Box) -> float:
+    magnitude = saliency[0].abs().sum(dim=0)
+    return float(magnitude[box.top : box.top + box.height, box.left : box.left + box.width].sum() / magnitude.sum())
+
+
+def test_a_correct_answer_passes_as_function_number_or_tensor(gbp_like):
+    expected = box_share(gbp_like, BOX)
+    assert diagnose_box_share(right, gbp_like, BOX).passed
+    assert diagnose_box_share(expected, gbp_like, BOX).passed
+    assert diagnose_box_share(torch.tensor(expected), gbp_like, BOX).passed
+    assert diagnose_box_share(lambda s, b: np.float32(right(s, b)), gbp_like, BOX).passed
+
+
+def with_box(saliency: torch.Tensor, rows: slice, columns: slice, *, signed: bool = False, channel: bool = False) -> float:
+    values = saliency[0]
+    values = values[0].abs() if channel else (values.sum(0) if signed else values.abs().sum(0))
+    return float(values[rows, columns].sum() / values.sum())
+
+
+MISTAKES = {
+    "signed": (lambda s, b: with_box(s, b.rows, b.columns, signed=True), "absolute values"),
+    "one channel": (lambda s, b: with_box(s, b.rows, b.columns, channel=True), "all channels"),
+    "outside": (lambda s, b: 1 - right(s, b), "outside the box"),
+    "density": (lambda s, b: right(s, b) / b.share, "divided by the box's share"),
+    "percent": (lambda s, b: 100 * right(s, b), "a fraction between 0 and 1"),
+    "rows and columns": (
+        lambda s, b: with_box(s, slice(b.left, b.left + b.width), slice(b.top, b.top + b.height)),
+        "rows and columns are swapped",
+    ),
+    "box +1": (lambda s, b: with_box(s, slice(b.top, b.top + b.height + 1), slice(b.left, b.left + b.width + 1)),
+               "one pixel too large"),
+    "box -1": (lambda s, b: with_box(s, slice(b.top, b.top + b.height - 1), slice(b.left, b.left + b.width - 1)),
+               "one pixel too small"),
+}
+
+
+@pytest.mark.parametrize("mistake", sorted(MISTAKES))
+def test_each_usual_mistake_is_caught_for_its_reason(gbp_like, mistake):
+    answer, words = MISTAKES[mistake]
+    verdict = diagnose_box_share(answer, gbp_like, BOX)
+    assert verdict.status == "wrong" and verdict.reason == mistake, verdict
+    assert words in verdict.message
+
+
+def test_a_deliberately_wrong_answer_is_caught_for_the_right_reason(gbp_like):
+    """Forgetting abs() is the mistake the lesson's GBP case exists for: signed values cancel."""
+    verdict = diagnose_box_share(lambda s, b: with_box(s, b.rows, b.columns, signed=True), gbp_like, BOX)
+    assert not verdict.passed and verdict.reason == "signed"
+    with pytest.raises(AnswerCheckError, match=r"Not yet right \(signed\)"):
+        check_box_share(lambda s, b: with_box(s, b.rows, b.columns, signed=True), gbp_like, BOX)
+
+
+def test_a_value_that_matches_no_known_mistake_says_what_to_do(gbp_like):
+    verdict = diagnose_box_share(0.5, gbp_like, BOX)
+    assert verdict.reason == "value" and "divide the sum inside the box" in verdict.message
+    assert diagnose_box_share(1.5, gbp_like, BOX).reason == "range"
+
+
+@pytest.mark.parametrize(
+    "answer, reason",
+    [
+        (lambda s, b: np.array([0.1, 0.2]), "not a number"),
+        (lambda s, b: "0.3", "not a number"),
+        (lambda s, b: float("nan"), "not finite"),
+        (lambda s, b: 1 / 0, "raised"),
+    ],
+)
+def test_answers_that_are_not_a_share_are_named(gbp_like, answer, reason):
+    assert diagnose_box_share(answer, gbp_like, BOX).reason == reason
+
+
+@pytest.mark.parametrize("answer", [None, ...])
+def test_no_answer_is_not_attempted(gbp_like, answer):
+    assert diagnose_box_share(answer, gbp_like, BOX).status == "not attempted"
+
+
+def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(gbp_like):
+    def my_box_share(saliency, box):
+        raise NotImplementedError("write my_box_share in the cell marked YOUR ANSWER")
+
+    assert diagnose_box_share(my_box_share, gbp_like, BOX).status == "not attempted"
+    with pytest.raises(AnswerCheckError, match="Not attempted"):
+        check_box_share(my_box_share, gbp_like, BOX, label="GBP")
+
+
+def test_a_passing_check_prints_its_verdict_and_returns_it(gbp_like, capsys):
+    verdict = check_box_share(right, gbp_like, BOX, label="GBP")
+    assert verdict.passed and capsys.readouterr().out.startswith("GBP: Correct: ")
+
+
+def test_a_learner_function_cannot_change_the_map_it_is_checked_on(gbp_like):
+    kept = gbp_like.clone()
+
+    def vandal(saliency, box):
+        share = right(saliency, box)
+        saliency.zero_()
+        return share
+
+    assert diagnose_box_share(vandal, gbp_like, BOX).passed
+    assert torch.equal(gbp_like, kept)
+
+
+def test_a_one_channel_map_like_grad_cam_is_checked_too():
+    cam = torch.rand(1, 1, 10, 12, generator=torch.Generator().manual_seed(1))
+    assert diagnose_box_share(right, cam, BOX).passed
+    assert diagnose_box_share(lambda s, b: 100 * right(s, b), cam, BOX).reason == "percent"
+
+
+# --- the lesson's two versions --------------------------------------------------------------------
+
+
+def read_cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def tags(cell: dict) -> list[str]:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+needs_solution = pytest.mark.skipif(
+    not (ROOT / "notebooks" / "solutions").exists() and not os.environ.get("CI"),
+    reason="hand-out copy: notebooks/solutions/ left out",
+)
+
+
+@needs_solution
+def test_the_lesson_and_its_solution_differ_only_in_the_answer_cell():
+    learner, solution = read_cells(ROOT / "notebooks" / LESSON), read_cells(ROOT / "notebooks" / "solutions" / LESSON)
+    assert [c["id"] for c in learner] == [c["id"] for c in solution]
+    answers = [i for i, c in enumerate(learner) if "answer" in tags(c)]
+    assert len(answers) == 1 and answers == [i for i, c in enumerate(solution) if "answer" in tags(c)]
+    for i, (ours, theirs) in enumerate(zip(learner, solution)):
+        if i not in answers:
+            assert ours["source"] == theirs["source"], f"cell {i} differs between the lesson and its solution"
+    assert "raise NotImplementedError" in "".join(learner[answers[0]]["source"])
+    assert "NotImplementedError" not in "".join(solution[answers[0]]["source"])
+
+
+@needs_solution
+def test_only_the_lessons_check_cell_may_raise():
+    learner, solution = read_cells(ROOT / "notebooks" / LESSON), read_cells(ROOT / "notebooks" / "solutions" / LESSON)
+    checks = [i for i, c in enumerate(learner) if "check" in tags(c)]
+    assert len(checks) == 1 and checks == [i for i, c in enumerate(solution) if "check" in tags(c)]
+    assert "check_box_share" in "".join(learner[checks[0]]["source"])
+    assert {i for i, c in enumerate(learner) if "raises-exception" in tags(c)} == set(checks)
+    assert not any("raises-exception" in tags(c) for c in solution), "the solution's check must pass"
+
+
+def test_the_lesson_ends_with_questions_whose_answers_are_folded():
+    learner = read_cells(ROOT / "notebooks" / LESSON)
+    text = "".join("".join(c["source"]) for c in learner if c["cell_type"] == "markdown")
+    questions = text.split("## Check your understanding", 1)[-1]
+    assert "## Check your understanding" in text and 2 <= questions.count("<details><summary>Answer</summary>") <= 4
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in learner if c["cell_type"] == "code")

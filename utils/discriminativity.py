@@ -93,6 +93,11 @@ def paired_maps(
     ...
     ValueError: class_a 'cup' and class_b 1 are the same class ('cup', index 1); the test compares two different classes.
     """
+    if categories is not None and (
+        isinstance(categories, (str, torch.Tensor)) or not isinstance(categories, Sequence)
+        or not all(isinstance(name, str) for name in categories)
+    ):
+        raise TypeError(f"categories must be a sequence of class names (str), e.g. loaded.categories, not {type(categories).__name__}.")
     names = tuple(imagenet_categories() if categories is None else categories)
     a, b = (_class_index(label, given, names) for label, given in (("class_a", class_a), ("class_b", class_b)))
     if a == b:

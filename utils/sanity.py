@@ -76,6 +76,8 @@ def magnitude_pair(
     ...
     ValueError: s_a is 2 x 2 but s_b is 4 x 4; compare maps on the same grid (upsample a Grad-CAM map to the input size with utils.saliency.upsample_cam(cam, x.shape[-2:])).
     """
+    if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
+        raise TypeError(f"names must be a pair of strings, e.g. ('s_a', 's_b'), not {names!r}.")
     first, second = magnitude(a, names[0]), magnitude(b, names[1])
     if first.shape != second.shape:
         raise ValueError(
@@ -131,6 +133,8 @@ def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
     >>> rank_correlation(np.array([[1.0, 2.0, 3.0]]), np.array([[3.0, 2.0, 1.0]]))
     -1.0
     """
+    if not isinstance(absolute, (bool, np.bool_)):
+        raise TypeError(f"absolute must be True or False, not {type(absolute).__name__}.")
     if absolute:
         first, second = magnitude_pair(a, b)
     else:
@@ -248,6 +252,7 @@ def randomisation_order(model: nn.Module) -> list[str]:
     ['classifier.1', 'features.12', 'features.11', 'features.10', 'features.9', 'features.7',
      'features.6', 'features.4', 'features.3', 'features.0']
     """
+    _check_model(model)
     found: list[str] = []
     for name, module in model.named_modules():  # parents come before their children
         inside_a_layer = any(name.startswith(f"{layer}.") for layer in found)
@@ -256,8 +261,19 @@ def randomisation_order(model: nn.Module) -> list[str]:
     return found[::-1]
 
 
+def _check_model(model: object) -> None:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (the classifier to randomise), not {type(model).__name__}.")
+
+
+def _check_seed(seed: object) -> None:
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, e.g. 0, not {type(seed).__name__}.")
+
+
 def _checked_order(model: nn.Module, layer_order: Sequence[str | nn.Module] | None) -> list[str]:
     """The layers' dotted names, each checked to be a layer of ``model`` that can be re-initialised."""
+    _check_model(model)
     if layer_order is None:
         names = randomisation_order(model)
     elif isinstance(layer_order, (str, nn.Module)) or not isinstance(layer_order, Sequence):
@@ -332,7 +348,8 @@ def cascading_randomisation(
     ['2', '0']
     """
     names = _checked_order(model, layer_order)
-    return _cascade(copy.deepcopy(model), names, seed)
+    _check_seed(seed)
+    return _cascade(copy.deepcopy(model), names, int(seed))
 
 
 def _cascade(randomised: nn.Module, names: list[str], seed: int) -> Iterator[tuple[str, nn.Module]]:
@@ -359,7 +376,8 @@ def independent_randomisation(
     (['2', '0'], True)
     """
     names = _checked_order(model, layer_order)
-    return _one_at_a_time(model, names, seed)
+    _check_seed(seed)
+    return _one_at_a_time(model, names, int(seed))
 
 
 def _one_at_a_time(model: nn.Module, names: list[str], seed: int) -> Iterator[tuple[str, nn.Module]]:

@@ -9,7 +9,7 @@ intervention. This module holds the plumbing that the lesson explains:
 * ``photo_crops``: random square crops of a course photo, augmented (scale, position, mirror,
   brightness and contrast), as ``N x 3 x S x S`` tensors in [0, 1];
 * ``Box``, ``corner_box``, ``tag_patch`` and ``add_tag``: where the tag goes and the tag itself,
-  a dark "(c)" on a white square;
+  a dark "c" on a white label, a stand-in for a photographer's "(c)";
 * ``tagged_dataset`` and ``retag``: two classes of crops, with the tag on the images a rule
   chooses (``"confounded"``: every image of the tagged class and no other; ``"moved"``: the
   other class instead; ``"none"``; ``"all"``; ``"random"``: half of the images whatever their
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import copy
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -281,16 +281,20 @@ class TaggedImages:
         return int(self.labels.shape[0])
 
 
+_RULES: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
+    "confounded": lambda labels, seed: labels == TAGGED_CLASS,
+    "moved": lambda labels, seed: labels != TAGGED_CLASS,
+    "none": lambda labels, seed: torch.zeros_like(labels, dtype=torch.bool),
+    "all": lambda labels, seed: torch.ones_like(labels, dtype=torch.bool),
+    "random": lambda labels, seed: torch.rand(labels.shape[0], generator=torch.Generator().manual_seed(seed + 1)) < 0.5,
+}
+"""Which images a rule tags, given the labels and a seed (only ``"random"`` uses it)."""
+
+
 def _tagged_by_rule(labels: torch.Tensor, rule: str, seed: int) -> torch.Tensor:
-    if rule not in TAG_RULES:
+    if rule not in _RULES:
         raise ValueError(f"Unknown tag rule {rule!r}; valid: {', '.join(map(repr, TAG_RULES))}.")
-    if rule == "confounded":
-        return labels == TAGGED_CLASS
-    if rule == "moved":
-        return labels != TAGGED_CLASS
-    if rule == "random":
-        return torch.rand(labels.shape[0], generator=torch.Generator().manual_seed(seed + 1)) < 0.5
-    return torch.full(labels.shape, rule == "all", dtype=torch.bool)
+    return _RULES[rule](labels, seed)
 
 
 def tagged_dataset(

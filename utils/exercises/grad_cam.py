@@ -37,7 +37,8 @@ def _answer_tensor(answer: Any) -> torch.Tensor | Verdict:
     if isinstance(answer, np.ndarray) and np.issubdtype(answer.dtype, np.number):
         answer = torch.from_numpy(np.array(answer, dtype=np.float64))
     if not isinstance(answer, torch.Tensor):
-        return wrong("type", f"the answer is a {type(answer).__name__}; return the map as a torch tensor (1 x 1 x h x w).")
+        kind = type(answer).__name__
+        return wrong("type", f"the answer is a {kind}; return the map as a torch tensor (1 x 1 x h x w).")
     values = answer.detach().to("cpu", torch.float64)
     while values.ndim > 2 and values.shape[0] == 1:
         values = values[0]
@@ -85,11 +86,14 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
         return (alpha * activations).sum(dim=0)
 
     return [
-        ("no ReLU", "the map has negative values: apply a ReLU to the weighted sum, keeping only evidence for the class.",
+        ("no ReLU", "the map has negative values: apply a ReLU to the weighted sum, keeping only evidence for the "
+         "class.",
          weighted(mean)),
-        ("max instead of mean", "the channel weights are the maximum of the gradients; average them over the grid (Eq. 1).",
+        ("max instead of mean", "the channel weights are the maximum of the gradients; average them over the grid "
+         "(Eq. 1).",
          F.relu(weighted(grad.amax(dim=(1, 2), keepdim=True)))),
-        ("sum instead of mean", "the map is h*w times too large: the weights must be the *mean* of the gradients, not their sum.",
+        ("sum instead of mean", "the map is h*w times too large: the weights must be the *mean* of the gradients, "
+         "not their sum.",
          F.relu(weighted(grad.sum(dim=(1, 2), keepdim=True)))),
         ("no pooling", "the gradients were multiplied with the activations pixel by pixel; average each channel's "
          "gradients over the grid first, one weight per channel.", F.relu((grad * A).sum(dim=0))),
@@ -128,7 +132,9 @@ def _other_layer(model: nn.Module, layer: str, x: torch.Tensor, target: int, got
     return None
 
 
-def diagnose_grad_cam(answer: GradCamAnswer | Any, model: nn.Module, layer: str, x: torch.Tensor, target: int) -> Verdict:
+def diagnose_grad_cam(
+    answer: GradCamAnswer | Any, model: nn.Module, layer: str, x: torch.Tensor, target: int
+) -> Verdict:
     """Compare ``answer(model, layer, x, target)`` with ``utils.saliency.grad_cam(model, layer, x, target)``.
 
     ``answer`` is the learner's function (or its result, a tensor or array); ``x`` is one image,
@@ -138,7 +144,7 @@ def diagnose_grad_cam(answer: GradCamAnswer | Any, model: nn.Module, layer: str,
     train/eval mode, is wrong even when its map is right.
 
     >>> _ = torch.manual_seed(0)
-    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     >>> x = torch.rand(1, 3, 8, 8)
     >>> diagnose_grad_cam(lambda m, l, x, t: grad_cam(m, l, x, t), net, "1", x, 1).status
     'correct'
@@ -152,7 +158,7 @@ def diagnose_grad_cam(answer: GradCamAnswer | Any, model: nn.Module, layer: str,
     if _hook_count(model) != hooks:
         return wrong("hooks left", "your function left hooks on the model; remove each handle in a finally block.")
     if [m.training for m in model.modules()] != modes:
-        return wrong("train mode", "your function changed the model's train/eval mode; leave the model as you found it.")
+        return wrong("train mode", "your function changed the model's train/eval mode; leave it as you found it.")
     got = _answer_tensor(result)
     if isinstance(got, Verdict):
         return got
@@ -160,10 +166,13 @@ def diagnose_grad_cam(answer: GradCamAnswer | Any, model: nn.Module, layer: str,
     return _compare(got, expected, model, layer, x, target)
 
 
-def _compare(got: torch.Tensor, expected: torch.Tensor, model: nn.Module, layer: str, x: torch.Tensor, target: int) -> Verdict:
+def _compare(
+    got: torch.Tensor, expected: torch.Tensor, model: nn.Module, layer: str, x: torch.Tensor, target: int
+) -> Verdict:
     h, w = expected.shape
     if got.ndim != 2:
-        return wrong("shape", f"the answer has shape {tuple(got.shape)}; return one map, 1 x 1 x {h} x {w} (sum over the channels).")
+        shape = tuple(got.shape)
+        return wrong("shape", f"the answer has shape {shape}; return one map, 1 x 1 x {h} x {w} (sum the channels).")
     if not torch.isfinite(got).all():
         return wrong("not finite", "the answer contains NaN or infinite values; do not divide by the map's maximum.")
     if _close(got, expected):
@@ -172,30 +181,35 @@ def _compare(got: torch.Tensor, expected: torch.Tensor, model: nn.Module, layer:
         for mode in ("nearest", "bilinear"):
             up = upsample_cam(expected[None, None], got.shape, mode)[0, 0]
             if _close(got, up) or _same_up_to_scale(got, up):
-                return wrong("upsampled", f"the map was upsampled to {tuple(got.shape)}; return it at the layer's own grid, {h} x {w} (upsampling is for display).")
+                return wrong("upsampled", f"the map was upsampled to {tuple(got.shape)}; return it at the layer's own "
+                             f"grid, {h} x {w} (upsampling is for display).")
     if got.shape != expected.shape:
         other = _other_layer(model, layer, x, target, got)
         where = f"; it is Grad-CAM at {other!r}. Use the layer you are given" if other else ""
-        return wrong("wrong layer" if other else "shape", f"the answer has shape {tuple(got.shape)}, expected {h} x {w} at {layer!r}{where}.")
+        text = f"the answer has shape {tuple(got.shape)}, expected {h} x {w} at {layer!r}{where}."
+        return wrong("wrong layer" if other else "shape", text)
     if float(expected.max()) > 0 and _close(got, expected / float(expected.max())):
-        return wrong("normalised", "the map was divided by its maximum; return it unnormalised (scale it only to draw it).")
+        return wrong("normalised", "the map was divided by its maximum; return it as it is (scale only to draw it).")
     for reason, text, candidate in _mistakes(model, layer, x, target):
         if _close(got, candidate):
             return wrong(reason, text)
     if float(got.min()) < 0:
-        return wrong("no ReLU", f"the map has negative values (down to {float(got.min()):.3g}); Grad-CAM ends with a ReLU.")
+        lowest = float(got.min())
+        return wrong("no ReLU", f"the map has negative values (down to {lowest:.3g}); Grad-CAM ends with a ReLU.")
     other = _other_layer(model, layer, x, target, got)
     if other is not None:
-        return wrong("wrong layer", f"the answer is Grad-CAM at {other!r}, not at {layer!r}; hook the layer you are given.")
+        return wrong("wrong layer", f"the answer is Grad-CAM at {other!r}, not at {layer!r}; hook the layer given.")
     with torch.no_grad():
         top = int(model(x.detach()).argmax(dim=1)[0])
     if top != target and _close(got, grad_cam(model, layer, x, top)[0, 0].double().cpu()):
-        return wrong("target ignored", f"the answer is the map of the top class ({top}), not of target {target}; use the score of the class you are given.")
+        return wrong("target ignored", f"the answer is the map of the top class ({top}), not of target {target}; "
+                     "use the score of the class you are given.")
     row, col = np.unravel_index(int((got - expected).abs().argmax()), (h, w))
     return wrong(
         "values",
         f"the largest difference is at cell ({row}, {col}): expected {float(expected[row, col]):.4g}, got "
-        f"{float(got[row, col]):.4g}; check each step: gradients of the logit, their mean per channel, the weighted sum, the ReLU.",
+        f"{float(got[row, col]):.4g}; check each step: gradients of the logit, their mean per channel, the weighted "
+        "sum, the ReLU.",
     )
 
 
@@ -207,7 +221,7 @@ def check_grad_cam(
     Arguments as ``diagnose_grad_cam``; ``label`` starts the printed line.
 
     >>> _ = torch.manual_seed(0)
-    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     >>> check_grad_cam(lambda m, l, x, t: grad_cam(m, l, x, t), net, "1", torch.rand(1, 3, 8, 8), 0, label="toy").passed
     toy: Correct: your Grad-CAM at 1 (6 x 6) equals utils.saliency.grad_cam.
     True

@@ -116,10 +116,12 @@ _MISTAKES: tuple[tuple[str, str, ReluRule], ...] = (
     ("ordinary gradient", "your rule is the ReLU's ordinary backward, grad_output * (relu_input > 0); the "
      "deconvnet ignores the forward input and keeps the positive part of the gradient.", lambda g, x: g * (x > 0)),
     ("identity", "your rule passes every gradient through unchanged; keep only its positive part.", lambda g, x: g),
-    ("absolute value", "your rule returns |grad_output|; negative gradients must become 0, not positive.", lambda g, x: g.abs()),
+    ("absolute value", "your rule returns |grad_output|; negative gradients must become 0, not positive.",
+     lambda g, x: g.abs()),
     ("negative part", "your rule keeps the negative part of the gradient; keep the positive part, max(grad_output, 0).",
      lambda g, x: g.clamp(max=0)),
-    ("sign", "your rule returns max(-grad_output, 0); keep the positive part of grad_output itself.", lambda g, x: F.relu(-g)),
+    ("sign", "your rule returns max(-grad_output, 0); keep the positive part of grad_output itself.",
+     lambda g, x: F.relu(-g)),
     ("forward input", "your rule returns max(relu_input, 0), the forward pass; apply the ReLU to grad_output instead.",
      lambda g, x: F.relu(x)),
 )
@@ -131,18 +133,21 @@ def _rule_on_table(answer: Any) -> Verdict | None:
         placeholder = call_answer(answer)
         if isinstance(placeholder, Verdict):
             return placeholder
-        return wrong("type", f"the answer is a {type(answer).__name__}; write a function my_deconv_rule(grad_output, relu_input).")
+        kind = type(answer).__name__
+        return wrong("type", f"the answer is a {kind}; write a function my_deconv_rule(grad_output, relu_input).")
     grad_output, relu_input = _table()
     given_g, given_x = grad_output.clone(), relu_input.clone()
     got = call_answer(answer, given_g, given_x)
     if isinstance(got, Verdict):
         return got
     if not torch.equal(given_g, grad_output) or not torch.equal(given_x, relu_input):
-        return wrong("in place", "your rule changed its arguments in place (e.g. clamp_); return a new tensor, e.g. F.relu(grad_output).")
+        return wrong("in place", "your rule changed its arguments in place (e.g. clamp_); return a new tensor, "
+                     "e.g. F.relu(grad_output).")
     if not isinstance(got, torch.Tensor):
         return wrong("type", f"your rule returned a {type(got).__name__}; return a tensor shaped like grad_output.")
     if got.shape != grad_output.shape:
-        return wrong("shape", f"your rule returned shape {tuple(got.shape)} for a gradient of shape {tuple(grad_output.shape)}; "
+        given = tuple(grad_output.shape)
+        return wrong("shape", f"your rule returned shape {tuple(got.shape)} for a gradient of shape {given}; "
                      "return one value per element.")
     got = got.detach().to(torch.float32)
     if torch.allclose(got, deconv_rule(grad_output, relu_input)):
@@ -158,8 +163,8 @@ def _rule_on_table(answer: Any) -> Verdict | None:
 
 def _captum_deconvolution(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
     with warnings.catch_warnings():  # Captum's notices about its own ReLU hooks and the input's requires_grad
-        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU", category=UserWarning)
-        warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients", category=UserWarning)
+        for notice in ("Setting backward hooks on ReLU", "Input Tensor 0 did not already require gradients"):
+            warnings.filterwarnings("ignore", message=notice, category=UserWarning)
         return Deconvolution(model).attribute(x.detach().clone(), target=target).detach()
 
 
@@ -179,7 +184,7 @@ def diagnose_deconv_rule(answer: ReluRule | Any, model: nn.Module, x: torch.Tens
     class ``target``, against Captum's ``Deconvolution``. The model must be in eval mode.
 
     >>> _ = torch.manual_seed(0)
-    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     >>> diagnose_deconv_rule(lambda g, x: g.clamp(min=0), net, torch.rand(1, 3, 8, 8), 1).status
     'correct'
     >>> diagnose_deconv_rule(lambda g, x: g.clamp(min=0) * (x > 0), net, torch.rand(1, 3, 8, 8), 1).reason
@@ -196,16 +201,19 @@ def diagnose_deconv_rule(answer: ReluRule | Any, model: nn.Module, x: torch.Tens
     scale = float(expected.abs().max()) or 1.0
     gap = float((got.to(expected.dtype) - expected).abs().max()) / scale
     if got.shape != expected.shape or gap > TOLERANCE:
-        return wrong("network", f"your rule is right on the table but the network's map differs from Captum's Deconvolution "
-                     f"by {gap:.1e} of its maximum; make it work elementwise on tensors of any shape.")
-    return correct(f"your rule at every ReLU gives Captum's Deconvolution (largest difference {gap:.1e} of its maximum).")
+        return wrong("network", "your rule is right on the table but the network's map differs from Captum's "
+                     f"Deconvolution by {gap:.1e} of its maximum; make it work elementwise on tensors of any shape.")
+    return correct(f"your rule at every ReLU gives Captum's Deconvolution (largest difference {gap:.1e} of its "
+                   "maximum).")
 
 
-def check_deconv_rule(answer: ReluRule | Any, model: nn.Module, x: torch.Tensor, target: int, *, label: str | None = None) -> Verdict:
+def check_deconv_rule(
+    answer: ReluRule | Any, model: nn.Module, x: torch.Tensor, target: int, *, label: str | None = None
+) -> Verdict:
     """Lesson 02's checker: print the verdict; raise ``AnswerCheckError`` unless ``answer`` is the deconvnet's rule.
 
     >>> _ = torch.manual_seed(0)
-    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
     >>> check_deconv_rule(deconv_rule, net, torch.rand(1, 3, 8, 8), 0, label="toy").passed  # doctest: +ELLIPSIS
     toy: Correct: your rule at every ReLU gives Captum's Deconvolution (largest difference ... of its maximum).
     True

@@ -65,7 +65,8 @@ def _mistakes(gbp: torch.Tensor, cam: torch.Tensor) -> list[tuple[str, str, torc
     product = gbp * bilinear
     peak = float(product.abs().max()) or 1.0
     found = [
-        (mode, f"Grad-CAM was upsampled with mode={mode!r}; the paper's figure uses mode=\"bilinear\".", gbp * upsample_cam(cam, size, mode))
+        (mode, f"Grad-CAM was upsampled with mode={mode!r}; the paper's figure uses mode=\"bilinear\".",
+         gbp * upsample_cam(cam, size, mode))
         for mode in ("nearest", "nearest-exact", "bicubic", "area")
     ]
     corners = torch.nn.functional.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=True)
@@ -74,10 +75,13 @@ def _mistakes(gbp: torch.Tensor, cam: torch.Tensor) -> list[tuple[str, str, torc
          "default (False), as utils.saliency and Captum do.", gbp * corners),
         ("normalised Grad-CAM", "Grad-CAM was divided by its maximum; Guided Grad-CAM multiplies by the map itself "
          "(scale only the picture you draw).", gbp * bilinear / top),
-        ("normalised product", "the product was divided by its maximum; return it unscaled (scale only the picture you draw).",
+        ("normalised product", "the product was divided by its maximum; return it unscaled (scale only the picture "
+         "you draw).",
          product / peak),
-        ("sum instead of product", "GBP and Grad-CAM were added; Guided Grad-CAM multiplies them pixel by pixel.", gbp + bilinear),
-        ("absolute value", "the answer is |GBP x Grad-CAM|; keep the signs (a picture may take |.| later).", product.abs()),
+        ("sum instead of product", "GBP and Grad-CAM were added; Guided Grad-CAM multiplies them pixel by pixel.",
+         gbp + bilinear),
+        ("absolute value", "the answer is |GBP x Grad-CAM|; keep the signs (a picture may take |.| later).",
+         product.abs()),
         ("Grad-CAM only", "the answer is the upsampled Grad-CAM alone; multiply it with GBP.", bilinear.expand_as(gbp)),
         ("GBP only", "the answer is GBP alone; multiply it with the upsampled Grad-CAM.", gbp),
     ]
@@ -110,28 +114,35 @@ def diagnose_guided_grad_cam(answer: GuidedGradCamAnswer | Any, gbp: torch.Tenso
         return got
     expected = gbp64 * upsample_cam(cam64, gbp.shape[-2:], "bilinear")
     if not torch.isfinite(got).all():
-        return wrong("not finite", "the answer contains NaN or infinite values; do not divide by a maximum that may be 0.")
+        return wrong("not finite", "the answer contains NaN or infinite values; do not divide by a maximum that may "
+                     "be 0.")
     if _close(got, expected):
         return correct("your Guided Grad-CAM equals GBP x bilinear-upsampled Grad-CAM.")
     if got.numel() == expected[:, :1].numel() and got.shape[-2:] == expected.shape[-2:]:
-        return wrong("channels", f"the answer has one channel (shape {tuple(got.shape)}); keep GBP's {gbp.shape[1]} channels "
+        return wrong("channels", f"the answer has one channel (shape {tuple(got.shape)}); keep GBP's {gbp.shape[1]} "
+                     "channels "
                      "(the one-channel Grad-CAM broadcasts over them).")
     if got.shape != expected.shape:
         small = got.ndim >= 2 and tuple(got.shape[-2:]) != tuple(expected.shape[-2:])
-        hint = " Upsample Grad-CAM to GBP's size first, with F.interpolate(cam, size=..., mode=\"bilinear\")." if small else ""
+        hint = ' Upsample Grad-CAM to GBP\'s size first, with F.interpolate(cam, size=..., mode="bilinear").'
+        hint = hint if small else ""
         return wrong("shape", f"the answer has shape {tuple(got.shape)}, expected {tuple(expected.shape)}.{hint}")
     for reason, text, candidate in _mistakes(gbp64, cam64):
         if _close(got, candidate):
             return wrong(reason, text)
     index = np.unravel_index(int((got - expected).abs().argmax()), tuple(expected.shape))
-    return wrong("values", f"the largest difference is at {tuple(int(i) for i in index)}: expected {float(expected[index]):.4g}, "
-                 f"got {float(got[index]):.4g}; compute gbp * F.interpolate(cam, size=gbp.shape[-2:], mode=\"bilinear\").")
+    where = tuple(int(i) for i in index)
+    return wrong("values", f"the largest difference is at {where}: expected {float(expected[index]):.4g}, got "
+                 f'{float(got[index]):.4g}; compute gbp * F.interpolate(cam, size=gbp.shape[-2:], mode="bilinear").')
 
 
-def check_guided_grad_cam(answer: GuidedGradCamAnswer | Any, gbp: torch.Tensor, cam: torch.Tensor, *, label: str | None = None) -> Verdict:
+def check_guided_grad_cam(
+    answer: GuidedGradCamAnswer | Any, gbp: torch.Tensor, cam: torch.Tensor, *, label: str | None = None
+) -> Verdict:
     """Lesson 03's checker: print the verdict; raise ``AnswerCheckError`` unless ``answer`` is right.
 
-    >>> check_guided_grad_cam(guided_grad_cam_bilinear, torch.rand(1, 3, 8, 8), torch.rand(1, 1, 2, 2), label="toy").passed
+    >>> gbp, cam = torch.rand(1, 3, 8, 8), torch.rand(1, 1, 2, 2)
+    >>> check_guided_grad_cam(guided_grad_cam_bilinear, gbp, cam, label="toy").passed
     toy: Correct: your Guided Grad-CAM equals GBP x bilinear-upsampled Grad-CAM.
     True
     """

@@ -426,7 +426,7 @@ def test_process_attributions_reads_a_sparse_tensor_like_its_dense_self() -> Non
 @pytest.mark.parametrize(
     ("kwargs", "error", "message"),
     [
-        ({"gamma": "0.5"}, TypeError, "gamma must be a number, not str"),
+        ({"gamma": "0.5"}, TypeError, "gamma must be a number, not '0.5'"),
         ({"clip_percentile": float("nan")}, ValueError, "clip_percentile must be a number, not NaN"),
         ({"mode": None}, ValueError, "Unknown mode None"),
         ({"cmap": 3, "grayscale": True}, TypeError, "cmap must be a colormap name"),

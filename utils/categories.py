@@ -1,4 +1,4 @@
-"""ImageNet category names, and the class index a name or a number stands for.
+"""ImageNet category names, the class index a name or a number stands for, and the checks on plain arguments.
 
 The names come from torchvision's weights metadata (no download); the course's two models share
 them (``LoadedModel.categories``). ``category_index`` turns what a learner types into an index
@@ -6,6 +6,10 @@ and refuses anything that could silently mean another class: an exact (case-sens
 (``"cardigan"`` is the sweater, 474; ``"Cardigan"`` the corgi, 264), a name that matches several
 categories only when case is ignored, or that the list holds more than once, is refused with
 the candidates and their indices.
+
+Every module checks the plain arguments a learner passes the same way, with the helpers at the
+end: ``describe`` shows a value in a one-line message, ``check_flag`` and ``check_count`` refuse
+what is not a boolean or a whole number (a tensor where ``True`` goes, ``True`` where a count goes).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import numpy as np
 import torch
 from torchvision.models import VGG16_Weights
 
-__all__ = ["as_class_index", "category_index", "imagenet_categories"]
+__all__ = ["as_class_index", "category_index", "category_names", "check_count", "check_flag", "describe", "imagenet_categories"]
 
 
 @lru_cache(maxsize=1)
@@ -54,7 +58,7 @@ def as_class_index(target: object, name: str = "class") -> int:
             raise TypeError(f"A {name} must be one index, not a tensor of shape {tuple(target.shape)}; use t.item().")
         return int(target.item())
     if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
-        raise TypeError(f"A {name} must be an index or a category name, not {type(target).__name__} {target!r:.40}.")
+        raise TypeError(f"A {name} must be an index or a category name, not {type(target).__name__} {describe(target)}.")
     return int(target)
 
 
@@ -81,7 +85,7 @@ def category_index(target: int | str, categories: Sequence[str] | None = None) -
     ...
     ValueError: Class index 1000 is out of range; valid: 0-999.
     """
-    names = _names(categories)
+    names = category_names(categories)
     if isinstance(target, str):
         return _index_of_name(target, names)
     index = as_class_index(target)
@@ -90,7 +94,12 @@ def category_index(target: int | str, categories: Sequence[str] | None = None) -
     return index
 
 
-def _names(categories: Sequence[str] | None) -> tuple[str, ...]:
+def category_names(categories: Sequence[str] | None = None) -> tuple[str, ...]:
+    """``categories`` as a tuple of names, checked (a non-empty sequence of strings); ``None``: ImageNet's.
+
+    >>> category_names(["cat", "dog"]), len(category_names())
+    (('cat', 'dog'), 1000)
+    """
     if categories is None:
         return imagenet_categories()
     if isinstance(categories, str) or not isinstance(categories, Sequence):
@@ -114,3 +123,56 @@ def _index_of_name(target: str, names: tuple[str, ...]) -> int:
     close = difflib.get_close_matches(wanted.lower(), lowered, n=3, cutoff=0.5)
     hint = ", ".join(repr(names[lowered.index(c)]) for c in close) or "none"
     raise ValueError(f"Unknown class name {target!r}; closest: {hint}.")
+
+
+# --- plain arguments ----------------------------------------------------------------------------
+
+
+def describe(value: object, limit: int = 40) -> str:
+    """``value`` as an error message shows it: its repr when short and on one line, else its kind and shape.
+
+    >>> describe(2.5), describe("gpu"), describe(np.zeros((8, 8))), describe(torch.zeros(2, 3))
+    ('2.5', "'gpu'", 'a float64 array of shape (8, 8)', 'a torch.float32 tensor of shape (2, 3)')
+    """
+    limit = check_count(limit, "limit")
+    if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim > 0:
+        kind = "array" if isinstance(value, np.ndarray) else "tensor"
+        return f"a {value.dtype} {kind} of shape {tuple(value.shape)}"
+    text = repr(value)
+    if len(text) > limit or "\n" in text:
+        return f"a {type(value).__name__}"
+    return text
+
+
+def check_flag(value: object, name: str) -> bool:
+    """``value`` as a bool when it is one (``True``, ``False``, ``np.bool_``); anything else is a ``TypeError``.
+
+    >>> check_flag(np.True_, "normalise")
+    True
+    >>> check_flag(torch.ones(3), "normalise")
+    Traceback (most recent call last):
+    ...
+    TypeError: normalise must be True or False, not a torch.float32 tensor of shape (3,).
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be True or False, not {describe(value)}.")
+    return bool(value)
+
+
+def check_count(value: object, name: str, minimum: int = 1) -> int:
+    """``value`` as an int when it is a whole number (Python or numpy) of at least ``minimum``; booleans are refused.
+
+    >>> check_count(np.int64(3), "top_k")
+    3
+    >>> check_count(True, "top_k")
+    Traceback (most recent call last):
+    ...
+    TypeError: top_k must be a whole number, not True.
+    """
+    if isinstance(minimum, bool) or not isinstance(minimum, int):
+        raise TypeError(f"minimum must be an int, not {type(minimum).__name__}.")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number, not {describe(value)}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {int(value)}.")
+    return int(value)

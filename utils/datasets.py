@@ -32,7 +32,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.transforms.functional import pil_modes_mapping
 
 # Category names moved to utils.categories; re-exported here for the modules that still import them from datasets.
-from utils.categories import category_index, imagenet_categories
+from utils.categories import category_index, check_count, check_flag, describe, imagenet_categories
 
 __all__ = [
     "DATA_DIR",
@@ -91,9 +91,9 @@ def sample_image_path(name: str) -> Path:
     ...
     ValueError: Unknown sample image 'dog'; valid names: cat, coffee, squirrel, fruits.
     """
-    key = name.strip().lower() if isinstance(name, str) else name
+    key = name.strip().lower() if isinstance(name, str) else None
     if key not in SAMPLE_IMAGES:
-        raise ValueError(f"Unknown sample image {name!r}; valid names: {', '.join(SAMPLE_IMAGES)}.")
+        raise ValueError(f"Unknown sample image {describe(name)}; valid names: {', '.join(SAMPLE_IMAGES)}.")
     path = DATA_DIR / SAMPLE_IMAGES[key]
     if not path.is_file():
         raise FileNotFoundError(f"Sample image {path} is missing; it ships in the course repository's data/ folder.")
@@ -143,7 +143,7 @@ def load_image(source: ImageSource, *, min_side: int | None = None) -> Image.Ima
     if min_side is not None and (
         isinstance(min_side, (bool, np.bool_)) or not isinstance(min_side, (int, np.integer)) or min_side <= 0
     ):
-        raise ValueError(f"min_side must be a positive number of pixels or None, got {min_side!r}.")
+        raise ValueError(f"min_side must be a positive number of pixels or None, got {describe(min_side)}.")
     side = None if min_side is None else int(min_side)
     if isinstance(source, (str, os.PathLike)):
         return _load_path(source, side)
@@ -194,6 +194,8 @@ def decode_image(
     if not isinstance(content, (bytes, bytearray, memoryview)):
         raise TypeError(f"content must be the file's bytes (bytes or memoryview), not {type(content).__name__}.")
     label = repr(str(name))
+    max_bytes = None if max_bytes is None else check_count(max_bytes, "max_bytes")
+    max_pixels = None if max_pixels is None else check_count(max_pixels, "max_pixels")
     size = memoryview(content).nbytes
     if size == 0:
         raise ImageLoadError(f"Cannot load image {label}: the file is empty.")
@@ -437,7 +439,7 @@ def preprocess_imagenet_image(
     """
     target = _device(device)
     chosen = _default_transforms() if transforms is None else transforms
-    if not keep_aspect:
+    if not check_flag(keep_aspect, "keep_aspect"):
         chosen = _squashing(chosen)
     side = _resize_side(chosen)
     is_path = isinstance(image, (str, os.PathLike))
@@ -491,7 +493,7 @@ def _device(device: str | torch.device | None) -> torch.device | None:
         return torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(
-            f"device {device!r} is not a torch device; use 'cpu', 'cuda' or 'mps' (utils.models.choose_device picks one)."
+            f"device {describe(device)} is not a torch device; use 'cpu', 'cuda' or 'mps' (utils.models.choose_device picks one)."
         ) from None
 
 
@@ -503,7 +505,7 @@ def _to_device(tensor: torch.Tensor, target: torch.device | None, given: object)
     except (RuntimeError, AssertionError) as error:
         reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
         raise ValueError(
-            f"device {given!r} is not available here ({reason}); use utils.models.choose_device() or 'cpu'."
+            f"device {describe(given)} is not available here ({reason}); use utils.models.choose_device() or 'cpu'."
         ) from None
 
 
@@ -589,13 +591,14 @@ def two_class_image(
     >>> np.asarray(pair.image)[0, :, 0].tolist()
     [0, 0, 0, 0, 255, 255, 255, 255]
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 2:
-        raise ValueError(f"size must be a whole number of pixels, at least 2 (224 for the course's models), got {size!r}.")
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 2:
+        raise ValueError(f"size must be a whole number of pixels, at least 2 (224 for the course's models), got {describe(size)}.")
     if not (isinstance(crop_at, (tuple, list)) and len(crop_at) == 2):
-        raise ValueError(f"crop_at must be a pair (left photo, right photo) of positions in [0, 1], got {crop_at!r}.")
+        raise ValueError(f"crop_at must be a pair (left photo, right photo) of positions in [0, 1], got {describe(crop_at)}.")
     for side, at in zip(("left", "right"), crop_at):
-        if isinstance(at, bool) or not isinstance(at, (int, float)) or not 0.0 <= at <= 1.0:
-            raise ValueError(f"crop_at for the {side} photo must lie in [0, 1] (0.5 = centred), got {at!r}.")
+        if isinstance(at, (bool, np.bool_)) or not isinstance(at, (int, float, np.integer, np.floating)) or not 0.0 <= at <= 1.0:
+            raise ValueError(f"crop_at for the {side} photo must lie in [0, 1] (0.5 = centred), got {describe(at)}.")
+    size = int(size)
     widths = (size // 2, size - size // 2)
     picture = Image.new("RGB", (size, size))
     for offset, (source, width, at) in zip((0, widths[0]), zip((left, right), widths, crop_at)):

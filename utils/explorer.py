@@ -32,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
-from utils.categories import category_index
+from utils.categories import as_class_index, category_index, check_count, describe
 from utils.datasets import (
     SAMPLE_IMAGES,
     ImageLoadError,
@@ -134,8 +134,11 @@ class ImageAnalysis:
     """
 
     def __init__(self, loaded: LoadedModel, image: ImageSource, *, top_k: int = 5, name: str = "image") -> None:
-        if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= len(loaded.categories):
-            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {top_k!r}.")
+        if not isinstance(loaded, LoadedModel):
+            raise TypeError(f"loaded must be a LoadedModel (from utils.models.load_model()), not {describe(loaded)}.")
+        if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= len(loaded.categories):
+            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {describe(top_k)}.")
+        top_k = int(top_k)
         self.loaded = loaded
         self.name = name
         with warnings.catch_warnings(record=True) as caught:
@@ -192,12 +195,18 @@ class View:
     base: str = "grad_cam"
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"Unknown method {self.method!r}; valid: {', '.join(METHODS)}.")
-        if self.base not in BASE_METHODS:
-            raise ValueError(f"Unknown base map {self.base!r}; valid: {', '.join(BASE_METHODS)}.")
-        if not 0.0 <= self.opacity <= 1.0:
-            raise ValueError(f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {self.opacity!r}.")
+        object.__setattr__(self, "target", as_class_index(self.target, "target"))
+        if self.other is not None:
+            object.__setattr__(self, "other", as_class_index(self.other, "class B (other)"))
+        if not isinstance(self.method, str) or self.method not in METHODS:
+            raise ValueError(f"Unknown method {describe(self.method)}; valid: {', '.join(METHODS)}.")
+        if not isinstance(self.base, str) or self.base not in BASE_METHODS:
+            raise ValueError(f"Unknown base map {describe(self.base)}; valid: {', '.join(BASE_METHODS)}.")
+        if self.layer is not None and not isinstance(self.layer, str):
+            raise TypeError(f"layer must be a layer's dotted name or None (the model's target layer), not {describe(self.layer)}.")
+        opacity = self.opacity
+        if isinstance(opacity, (bool, np.bool_)) or not isinstance(opacity, (int, float, np.integer, np.floating)) or not 0.0 <= opacity <= 1.0:
+            raise ValueError(f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {describe(opacity)}.")
         if self.method == "discriminativity" and self.other is None:
             raise ValueError("The discriminativity map compares two classes; give the second one as other=.")
 
@@ -242,6 +251,13 @@ def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None
         show_image(ax, _gradient_overlay(analysis.photo, maps[view.method], view.opacity), title)
 
 
+def _check_view(analysis: object, view: object) -> None:
+    if not isinstance(analysis, ImageAnalysis):
+        raise TypeError(f"analysis must be an ImageAnalysis, not {describe(analysis)}.")
+    if not isinstance(view, View):
+        raise TypeError(f"view must be a View (what to show), not {describe(view)}.")
+
+
 def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.5) -> Figure:
     """The picture the model sees, and next to it the view's map (overlaid with ``view.opacity``).
 
@@ -250,6 +266,9 @@ def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.
     the discriminativity map with ``show_diverging`` on a fixed [-1, 1] scale, red for class A.
     ``view.layer`` ``None`` means the model's target layer.
     """
+    _check_view(analysis, view)
+    if isinstance(panel_size, (bool, np.bool_)) or not isinstance(panel_size, (int, float, np.integer, np.floating)) or not 0.5 <= panel_size <= 50:
+        raise ValueError(f"panel_size must be a size in inches from 0.5 to 50, got {describe(panel_size)}.")
     layer = view.layer or analysis.loaded.target_layer_name
     figure = Figure(figsize=(2.4 * panel_size, panel_size), layout="constrained")
     ax_photo, ax_map = figure.subplots(1, 2)
@@ -260,6 +279,9 @@ def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.
 
 def render_png(analysis: ImageAnalysis, view: View, *, dpi: int = 80) -> bytes:
     """``render_figure`` as PNG bytes (what the explorer shows)."""
+    _check_view(analysis, view)
+    if check_count(dpi, "dpi") > 600:
+        raise ValueError(f"dpi must be at most 600 for a figure on screen, got {int(dpi)}.")
     buffer = io.BytesIO()
     render_figure(analysis, view).savefig(buffer, format="png", dpi=dpi)
     return buffer.getvalue()

@@ -94,7 +94,7 @@ def resolve_model_name(name: str | None = None) -> str:
     ValueError: Unknown model name 'resnet'; valid names: auto, vgg16, squeezenet1_1.
     """
     if name is not None and not isinstance(name, str):
-        raise TypeError(f"The model name must be a string, one of {', '.join(MODEL_NAMES)}; got {type(name).__name__} {name!r:.40}.")
+        raise TypeError(f"The model name must be a string, one of {', '.join(MODEL_NAMES)}; got {type(name).__name__}.")
     from_env = name is None and bool(os.environ.get("XAI_MODEL"))
     if name is None:
         name = os.environ.get("XAI_MODEL") or "auto"

@@ -49,7 +49,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.categories import as_class_index, category_index
+from utils.categories import as_class_index, category_index, category_names, check_count, describe
 
 __all__ = [
     "INTERPOLATE_MODES",
@@ -106,8 +106,14 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
      'features.9', 'features.10', 'features.11', 'features.12', 'classifier.1', 'classifier.2']
     """
     found: list[tuple[str, nn.Module]] = []
-    _collect_conv_layers(model, "", found)
+    _collect_conv_layers(_check_model(model), "", found)
     return found
+
+
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (e.g. load_model().model), not {describe(model)}.")
+    return model
 
 
 def _collect_conv_layers(parent: nn.Module, prefix: str, found: list[tuple[str, nn.Module]]) -> None:
@@ -166,6 +172,7 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
     ...
     ValueError: Layer '3' is not in Sequential; convolutional layers: '0', '1' (the last, '1', is the usual choice).
     """
+    _check_model(model)
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer and layer in modules:
@@ -180,7 +187,7 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
             if module is layer and name:
                 return name, module
         raise ValueError(f"The layer {type(layer).__name__} is not a module of this model; {_candidates(model)}.")
-    raise TypeError(f"A layer must be a module of the model or its dotted name, not {type(layer).__name__}.")
+    raise TypeError(f"A layer must be a module of the model or its dotted name, not {describe(layer)}.")
 
 
 def _candidates(model: nn.Module, sentence: bool = False) -> str:
@@ -198,6 +205,8 @@ def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``x`` as an N x C x H x W batch matching the model's device and dtype (a C x H x W image: N=1)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor (an image C x H x W or a batch N x C x H x W), not {type(x).__name__}.")
+    if x.layout != torch.strided:
+        x = x.to_dense()
     if x.ndim == 3:
         x = x.unsqueeze(0)
     if x.ndim != 4 or x.shape[0] == 0:
@@ -242,6 +251,8 @@ def _per_image(target: Target, n: int, categories: Sequence[str] | None) -> list
         return [_class_of(t, categories) for t in target]
     if isinstance(target, torch.Tensor) and target.ndim > 1:
         raise ValueError(f"A target tensor must be 0-D or 1-D (one class per image), not shape {tuple(target.shape)}.")
+    if isinstance(target, np.ndarray) and target.ndim > 1:
+        raise ValueError(f"A target array must be 1-D (one class per image), not shape {target.shape}.")
     return [_class_of(target, categories)] * n
 
 
@@ -330,7 +341,7 @@ def _eval_with_frozen_parameters(model: nn.Module) -> Iterator[None]:
 def _interpolation(mode: object) -> str:
     """``mode`` if it is one of ``INTERPOLATE_MODES``; the one place modes are checked."""
     if not isinstance(mode, str) or mode not in INTERPOLATE_MODES:
-        raise ValueError(f"Unknown interpolation mode {mode!r}; valid: {', '.join(INTERPOLATE_MODES)}.")
+        raise ValueError(f"Unknown interpolation mode {describe(mode)}; valid: {', '.join(INTERPOLATE_MODES)}.")
     return mode
 
 
@@ -341,15 +352,18 @@ def upsample_cam(cam: torch.Tensor, size: Sequence[int], mode: str = "nearest") 
     [[[[0.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 1.0]]]]
     """
     _interpolation(mode)
-    if not isinstance(cam, torch.Tensor) or cam.ndim != 4 or not cam.is_floating_point():
-        shown = f"{cam.dtype} tensor of shape {tuple(cam.shape)}" if isinstance(cam, torch.Tensor) else type(cam).__name__
-        raise ValueError(f"cam must be an N x 1 x h x w float tensor (what grad_cam returns), got a {shown}.")
+    if not isinstance(cam, torch.Tensor) or cam.ndim != 4 or not cam.is_floating_point() or cam.numel() == 0:
+        raise ValueError(f"cam must be an N x 1 x h x w float tensor (what grad_cam returns), got {describe(cam)}.")
+    if cam.layout != torch.strided:
+        cam = cam.to_dense()
+    if not torch.isfinite(cam).all():
+        raise ValueError("cam contains NaN or infinite values; check the method that produced it.")
     try:
-        out = tuple(int(s) for s in size)
+        out = tuple(check_count(s, "size") for s in size)
     except (TypeError, ValueError):
         out = ()
     if len(out) != 2 or min(out) < 1:
-        raise ValueError(f"size must be two positive sizes (H, W), e.g. x.shape[-2:], got {size!r}.")
+        raise ValueError(f"size must be two positive sizes (H, W), e.g. x.shape[-2:], got {describe(size)}.")
     return F.interpolate(cam, size=out, mode=mode)
 
 
@@ -382,6 +396,9 @@ def drop_leading_ones(array: npt.NDArray[Any], keep: int = 2) -> npt.NDArray[Any
     >>> drop_leading_ones(np.zeros((1, 1, 4, 5))).shape, drop_leading_ones(np.zeros((1, 3, 4, 5))).shape
     ((4, 5), (3, 4, 5))
     """
+    if not isinstance(array, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"array must be a numpy array or a torch tensor, not {describe(array)}.")
+    keep = check_count(keep, "keep", minimum=0)
     while array.ndim > keep and array.shape[0] == 1:
         array = array[0]
     return array
@@ -439,7 +456,8 @@ def _compute(
     per_image: bool,
 ) -> list[dict[str, torch.Tensor]]:
     """One forward pass, then per target a backward pass to the layer (Grad-CAM) and/or a guided one to x."""
-    batch = _as_batch(model, x)
+    batch = _as_batch(_check_model(model), x)
+    categories = None if categories is None else category_names(categories)
     n = batch.shape[0]
     classes = [_per_image(t, n, categories) if per_image else [_class_of(t, categories)] * n for t in targets]
     layer_name, module = resolve_layer(model, layer) if layer is not None else ("", None)
@@ -487,10 +505,10 @@ def _forward(model: nn.Module, image: torch.Tensor) -> object:
     try:
         return model(image)
     except RuntimeError as error:
-        if "too small" not in str(error):
-            raise
         height, width = image.shape[-2:]
         smallest = _smallest_input(model, image)
+        if smallest is None or smallest <= min(height, width):
+            raise
         need = f"at least {smallest} x {smallest} pixels" if smallest else "a larger input"
         raise ValueError(
             f"x is {height} x {width} pixels, too small for {type(model).__name__}: it needs {need} "
@@ -499,7 +517,7 @@ def _forward(model: nn.Module, image: torch.Tensor) -> object:
 
 
 def _smallest_input(model: nn.Module, image: torch.Tensor, limit: int = 1024) -> int | None:
-    """The smallest square input side the model runs on (bisection; None if even ``limit`` fails)."""
+    """The smallest square input side the model runs on (doubling, then bisection; None past ``limit``)."""
 
     def runs(side: int) -> bool:
         probe = torch.zeros((1, image.shape[1], side, side), dtype=image.dtype, device=image.device)
@@ -510,9 +528,12 @@ def _smallest_input(model: nn.Module, image: torch.Tensor, limit: int = 1024) ->
             return False
         return True
 
-    low, high = int(min(image.shape[-2:])), limit
-    if not runs(high):
-        return None
+    low = max(1, int(min(image.shape[-2:])))
+    high = 2 * low
+    while not runs(high):  # double until a size works, then bisect
+        low, high = high, 2 * high
+        if high > limit:
+            return None
     while high - low > 1:
         middle = (low + high) // 2
         low, high = (low, middle) if runs(middle) else (middle, high)
@@ -545,6 +566,11 @@ def _layer_activations(model: nn.Module, recorder: _Recorder, layer_name: str) -
     return activation
 
 
+def _require_layer(layer: object) -> None:
+    if layer is None:
+        raise TypeError("layer is None; Grad-CAM needs a layer: a module of the model or its dotted name (see conv_layers).")
+
+
 def _upsample_mode(upsample: bool | str) -> str | None:
     if upsample is True:
         return "nearest"
@@ -553,7 +579,7 @@ def _upsample_mode(upsample: bool | str) -> str | None:
     try:
         return _interpolation(upsample)
     except ValueError:
-        raise ValueError(f"upsample={upsample!r}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}.") from None
+        raise ValueError(f"upsample={describe(upsample)}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}.") from None
 
 
 # --- public entry points ------------------------------------------------------------------------
@@ -583,6 +609,7 @@ def grad_cam(
     torch.Size([2, 1, 8, 8])
     """
     mode = _upsample_mode(upsample)
+    _require_layer(layer)
     cam = _compute(model, layer, x, [target], gbp=False, categories=categories, per_image=True)[0]["grad_cam"]
     return cam if mode is None else upsample_cam(cam, x.shape[-2:], mode)
 
@@ -623,6 +650,7 @@ def guided_grad_cam(
     torch.Size([2, 3, 8, 8])
     """
     _interpolation(interpolate_mode)  # reject a bad mode before any work
+    _require_layer(layer)
     maps = _compute(model, layer, x, [target], gbp=True, categories=categories, per_image=True)[0]
     return maps["guided_backprop"] * upsample_cam(maps["grad_cam"], x.shape[-2:], interpolate_mode)
 
@@ -657,6 +685,7 @@ def saliency_maps(
     {'grad_cam': (1, 1, 6, 6), 'guided_backprop': (1, 3, 8, 8), 'guided_grad_cam': (1, 3, 8, 8)}
     """
     _interpolation(interpolate_mode)
+    _require_layer(layer)
     if isinstance(targets, torch.Tensor):
         if targets.ndim > 1 or targets.is_floating_point():
             raise ValueError(f"targets as a tensor must be 0-D or 1-D integers, not {targets.dtype} {tuple(targets.shape)}.")

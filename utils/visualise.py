@@ -28,11 +28,11 @@ import torch
 import torch.nn.functional as F
 from matplotlib import colormaps
 from matplotlib.axes import Axes
-from matplotlib.colors import Colormap, Normalize
+from matplotlib.colors import Colormap, Normalize, is_color_like
 from matplotlib.figure import Figure  # noqa: F401 -- the doctests draw on a Figure
 from matplotlib.lines import Line2D
 
-from utils.categories import imagenet_categories
+from utils.categories import category_names, check_flag, describe
 from utils.datasets import ImageSource, load_image
 from utils.saliency import MapLike, as_float_array, drop_leading_ones
 
@@ -92,14 +92,10 @@ def display_imagenet_output(
     2. car  24.47%  (class 2)
     1
     """
-    if categories is not None and (isinstance(categories, str) or not isinstance(categories, Sequence)):
-        raise TypeError(f"categories must be a sequence of names, not {type(categories).__name__}.")
-    names = tuple(imagenet_categories() if categories is None else categories)
-    if not names or not all(isinstance(name, str) for name in names):
-        raise ValueError("categories must be a non-empty sequence of names (LoadedModel.categories).")
+    names = category_names(categories)
     logits = _logits(output, len(names))
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"n must be a positive integer, got {n!r}.")
+        raise ValueError(f"n must be a positive integer, got {describe(n)}.")
     probabilities = torch.softmax(logits, dim=0)
     top = torch.argsort(probabilities, descending=True, stable=True)[: min(int(n), len(names))].tolist()
     name_width = max(len(names[i]) for i in top)
@@ -184,11 +180,12 @@ def process_attributions(
            [1. , 1. ]], dtype=float32)
     """
     if not isinstance(mode, str) or mode not in _MODES:
-        raise ValueError(f"Unknown mode {mode!r}; valid modes: {', '.join(_MODES)}.")
+        raise ValueError(f"Unknown mode {describe(mode)}; valid modes: {', '.join(_MODES)}.")
     if gamma is not None and not _real(gamma, "gamma") > 0:
-        raise ValueError(f"gamma must be positive (e.g. 0.5 to bring out faint values), got {gamma!r}.")
+        raise ValueError(f"gamma must be positive (e.g. 0.5 to bring out faint values), got {describe(gamma)}.")
     if clip_percentile is not None and not 0 < _real(clip_percentile, "clip_percentile") <= 100:
-        raise ValueError(f"clip_percentile must be in (0, 100], e.g. 99.5; got {clip_percentile!r}.")
+        raise ValueError(f"clip_percentile must be in (0, 100], e.g. 99.5; got {describe(clip_percentile)}.")
+    normalise, grayscale = check_flag(normalise, "normalise"), check_flag(grayscale, "grayscale")
     values = _MODES[mode](_map_array(attr, "attr"))
     if values.ndim == 3:
         channels = values.shape[0]
@@ -254,7 +251,7 @@ def _colormap(cmap: str | Colormap) -> Colormap:
         return colormaps[cmap]
     except KeyError:
         close = ", ".join(repr(c) for c in difflib.get_close_matches(str(cmap), list(colormaps), n=3)) or "none"
-        raise ValueError(f"Unknown colormap {cmap!r}; closest: {close} (see matplotlib.colormaps).") from None
+        raise ValueError(f"Unknown colormap {describe(cmap)}; closest: {close} (see matplotlib.colormaps).") from None
 
 
 def overlay_heatmap(
@@ -283,12 +280,12 @@ def overlay_heatmap(
     ((4, 4, 3), 0.5, 0.5)
     """
     if not 0.0 <= _real(alpha, "alpha") <= 1.0:
-        raise ValueError(f"alpha must lie in [0, 1] (0 = picture only, 1 = heatmap only), got {alpha!r}.")
+        raise ValueError(f"alpha must lie in [0, 1] (0 = picture only, 1 = heatmap only), got {describe(alpha)}.")
     picture = _picture(image, "image")
     if picture.ndim == 2:
         picture = np.repeat(picture[..., None], 3, axis=-1)
     heat = _map_2d(heatmap, "heatmap")
-    if normalise:
+    if check_flag(normalise, "normalise"):
         heat = process_attributions(heat, mode="relu").astype(np.float64)
     low, high = float(heat.min()), float(heat.max())
     if low < 0.0 or high > 1.0:
@@ -308,7 +305,7 @@ def overlay_heatmap(
 def _real(value: object, name: str) -> float:
     """``value`` as a float, refusing booleans, non-numbers and NaN with one line naming ``name``."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, not {type(value).__name__}.")
+        raise TypeError(f"{name} must be a number, not {describe(value)}.")
     if math.isnan(value):
         raise ValueError(f"{name} must be a number, not NaN.")
     return float(value)
@@ -370,6 +367,7 @@ def show_image(ax: Axes, image: ImageSource, title: str | None = None, *, cmap: 
     >>> show_image(ax, np.eye(2), cmap="gray").images[-1].get_cmap().name
     'gray'
     """
+    _check_axes(ax)
     picture = _picture(image, "image")
     if picture.ndim == 2:
         ax.imshow(picture, cmap=_colormap(GRADIENT_CMAP if cmap is None else cmap), vmin=0.0, vmax=1.0)
@@ -377,9 +375,21 @@ def show_image(ax: Axes, image: ImageSource, title: str | None = None, *, cmap: 
         raise ValueError(f"cmap colours single-channel pictures; this one has shape {tuple(np.shape(image))}.")
     else:
         ax.imshow(picture)
-    ax.set_title(title or "")
+    ax.set_title(_title(title))
     ax.set_axis_off()
     return ax
+
+
+def _check_axes(ax: object) -> Axes:
+    if not isinstance(ax, Axes):
+        raise TypeError(f"ax must be matplotlib Axes to draw on (e.g. figure.add_subplot()), not {describe(ax)}.")
+    return ax
+
+
+def _title(title: object) -> str:
+    if title is not None and not isinstance(title, str):
+        raise TypeError(f"title must be text (a str) or None, not {describe(title)}.")
+    return title or ""
 
 
 def show_heatmap(
@@ -402,6 +412,7 @@ def show_heatmap(
     >>> ax.images[0].get_cmap().name, ax.images[0].get_clim(), ax.images[0].colorbar is not None
     ('jet', (0.0, 1.0), True)
     """
+    _check_axes(ax)
     low, high = (None if v is None else _real(v, name) for v, name in ((vmin, "vmin"), (vmax, "vmax")))
     drawn = ax.imshow(_map_2d(heatmap, "heatmap"), cmap=_colormap(cmap), vmin=low, vmax=high)
     _finish_map(ax, drawn, title, colorbar)
@@ -428,19 +439,22 @@ def show_diverging(
     >>> ax.images[0].get_clim()
     (-3.0, 3.0)
     """
+    _check_axes(ax)
     values = _map_2d(diff, "diff")
     if limit is not None and not _real(limit, "limit") > 0:
-        raise ValueError(f"limit must be positive, got {limit!r}.")
-    bound = limit if limit is not None else float(np.abs(values).max()) or 1.0
+        raise ValueError(f"limit must be positive, got {describe(limit)}.")
+    bound = float(limit) if limit is not None else float(np.abs(values).max()) or 1.0
+    if not np.isfinite(2.0 * bound):
+        raise ValueError(f"The colour scale reaches {bound:.3g}, too large to draw; scale the map (or limit) down first.")
     drawn = ax.imshow(values, cmap=_colormap(cmap), norm=Normalize(vmin=-bound, vmax=bound))
     _finish_map(ax, drawn, title, colorbar)
     return ax
 
 
 def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: bool) -> None:
-    ax.set_title(title or "")
+    ax.set_title(_title(title))
     ax.set_axis_off()
-    if colorbar:
+    if check_flag(colorbar, "colorbar"):
         ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04)
 
 
@@ -467,12 +481,24 @@ def draw_regions(
     >>> len(ax.collections), ax.get_legend().get_texts()[0].get_text()
     (1, 'left')
     """
+    _check_axes(ax)
+    if isinstance(masks, (np.ndarray, torch.Tensor)) and masks.ndim >= 2:
+        masks = [masks] if masks.ndim == 2 else list(masks)
+    if not isinstance(masks, (Mapping, list, tuple)):
+        raise TypeError(f"masks must be {{label: mask}} or a list of H x W masks, not {describe(masks)}.")
     labelled = list(masks.items()) if isinstance(masks, Mapping) else [("", m) for m in masks]
     if not labelled:
         raise ValueError("draw_regions needs at least one mask.")
+    if isinstance(colours, str) or not isinstance(colours, Sequence) or not colours or not all(map(is_color_like, colours)):
+        raise ValueError(f"colours must be a non-empty list of matplotlib colours, e.g. ('white', 'black'); got {describe(colours)}.")
+    if not _real(linewidth, "linewidth") > 0 or not math.isfinite(linewidth):
+        raise ValueError(f"linewidth must be a positive number of points, got {describe(linewidth)}.")
+    check_flag(legend, "legend")
     handles = []
     for (label, mask), colour in zip(labelled, itertools.cycle(colours)):
         values = _map_2d(mask, f"mask {label!r}" if label else "mask")
+        if min(values.shape) < 2:
+            raise ValueError(f"mask {label!r} of shape {values.shape} is too thin to outline; masks are H x W with H, W >= 2.")
         ax.contour(values > 0.5, levels=[0.5], colors=[colour], linewidths=linewidth)
         handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label))
     if legend and any(label for label, _ in labelled):

@@ -394,3 +394,20 @@ def test_edge_map_is_zero_on_a_flat_picture_and_leaves_its_input_alone() -> None
 def test_edge_map_refuses_what_is_not_a_picture(picture, error, message) -> None:
     with pytest.raises(error, match=message):
         edge_map(picture)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: randomisation_order(None), TypeError, "model must be a torch.nn.Module .*not NoneType"),
+        (lambda: cascading_randomisation("net"), TypeError, "model must be a torch.nn.Module"),
+        (lambda: independent_randomisation(small_net(), seed=float("nan")), TypeError, "seed must be an integer, e.g. 0, not float"),
+        (lambda: cascading_randomisation(small_net(), seed=True), TypeError, "seed must be an integer"),
+        (lambda: rank_correlation(np.ones((3, 3)), np.ones((3, 3)), absolute="yes"), TypeError, "absolute must be True or False, not str"),
+        (lambda: magnitude_pair(np.ones((3, 3)), np.ones((3, 3)), np.True_), TypeError, "names must be a pair of strings"),
+    ],
+    ids=["order-none", "cascading-str", "seed-nan", "seed-bool", "absolute-str", "names-bool"],
+)
+def test_wrong_kinds_of_arguments_get_one_line_naming_them(call, error, message) -> None:
+    with pytest.raises(error, match=message):
+        call()

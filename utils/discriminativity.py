@@ -2,8 +2,8 @@
 
 For classes A and B in one picture, compute the maps ``S_A`` and ``S_B``, scale each to [0, 1]
 and look at ``S_A - S_B`` with a diverging colormap centred on zero (red = A, blue = B). A
-class-discriminative method separates the two objects; a method that shows the same thing
-for any class gives a pale, mixed picture.
+class-discriminative method paints the two objects in two colours; a method that shows the
+same thing for any class leaves the picture near white, the two maps' values cancelling.
 
 * ``paired_maps`` computes the two classes' maps for Guided Backpropagation, Grad-CAM
   (upsampled to the input size) and Guided Grad-CAM from one forward pass.

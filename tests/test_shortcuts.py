@@ -236,6 +236,8 @@ def test_seeded_restores_settings_even_when_the_block_fails():
 def test_bad_training_settings_are_named(small_data):
     with pytest.raises(ValueError, match="epochs must be a whole number, at least 1"):
         train_classifier(small_cnn(), small_data, epochs=0)
+    with pytest.raises(TypeError, match="data must be TaggedImages"):
+        train_classifier(small_cnn(), small_data.images)
 
 
 def test_predict_gives_probabilities_and_restores_training_mode(small_data):

@@ -387,9 +387,9 @@ def small_cnn(seed: int = 0, *, channels: int = 16) -> nn.Sequential:
 def seeded(seed: int) -> Iterator[None]:
     """Seeded, deterministic, single-threaded torch inside the block; RNG, determinism flag and threads restored after.
 
-    One thread makes float sums happen in one order, so a seed gives the same weights on any
-    machine with the same libraries; for a network this small it is also the fastest choice on
-    a busy laptop (threads would wait for each other more than they compute).
+    One thread makes float sums happen in one order whatever the number of cores, so a seed
+    gives the same weights run after run; for a network this small it is also the fastest
+    choice on a busy laptop (threads would wait for each other more than they compute).
 
     >>> with seeded(0):
     ...     a = torch.rand(2)
@@ -432,6 +432,8 @@ def train_classifier(
     >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     True
     """
+    if not isinstance(data, TaggedImages):
+        raise TypeError(f"data must be TaggedImages (from tagged_dataset or retag), not {type(data).__name__}.")
     for name, value in (("epochs", epochs), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
@@ -455,6 +457,10 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
     """The class probabilities of ``model`` for ``images`` (or a ``TaggedImages``), ``N x 2``, in eval mode.
 
     The model's train/eval flags are restored afterwards.
+
+    >>> probabilities = predict(small_cnn(), torch.zeros(3, 3, 48, 48))
+    >>> tuple(probabilities.shape), torch.allclose(probabilities.sum(1), torch.ones(3))
+    ((3, 2), True)
     """
     batch = images.images if isinstance(images, TaggedImages) else images
     modes = [(m, m.training) for m in model.modules()]

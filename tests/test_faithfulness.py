@@ -20,7 +20,7 @@ from utils.faithfulness import (
     report_card_rows,
     summarise,
 )
-from utils.saliency import grad_cam
+from utils.saliency import grad_cam, guided_grad_cam
 
 SIDE, REGION = 32, (slice(12, 20), slice(12, 20))  # an 8 x 8 square: 4 of the 64 patches of 4 x 4
 
@@ -198,26 +198,34 @@ def count_forward_passes(model: nn.Module) -> tuple[list[int], torch.utils.hooks
 
 
 def test_attribution_maps_share_one_forward_pass_and_match_the_course() -> None:
-    model, x = small_net(), torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0))
-    seen: list[int] = []
+    model, x = small_net(), torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    seen: list[list[int]] = []
 
-    def plain_gradient(net: nn.Module, image: torch.Tensor, target: int) -> torch.Tensor:
-        seen.append(target)
-        image = image.requires_grad_(True)
-        (grad,) = torch.autograd.grad(net(image)[0, target], image)
+    def plain_gradient(net: nn.Module, images: torch.Tensor, targets: list[int]) -> torch.Tensor:
+        seen.append(targets)
+        images = images.requires_grad_(True)
+        (grad,) = torch.autograd.grad(net(images)[range(len(targets)), targets].sum(), images)
         return grad
 
     calls, handle = count_forward_passes(model)
     try:
-        found = attribution_maps(model, "3", x, [0, 2], ["grad_cam", "guided_backprop", "guided_grad_cam"])
+        found = attribution_maps(model, "3", x, 2, ["grad_cam", "guided_backprop", "guided_grad_cam"])
     finally:
         handle.remove()
-    assert len(calls) == 1 and isinstance(found, AttributionMaps)
-    cam = grad_cam(model, "3", x, 2, upsample="bilinear")
-    assert torch.allclose(found.maps[2]["grad_cam"], cam)
-    both = attribution_maps(model, "3", x, [1], {"gradient": plain_gradient, "edges": "edges"})
-    assert seen == [1] and list(both.maps[1]) == ["gradient", "edges"] and both.maps[1]["gradient"].shape == (1, 3, 12, 12)
-    assert set(both.seconds) == {"gradient", "edges"} and all(s >= 0 for s in both.seconds.values())
+    assert len(calls) == 1 and isinstance(found, AttributionMaps)  # one class for all images: one pass
+    assert torch.allclose(found.maps["grad_cam"], grad_cam(model, "3", x, 2, upsample="bilinear"))
+    calls, handle = count_forward_passes(model)
+    try:
+        mixed = attribution_maps(model, "3", x, [0, 2], {"cam": "grad_cam", "guided": "guided_grad_cam", "gradient": plain_gradient, "edges": "edges"})
+    finally:
+        handle.remove()
+    assert len(calls) == 3  # Grad-CAM, GBP (one class per image), and the gradient: each ONE pass for both images
+    assert seen == [[0, 2]] and list(mixed.maps) == ["cam", "guided", "gradient", "edges"]
+    assert torch.allclose(mixed.maps["cam"][1:], grad_cam(model, "3", x[1:], 2, upsample="bilinear"))
+    expected = guided_grad_cam(model, "3", x[:1], 0, interpolate_mode="bilinear")
+    assert torch.allclose(mixed.image(0)["guided"], expected, atol=1e-6)
+    assert mixed.maps["gradient"].shape == (2, 3, 12, 12) and mixed.maps["edges"].shape == (2, 1, 12, 12)
+    assert set(mixed.seconds) == set(mixed.maps) and all(s >= 0 for s in mixed.seconds.values())
 
 
 def test_attribution_maps_name_a_bad_method() -> None:
@@ -225,6 +233,8 @@ def test_attribution_maps_name_a_bad_method() -> None:
         attribution_maps(small_net(), "3", torch.rand(1, 3, 8, 8), [0], ["smoothgrad"])
     with pytest.raises(ValueError, match="need the Grad-CAM layer"):
         attribution_maps(small_net(), None, torch.rand(1, 3, 8, 8), [0], ["grad_cam"])
+    with pytest.raises(ValueError, match="Method 'bad' returned shape"):
+        attribution_maps(small_net(), None, torch.rand(2, 3, 8, 8), 0, {"bad": lambda m, x, c: torch.zeros(1, 3, 8, 8)})
 
 
 @pytest.mark.filterwarnings("ignore::utils.saliency.ZeroGradCamWarning")  # a random net's Grad-CAM may be blank
@@ -238,11 +248,11 @@ def test_report_card_rows_and_their_summary() -> None:
     summary = summarise(rows)["random"]
     assert summary.photos == 2
     assert summary.insertion_mean == pytest.approx((rows[1].insertion_auc + rows[3].insertion_auc) / 2)
-    reused = {"a": attribution_maps(model, "3", photos["a"][0], [1], ["grad_cam", "random"])}
+    reused = attribution_maps(model, "3", torch.cat([photos["a"][0], photos["b"][0]]), 1, ["grad_cam", "random"])
     calls, handle = count_forward_passes(model)
     try:
-        again = report_card_rows(model, "3", {"a": photos["a"]}, ["grad_cam", "random"], steps=4, patch=4, computed=reused)
+        again = report_card_rows(model, "3", photos, ["grad_cam", "random"], steps=4, patch=4, computed=reused)
     finally:
         handle.remove()
-    assert len(calls) == 2  # the image itself, then one batch of perturbed images: no saliency pass
-    assert again[0].insertion_auc == pytest.approx(rows[0].insertion_auc, abs=1e-6)
+    assert len(calls) == 4  # per photo: the image itself, then one batch of perturbed images; no saliency pass
+    assert [r.insertion_auc for r in again] == pytest.approx([r.insertion_auc for r in rows], abs=1e-6)

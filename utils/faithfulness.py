@@ -45,6 +45,9 @@ from utils.saliency import (
     _class_of,
     _class_scores,
     _eval_with_frozen_parameters,
+    _per_image,
+    grad_cam,
+    guided_backprop,
     magnitude,
     saliency_maps,
     upsample_cam,
@@ -71,8 +74,8 @@ __all__ = [
 ]
 
 Class = Union[int, str]
-Method = Callable[[nn.Module, torch.Tensor, int], MapLike]
-"""A saliency method for the report card: ``(model, x, class index) -> map`` on ``x``'s grid."""
+Method = Callable[[nn.Module, torch.Tensor, list[int]], MapLike]
+"""A saliency method for the report card: ``(model, x, class per image) -> N x C x H x W maps`` on ``x``'s grid."""
 
 BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
 """What replaces a removed pixel: 0 in input space, the image's mean colour, or the blurred image."""
@@ -264,7 +267,7 @@ def insertion_deletion(
     baseline: str | torch.Tensor = "blur",
     patch: int = 1,
     categories: Sequence[str] | None = None,
-    batch_size: int = 32,
+    batch_size: int = 64,
 ) -> Curves:
     """Deletion and insertion curves of ``saliency`` for class ``target`` (Petsiuk et al., 2018).
 
@@ -332,89 +335,108 @@ def centre_map(height: int, width: int, *, sigma: float = 0.25) -> npt.NDArray[n
 
 @dataclass(frozen=True)
 class AttributionMaps:
-    """``maps[target][method]``: a detached ``1 x C x H x W`` map on ``x``'s grid (C = 1 or 3);
+    """``maps[method]``: detached ``N x C x H x W`` maps on ``x``'s grid, one per image (C = 1 or 3);
     ``seconds[method]``: the time per map on this machine."""
 
-    maps: dict[Any, dict[str, torch.Tensor]]
+    maps: dict[str, torch.Tensor]
     seconds: dict[str, float]
 
+    def image(self, i: int) -> dict[str, torch.Tensor]:
+        """``{method: 1 x C x H x W map}`` of image ``i``."""
+        return {name: found[i : i + 1] for name, found in self.maps.items()}
 
-def _as_map(value: MapLike, name: str) -> torch.Tensor:
+
+def _as_maps(value: MapLike, name: str, n: int) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(np.array(value, dtype=np.float32))
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"Method {name!r} returned {type(value).__name__}; a method must return a map (tensor or array).")
+        raise TypeError(f"Method {name!r} returned {type(value).__name__}; a method must return maps (a tensor or an array).")
     value = value.detach().float().cpu()
-    while value.ndim < 4:
+    if value.ndim == 3 and n == 1:
         value = value.unsqueeze(0)
+    if value.ndim != 4 or value.shape[0] != n:
+        raise ValueError(f"Method {name!r} returned shape {tuple(value.shape)}; expected one map per image, {n} x C x H x W.")
     return value
 
 
-def _model_free_map(method: str, x: torch.Tensor) -> npt.NDArray[np.float64]:
-    height, width = int(x.shape[-2]), int(x.shape[-1])
+def _model_free_maps(method: str, batch: torch.Tensor) -> torch.Tensor:
+    height, width = int(batch.shape[-2]), int(batch.shape[-1])
     if method == "random":
-        return random_map(height, width, seed=0)
-    if method == "edges":
-        return edge_map(x)
-    return centre_map(height, width)
+        one = [random_map(height, width, seed=0)] * batch.shape[0]
+    elif method == "edges":
+        one = [edge_map(image) for image in batch]
+    else:
+        one = [centre_map(height, width)] * batch.shape[0]
+    return torch.from_numpy(np.stack(one)[:, None].astype(np.float32))
+
+
+def _course_maps(model: nn.Module, layer: nn.Module | str, batch: torch.Tensor, classes: list[int]) -> dict[str, torch.Tensor]:
+    """The course's three maps, Grad-CAM upsampled bilinearly: one forward pass when all classes agree, else two."""
+    size = batch.shape[-2:]
+    if len(set(classes)) == 1:
+        found = saliency_maps(model, layer, batch, classes[0], interpolate_mode="bilinear")[classes[0]]
+        cam, gbp = found["grad_cam"], found["guided_backprop"]
+    else:  # one class per image: Grad-CAM and Guided Backpropagation take them in one pass each
+        cam, gbp = grad_cam(model, layer, batch, classes), guided_backprop(model, batch, classes)
+    cam = upsample_cam(cam, size, "bilinear")
+    return {"grad_cam": cam.detach().cpu(), "guided_backprop": gbp.detach().cpu(), "guided_grad_cam": (gbp * cam).detach().cpu()}
 
 
 def attribution_maps(
     model: nn.Module,
     layer: nn.Module | str | None,
     x: torch.Tensor,
-    targets: Sequence[Class],
+    targets: Class | Sequence[Class],
     methods: Sequence[str] | Mapping[str, Method | str],
     *,
     categories: Sequence[str] | None = None,
 ) -> AttributionMaps:
-    """Every method's map of ``x`` (one image) for every class in ``targets``, timed.
+    """Every method's map of every image of ``x`` (``N x C x H x W``, or one image) for its class, timed.
 
-    ``methods`` names the course's methods (``COURSE_METHODS``: all of them, for all classes,
-    come from ONE ``saliency_maps`` call on ``layer``, Grad-CAM upsampled bilinearly, and share its
-    time) and the model-free ``BASELINE_MAPS``; a mapping ``{name: method}`` adds any other
-    ``Method`` (e.g. a Captum attribution), called once per class with the class index.
+    ``targets``: one class for all images, or one per image (indices or names of ``categories``).
+    ``methods`` names the course's methods (``COURSE_METHODS``: all three from one
+    ``saliency_maps`` pass on ``layer`` when every image has the same class, else from one Grad-CAM
+    and one GBP pass; Grad-CAM upsampled bilinearly; they share the time) and the model-free
+    ``BASELINE_MAPS``; a mapping ``{name: method}`` adds any other ``Method`` (e.g. a Captum
+    attribution), called ONCE with the whole batch and the list of class indices, as Captum's
+    ``attribute(x, target=[...])`` takes them.
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    >>> found = attribution_maps(net, "1", torch.rand(1, 3, 8, 8), [0, 1], ["grad_cam", "random"])
-    >>> {m: tuple(v.shape) for m, v in found.maps[1].items()}, sorted(found.seconds)
-    ({'grad_cam': (1, 1, 8, 8), 'random': (1, 1, 8, 8)}, ['grad_cam', 'random'])
+    >>> found = attribution_maps(net, "1", torch.rand(2, 3, 8, 8), [0, 1], ["grad_cam", "random"])
+    >>> {m: tuple(v.shape) for m, v in found.maps.items()}, sorted(found.seconds)
+    ({'grad_cam': (2, 1, 8, 8), 'random': (2, 1, 8, 8)}, ['grad_cam', 'random'])
     """
     named: dict[str, Method | str] = dict(methods) if isinstance(methods, Mapping) else {m: m for m in methods}
     for name, method in named.items():
         if isinstance(method, str) and method not in COURSE_METHODS + BASELINE_MAPS:
             raise ValueError(f"Unknown method {method!r}; name one of {', '.join(COURSE_METHODS + BASELINE_MAPS)}, or pass a function.")
         if not isinstance(method, str) and not callable(method):
-            raise TypeError(f"Method {name!r} must be a name or a function (model, x, class) -> map, not {type(method).__name__}.")
-    batch = _as_batch(model, x)
-    classes = {t: _class_of(t, categories) for t in targets}
-    maps: dict[Any, dict[str, torch.Tensor]] = {t: {} for t in targets}
+            raise TypeError(f"Method {name!r} must be a name or a function (model, x, classes) -> maps, not {type(method).__name__}.")
+    batch = _as_batch(model, x).detach()
+    n = batch.shape[0]
+    classes = _per_image(targets, n, categories)
+    maps: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
-    course = [n for n, m in named.items() if isinstance(m, str) and m in COURSE_METHODS]
+    course = [name for name, m in named.items() if isinstance(m, str) and m in COURSE_METHODS]
     if course:
         if layer is None:
             raise ValueError(f"Methods {', '.join(course)} need the Grad-CAM layer; pass layer (e.g. loaded.target_layer).")
         start = time.perf_counter()
-        computed = saliency_maps(model, layer, batch, list(classes.values()), interpolate_mode="bilinear", categories=categories)
-        per_map = (time.perf_counter() - start) / (3 * len(classes))
-        for t, index in classes.items():
-            found = computed[index]
-            found = {**found, "grad_cam": upsample_cam(found["grad_cam"], batch.shape[-2:], "bilinear")}
-            for name in course:
-                maps[t][name], seconds[name] = found[named[name]].detach().cpu(), per_map  # type: ignore[index]
+        found = _course_maps(model, layer, batch, classes)
+        per_map = (time.perf_counter() - start) / (3 * n)
+        for name in course:
+            maps[name], seconds[name] = found[named[name]], per_map  # type: ignore[index]
     for name, method in named.items():
         if name in course:
             continue
         start = time.perf_counter()
-        for t, index in classes.items():
-            if isinstance(method, str):
-                maps[t][name] = _as_map(_model_free_map(method, batch), name)
-            else:
-                maps[t][name] = _as_map(method(model, batch.detach().clone(), index), name)
-        seconds[name] = (time.perf_counter() - start) / len(classes)
-    order = list(named)
-    return AttributionMaps(maps={t: {n: m[n] for n in order} for t, m in maps.items()}, seconds={n: seconds[n] for n in order})
+        if isinstance(method, str):
+            maps[name] = _model_free_maps(method, batch)
+        else:
+            maps[name] = _as_maps(method(model, batch.clone(), list(classes)), name, n)
+        seconds[name] = (time.perf_counter() - start) / n
+    return AttributionMaps(maps={name: maps[name] for name in named}, seconds={name: seconds[name] for name in named})
 
 
 @dataclass(frozen=True)
@@ -439,14 +461,14 @@ def report_card_rows(
     baseline: str = "blur",
     patch: int = 16,
     categories: Sequence[str] | None = None,
-    batch_size: int = 32,
-    computed: Mapping[str, AttributionMaps] | None = None,
+    batch_size: int = 64,
+    computed: AttributionMaps | None = None,
 ) -> list[FaithfulnessRow]:
     """The report card's faithfulness rows: every method on every ``{name: (x, class)}`` photo.
 
-    Per photo, one ``attribution_maps`` call (the course's methods from one forward pass), or
-    the maps already ``computed`` for it (``{name: AttributionMaps}``, holding its class), and
-    the curves of all the maps together, their perturbed images batched
+    The maps come from ONE ``attribution_maps`` call for all the photos (each method called once
+    for the whole batch), or are the ``computed`` ones, image ``i`` for the ``i``-th photo. Per
+    photo, the curves of all its maps are computed together, their perturbed images batched
     (``insertion_deletion``'s settings). Summarise the rows with ``summarise``.
 
     >>> _ = torch.manual_seed(0)
@@ -455,19 +477,21 @@ def report_card_rows(
     >>> [(r.method, r.photo) for r in rows]
     [('grad_cam', 'a'), ('random', 'a')]
     """
+    images = [_as_batch(model, x) for x, _ in photos.values()]
+    if any(image.shape != images[0].shape or image.shape[0] != 1 for image in images):
+        raise ValueError("photos must each be one image (1 x C x H x W) of the same size; resize them alike.")
+    classes = [target for _, target in photos.values()]
+    if computed is None:
+        computed = attribution_maps(model, layer, torch.cat(images), classes, methods, categories=categories)
+    elif any(found.shape[0] < len(images) for found in computed.maps.values()):
+        raise ValueError(f"computed holds maps for fewer images than the {len(images)} photos; compute them for every photo.")
     rows = []
-    for photo, (x, target) in photos.items():
-        if computed is not None and photo in computed:
-            found = computed[photo]
-            if target not in found.maps:
-                raise ValueError(f"The maps computed for {photo!r} are for {list(found.maps)}, not {target!r}; compute them for it.")
-        else:
-            found = attribution_maps(model, layer, x, [target], methods, categories=categories)
-        names = list(found.maps[target])
-        curves = _curves(model, x, [found.maps[target][n] for n in names], target, steps=steps, baseline=baseline,
-                         patch=patch, categories=categories, batch_size=batch_size)
-        for name, curve in zip(names, curves):
-            rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, found.seconds[name]))
+    for i, (photo, image, target) in enumerate(zip(photos, images, classes)):
+        own = computed.image(i)
+        curves = _curves(model, image, list(own.values()), target, steps=steps, baseline=baseline, patch=patch,
+                         categories=categories, batch_size=batch_size)
+        for name, curve in zip(own, curves):
+            rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, computed.seconds[name]))
     return rows
 
 

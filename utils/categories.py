@@ -15,6 +15,7 @@ what is not a boolean or a whole number (a tensor where ``True`` goes, ``True`` 
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -22,7 +23,16 @@ import numpy as np
 import torch
 from torchvision.models import VGG16_Weights
 
-__all__ = ["as_class_index", "category_index", "category_names", "check_count", "check_flag", "describe", "imagenet_categories"]
+__all__ = [
+    "as_class_index",
+    "category_index",
+    "category_names",
+    "check_count",
+    "check_flag",
+    "check_real",
+    "describe",
+    "imagenet_categories",
+]
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +68,8 @@ def as_class_index(target: object, name: str = "class") -> int:
             raise TypeError(f"A {name} must be one index, not a tensor of shape {tuple(target.shape)}; use t.item().")
         return int(target.item())
     if isinstance(target, (bool, np.bool_)) or not isinstance(target, (int, np.integer)):
-        raise TypeError(f"A {name} must be an index or a category name, not {type(target).__name__} {describe(target)}.")
+        kind = type(target).__name__
+        raise TypeError(f"A {name} must be an index or a category name, not {kind} {describe(target)}.")
     return int(target)
 
 
@@ -72,10 +83,10 @@ def category_index(target: int | str, categories: Sequence[str] | None = None) -
 
     >>> category_index("Tiger Cat"), category_index("cardigan"), category_index("Cardigan")
     (282, 474, 264)
-    >>> category_index("CARDIGAN")
+    >>> category_index("CARDIGAN")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: Class name 'CARDIGAN' is ambiguous: 'Cardigan' (264), 'cardigan' (474); give the exact name or the index.
+    ValueError: Class name 'CARDIGAN' is ambiguous: 'Cardigan' (264), 'cardigan' (474); give the exact name ...
     >>> category_index("tigr cat")
     Traceback (most recent call last):
     ...
@@ -103,7 +114,8 @@ def category_names(categories: Sequence[str] | None = None) -> tuple[str, ...]:
     if categories is None:
         return imagenet_categories()
     if isinstance(categories, str) or not isinstance(categories, Sequence):
-        raise TypeError(f"categories must be a sequence of names (LoadedModel.categories), not {type(categories).__name__}.")
+        kind = type(categories).__name__
+        raise TypeError(f"categories must be a sequence of names (LoadedModel.categories), not {kind}.")
     names = tuple(categories)
     if not names or not all(isinstance(n, str) for n in names):
         raise ValueError("categories must be a non-empty sequence of names (strings), e.g. LoadedModel.categories.")
@@ -176,3 +188,20 @@ def check_count(value: object, name: str, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {int(value)}.")
     return int(value)
+
+
+def check_real(value: object, name: str) -> float:
+    """``value`` as a float when it is a real number (Python or numpy), not NaN; booleans are refused.
+
+    >>> check_real(np.float32(0.5), "alpha")
+    0.5
+    >>> check_real("0.5", "alpha")
+    Traceback (most recent call last):
+    ...
+    TypeError: alpha must be a number, not '0.5'.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{name} must be a number, not {describe(value)}.")
+    if math.isnan(value):
+        raise ValueError(f"{name} must be a number, not NaN.")
+    return float(value)

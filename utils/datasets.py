@@ -32,7 +32,7 @@ from torchvision.models import VGG16_Weights
 from torchvision.transforms.functional import pil_modes_mapping
 
 # Category names moved to utils.categories; re-exported here for the modules that still import them from datasets.
-from utils.categories import category_index, check_count, check_flag, describe, imagenet_categories
+from utils.categories import category_index, check_count, check_flag, check_real, describe, imagenet_categories
 
 __all__ = [
     "DATA_DIR",
@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, npt.NDArray[np.generic], torch.Tensor]
-"""What ``load_image`` accepts: a path, a file's bytes, a PIL image, an ``H x W (x C)`` array or a ``(C x) H x W`` tensor."""
+"""What ``load_image`` accepts: a path, a file's bytes, a PIL image, an ``H x W (x C)`` array, a ``(C x) H x W`` tensor."""
 
 DATA_DIR: Path = Path(__file__).resolve().parent.parent / "data"
 """The course's ``data/`` folder, found from this package (not from the current directory)."""
@@ -196,6 +196,7 @@ def decode_image(
     label = repr(str(name))
     max_bytes = None if max_bytes is None else check_count(max_bytes, "max_bytes")
     max_pixels = None if max_pixels is None else check_count(max_pixels, "max_pixels")
+    min_side = None if min_side is None else check_count(min_side, "min_side")
     size = memoryview(content).nbytes
     if size == 0:
         raise ImageLoadError(f"Cannot load image {label}: the file is empty.")
@@ -461,8 +462,10 @@ def preprocess_imagenet_image(
     return _to_device(tensor.unsqueeze(0), target, device)
 
 
-def _crop_first(picture: Image.Image, transforms: Callable[..., torch.Tensor]) -> tuple[Image.Image, Callable[..., torch.Tensor]]:
-    """The part of ``picture`` that survives the centre crop, resized straight to ``crop x crop``, and the rest of the transform.
+def _crop_first(
+    picture: Image.Image, transforms: Callable[..., torch.Tensor]
+) -> tuple[Image.Image, Callable[..., torch.Tensor]]:
+    """What of ``picture`` survives the centre crop, resized straight to ``crop x crop``; and the rest of the transform.
 
     Resizing the shorter side first would build a huge picture for a thin strip (1 x 20000
     becomes 256 x 5,120,000); PIL's ``resize(box=...)`` samples the same source positions as
@@ -596,7 +599,7 @@ def two_class_image(
     if not (isinstance(crop_at, (tuple, list)) and len(crop_at) == 2):
         raise ValueError(f"crop_at must be a pair (left photo, right photo) of positions in [0, 1], got {describe(crop_at)}.")
     for side, at in zip(("left", "right"), crop_at):
-        if isinstance(at, (bool, np.bool_)) or not isinstance(at, (int, float, np.integer, np.floating)) or not 0.0 <= at <= 1.0:
+        if not 0.0 <= check_real(at, f"crop_at for the {side} photo") <= 1.0:
             raise ValueError(f"crop_at for the {side} photo must lie in [0, 1] (0.5 = centred), got {describe(at)}.")
     size = int(size)
     widths = (size // 2, size - size // 2)

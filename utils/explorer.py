@@ -32,7 +32,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from PIL import Image
 
-from utils.categories import as_class_index, category_index, check_count, describe
+from utils.categories import as_class_index, category_index, check_count, check_real, describe
 from utils.datasets import (
     SAMPLE_IMAGES,
     ImageLoadError,
@@ -136,9 +136,9 @@ class ImageAnalysis:
     def __init__(self, loaded: LoadedModel, image: ImageSource, *, top_k: int = 5, name: str = "image") -> None:
         if not isinstance(loaded, LoadedModel):
             raise TypeError(f"loaded must be a LoadedModel (from utils.models.load_model()), not {describe(loaded)}.")
-        if isinstance(top_k, (bool, np.bool_)) or not isinstance(top_k, (int, np.integer)) or not 1 <= top_k <= len(loaded.categories):
-            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {describe(top_k)}.")
-        top_k = int(top_k)
+        top_k = check_count(top_k, "top_k")
+        if top_k > len(loaded.categories):
+            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {top_k}.")
         self.loaded = loaded
         self.name = name
         with warnings.catch_warnings(record=True) as caught:
@@ -203,10 +203,9 @@ class View:
         if not isinstance(self.base, str) or self.base not in BASE_METHODS:
             raise ValueError(f"Unknown base map {describe(self.base)}; valid: {', '.join(BASE_METHODS)}.")
         if self.layer is not None and not isinstance(self.layer, str):
-            raise TypeError(f"layer must be a layer's dotted name or None (the model's target layer), not {describe(self.layer)}.")
-        opacity = self.opacity
-        if isinstance(opacity, (bool, np.bool_)) or not isinstance(opacity, (int, float, np.integer, np.floating)) or not 0.0 <= opacity <= 1.0:
-            raise ValueError(f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {describe(opacity)}.")
+            raise TypeError(f"layer must be a layer's dotted name or None (the target layer), not {describe(self.layer)}.")
+        if not 0.0 <= check_real(self.opacity, "opacity") <= 1.0:
+            raise ValueError(f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {describe(self.opacity)}.")
         if self.method == "discriminativity" and self.other is None:
             raise ValueError("The discriminativity map compares two classes; give the second one as other=.")
 
@@ -267,7 +266,7 @@ def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.
     ``view.layer`` ``None`` means the model's target layer.
     """
     _check_view(analysis, view)
-    if isinstance(panel_size, (bool, np.bool_)) or not isinstance(panel_size, (int, float, np.integer, np.floating)) or not 0.5 <= panel_size <= 50:
+    if not 0.5 <= check_real(panel_size, "panel_size") <= 50:
         raise ValueError(f"panel_size must be a size in inches from 0.5 to 50, got {describe(panel_size)}.")
     layer = view.layer or analysis.loaded.target_layer_name
     figure = Figure(figsize=(2.4 * panel_size, panel_size), layout="constrained")

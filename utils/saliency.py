@@ -508,11 +508,10 @@ def _forward(model: nn.Module, image: torch.Tensor) -> object:
         height, width = image.shape[-2:]
         smallest = _smallest_input(model, image)
         if smallest is None or smallest <= min(height, width):
-            raise
-        need = f"at least {smallest} x {smallest} pixels" if smallest else "a larger input"
+            raise  # not a question of size: the model's own error
         raise ValueError(
-            f"x is {height} x {width} pixels, too small for {type(model).__name__}: it needs {need} "
-            "(the course's models take 224 x 224 from preprocess_imagenet_image)."
+            f"x is {height} x {width} pixels, too small for {type(model).__name__}: it needs at least {smallest} x "
+            f"{smallest} pixels (the course's models take 224 x 224 from preprocess_imagenet_image)."
         ) from None
 
 

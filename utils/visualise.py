@@ -32,7 +32,7 @@ from matplotlib.colors import Colormap, Normalize, is_color_like
 from matplotlib.figure import Figure  # noqa: F401 -- the doctests draw on a Figure
 from matplotlib.lines import Line2D
 
-from utils.categories import category_names, check_flag, describe
+from utils.categories import category_names, check_flag, check_real, describe
 from utils.datasets import ImageSource, load_image
 from utils.saliency import MapLike, as_float_array, drop_leading_ones
 
@@ -122,7 +122,6 @@ def _logits(output: torch.Tensor | npt.NDArray[Any], num_classes: int) -> torch.
             f"output has {scores.numel()} scores but there are {num_classes} category names; "
             "pass the model's categories (LoadedModel.categories)."
         )
-    scores = scores.to("cpu", torch.float64).clone()
     if not torch.isfinite(scores).all():
         raise ValueError("output contains NaN or infinite logits; check the model's forward pass.")
     return scores
@@ -158,7 +157,8 @@ def process_attributions(
        ``"relu"`` land in [0, 1]. ``clip_percentile`` (e.g. 99.5) divides by that percentile
        of the magnitudes instead and clips above it, so a few extreme pixels do not leave the
        rest of a gradient map black (Captum's ``outlier_perc`` does the same); a map so sparse
-       that the percentile is 0 is divided by its maximum instead, so [0, 1] always holds. With ``"none"`` the map lands in [-1, 1] and is then shifted
+       that the percentile is 0 is divided by its maximum instead, so [0, 1] always holds.
+       With ``"none"`` the map lands in [-1, 1] and is then shifted
        to [0, 1] so that **zero sits at 0.5**, the centre of a diverging colormap such as
        ``DIVERGING_CMAP``. An all-zero map stays all zeros (0.5 for ``"none"``): never NaN.
     4. ``gamma`` skews the magnitudes, ``|a| ** gamma`` keeping the sign (applied before the
@@ -181,9 +181,9 @@ def process_attributions(
     """
     if not isinstance(mode, str) or mode not in _MODES:
         raise ValueError(f"Unknown mode {describe(mode)}; valid modes: {', '.join(_MODES)}.")
-    if gamma is not None and not _real(gamma, "gamma") > 0:
+    if gamma is not None and not check_real(gamma, "gamma") > 0:
         raise ValueError(f"gamma must be positive (e.g. 0.5 to bring out faint values), got {describe(gamma)}.")
-    if clip_percentile is not None and not 0 < _real(clip_percentile, "clip_percentile") <= 100:
+    if clip_percentile is not None and not 0 < check_real(clip_percentile, "clip_percentile") <= 100:
         raise ValueError(f"clip_percentile must be in (0, 100], e.g. 99.5; got {describe(clip_percentile)}.")
     normalise, grayscale = check_flag(normalise, "normalise"), check_flag(grayscale, "grayscale")
     values = _MODES[mode](_map_array(attr, "attr"))
@@ -246,7 +246,7 @@ def _colormap(cmap: str | Colormap) -> Colormap:
     if isinstance(cmap, Colormap):
         return cmap
     if not isinstance(cmap, str):
-        raise TypeError(f"cmap must be a colormap name (see matplotlib.colormaps) or a Colormap, not {type(cmap).__name__}.")
+        raise TypeError(f"cmap must be a colormap name (see matplotlib.colormaps) or a Colormap, not {describe(cmap)}.")
     try:
         return colormaps[cmap]
     except KeyError:
@@ -279,7 +279,7 @@ def overlay_heatmap(
     >>> blended.shape, float(blended.min()), float(blended.max())
     ((4, 4, 3), 0.5, 0.5)
     """
-    if not 0.0 <= _real(alpha, "alpha") <= 1.0:
+    if not 0.0 <= check_real(alpha, "alpha") <= 1.0:
         raise ValueError(f"alpha must lie in [0, 1] (0 = picture only, 1 = heatmap only), got {describe(alpha)}.")
     picture = _picture(image, "image")
     if picture.ndim == 2:
@@ -302,15 +302,6 @@ def overlay_heatmap(
     return ((1.0 - alpha) * picture + alpha * colours).astype(np.float32)
 
 
-def _real(value: object, name: str) -> float:
-    """``value`` as a float, refusing booleans, non-numbers and NaN with one line naming ``name``."""
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number, not {describe(value)}.")
-    if math.isnan(value):
-        raise ValueError(f"{name} must be a number, not NaN.")
-    return float(value)
-
-
 def _picture(image: ImageSource, what: str) -> npt.NDArray[np.float64]:
     """A new float64 picture in [0, 1] to draw: ``H x W`` (one channel) or ``H x W x 3``.
 
@@ -322,9 +313,10 @@ def _picture(image: ImageSource, what: str) -> npt.NDArray[np.float64]:
     floating = image.is_floating_point() if is_tensor else isinstance(image, np.ndarray) and image.dtype.kind == "f"
     if not floating:
         rgb = np.asarray(load_image(image), dtype=np.float64) / 255.0
-        channels = (image.shape[0] if is_tensor else image.shape[-1]) if isinstance(image, (np.ndarray, torch.Tensor)) else 3
-        single = isinstance(image, (np.ndarray, torch.Tensor)) and (image.ndim == 2 or channels == 1)
-        return rgb[..., 0] if single else rgb
+        if not isinstance(image, (np.ndarray, torch.Tensor)):
+            return rgb
+        channels = image.shape[0] if is_tensor else image.shape[-1]
+        return rgb[..., 0] if image.ndim == 2 or channels == 1 else rgb
     array = as_float_array(image, what)  # type: ignore[arg-type]
     shape = array.shape
     if is_tensor and array.ndim == 3 and array.shape[0] in (1, 3, 4):
@@ -333,7 +325,7 @@ def _picture(image: ImageSource, what: str) -> npt.NDArray[np.float64]:
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)) or array.size == 0:
         layout = "a tensor C x H x W" if is_tensor else "an array H x W x C"
-        raise ValueError(f"{what} of shape {shape} is not a picture to draw; pass H x W or {layout} with C = 1, 3 or 4.")
+        raise ValueError(f"{what} of shape {shape} is not a picture; pass H x W or {layout} with C = 1, 3 or 4.")
     if not np.isfinite(array).all():
         raise ValueError(f"{what} contains NaN or infinite values, so it cannot be drawn.")
     low, high = float(array.min()), float(array.max())
@@ -413,7 +405,7 @@ def show_heatmap(
     ('jet', (0.0, 1.0), True)
     """
     _check_axes(ax)
-    low, high = (None if v is None else _real(v, name) for v, name in ((vmin, "vmin"), (vmax, "vmax")))
+    low, high = (None if v is None else check_real(v, name) for v, name in ((vmin, "vmin"), (vmax, "vmax")))
     drawn = ax.imshow(_map_2d(heatmap, "heatmap"), cmap=_colormap(cmap), vmin=low, vmax=high)
     _finish_map(ax, drawn, title, colorbar)
     return ax
@@ -441,11 +433,11 @@ def show_diverging(
     """
     _check_axes(ax)
     values = _map_2d(diff, "diff")
-    if limit is not None and not _real(limit, "limit") > 0:
+    if limit is not None and not check_real(limit, "limit") > 0:
         raise ValueError(f"limit must be positive, got {describe(limit)}.")
     bound = float(limit) if limit is not None else float(np.abs(values).max()) or 1.0
     if not np.isfinite(2.0 * bound):
-        raise ValueError(f"The colour scale reaches {bound:.3g}, too large to draw; scale the map (or limit) down first.")
+        raise ValueError(f"The colour scale reaches {bound:.3g}, too large to draw; scale the map (or limit) down.")
     drawn = ax.imshow(values, cmap=_colormap(cmap), norm=Normalize(vmin=-bound, vmax=bound))
     _finish_map(ax, drawn, title, colorbar)
     return ax
@@ -490,15 +482,15 @@ def draw_regions(
     if not labelled:
         raise ValueError("draw_regions needs at least one mask.")
     if isinstance(colours, str) or not isinstance(colours, Sequence) or not colours or not all(map(is_color_like, colours)):
-        raise ValueError(f"colours must be a non-empty list of matplotlib colours, e.g. ('white', 'black'); got {describe(colours)}.")
-    if not _real(linewidth, "linewidth") > 0 or not math.isfinite(linewidth):
+        raise ValueError(f"colours must be a non-empty list of colours, e.g. ('white', 'black'); got {describe(colours)}.")
+    if not check_real(linewidth, "linewidth") > 0 or not math.isfinite(linewidth):
         raise ValueError(f"linewidth must be a positive number of points, got {describe(linewidth)}.")
     check_flag(legend, "legend")
     handles = []
     for (label, mask), colour in zip(labelled, itertools.cycle(colours)):
         values = _map_2d(mask, f"mask {label!r}" if label else "mask")
         if min(values.shape) < 2:
-            raise ValueError(f"mask {label!r} of shape {values.shape} is too thin to outline; masks are H x W with H, W >= 2.")
+            raise ValueError(f"mask {label!r} of shape {values.shape} is too thin to outline; H and W must be >= 2.")
         ax.contour(values > 0.5, levels=[0.5], colors=[colour], linewidths=linewidth)
         handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label))
     if legend and any(label for label, _ in labelled):

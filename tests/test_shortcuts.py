@@ -149,7 +149,7 @@ def test_crops_are_images_in_0_1_and_the_same_for_a_seed():
     assert len({tuple(c.flatten()[:20].tolist()) for c in crops}) == 4, "four different crops"
 
 
-@pytest.mark.parametrize("n, size, message", [(0, 12, "n must be a whole number of crops"), (2, 4, "size must be")])
+@pytest.mark.parametrize("n, size, message", [(0, 12, "n must be at least 1"), (2, 4, "size must be at least 8")])
 def test_bad_crop_settings_are_refused(n, size, message):
     with pytest.raises(ValueError, match=message):
         photo_crops(sample_image_path("cat"), n, size=size)
@@ -190,7 +190,7 @@ def test_the_tag_can_move_to_another_box(small_data):
 def test_bad_data_set_settings_are_named():
     with pytest.raises(ValueError, match=r"Unknown tag rule 'sometimes'; valid: 'confounded'"):
         tagged_dataset(2, "sometimes", size=16, box=SMALL_BOX)
-    with pytest.raises(ValueError, match="n_per_class must be a whole number"):
+    with pytest.raises(ValueError, match="n_per_class must be at least 1"):
         tagged_dataset(0)
     with pytest.raises(ValueError, match="one photo per class"):
         tagged_dataset(2, photos=[sample_image_path("cat")], size=16, box=SMALL_BOX)
@@ -234,10 +234,21 @@ def test_seeded_restores_settings_even_when_the_block_fails():
 
 
 def test_bad_training_settings_are_named(small_data):
-    with pytest.raises(ValueError, match="epochs must be a whole number, at least 1"):
+    with pytest.raises(ValueError, match="epochs must be at least 1, got 0"):
         train_classifier(small_cnn(), small_data, epochs=0)
     with pytest.raises(TypeError, match="data must be TaggedImages"):
         train_classifier(small_cnn(), small_data.images)
+    with pytest.raises(ValueError, match="lr must be a positive learning rate"):
+        train_classifier(small_cnn(), small_data, lr=float("nan"))
+    with pytest.raises(TypeError, match="model must be a torch nn.Module with parameters"):
+        train_classifier(torch.nn.ReLU(), small_data)
+    with pytest.raises(ValueError, match="x has 3 channels .* the model's first convolution takes 1"):
+        train_classifier(torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten()), small_data)
+
+
+def test_retag_refuses_a_box_for_another_image_size(small_data):
+    with pytest.raises(ValueError, match="The box is on a 48 x 48 image but the data's images are 16 x 16"):
+        retag(small_data, "all", box=corner_box())
 
 
 def test_predict_gives_probabilities_and_restores_training_mode(small_data):

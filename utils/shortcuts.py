@@ -29,7 +29,7 @@ from __future__ import annotations
 import copy
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal, get_args
@@ -41,9 +41,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import nn
 
+from utils.categories import check_count, describe
 from utils.datasets import ImageSource, load_image, sample_image_path
 from utils.regions import mass_share
-from utils.saliency import MapLike, magnitude
+from utils.saliency import MapLike, _as_batch, magnitude
 
 __all__ = [
     "CLASSES",
@@ -112,10 +113,10 @@ class Box:
         for name in ("top", "left", "height", "width"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise TypeError(f"The box's {name} must be a whole number of pixels, not {value!r}.")
+                raise TypeError(f"The box's {name} must be a whole number of pixels, not {describe(value)}.")
         size = self.image_size
         if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and s > 0 for s in size)):
-            raise ValueError(f"image_size must be (height, width) in pixels, got {size!r}.")
+            raise ValueError(f"image_size must be (height, width) in pixels, got {describe(size)}.")
         if self.height < 1 or self.width < 1:
             raise ValueError(f"The box is empty ({self.height} x {self.width} pixels); give it a height and width of at least 1.")
         if self.top < 0 or self.left < 0 or self.top + self.height > size[0] or self.left + self.width > size[1]:
@@ -154,8 +155,10 @@ def corner_box(corner: Corner = "bottom right", *, size: int = TAG_SIZE, image_s
     >>> corner_box("top left", size=4, image_size=16, margin=0)
     Box(top=0, left=0, height=4, width=4, image_size=(16, 16))
     """
-    if corner not in _CORNERS:
-        raise ValueError(f"Unknown corner {corner!r}; valid: {', '.join(map(repr, _CORNERS))}.")
+    if not isinstance(corner, str) or corner not in _CORNERS:
+        raise ValueError(f"Unknown corner {describe(corner)}; valid: {', '.join(map(repr, _CORNERS))}.")
+    size, image_size = check_count(size, "size"), check_count(image_size, "image_size")
+    margin = check_count(margin, "margin", minimum=0)
     far = image_size - size - margin
     top = margin if corner.startswith("top") else far
     left = margin if corner.endswith("left") else far
@@ -186,10 +189,9 @@ def tag_patch(height: int = TAG_SIZE, width: int | None = None) -> npt.NDArray[n
     >>> patch.shape, float(patch.max()), float(patch.min()) < 0.5
     ((10, 10), 1.0, True)
     """
-    width = height if width is None else width
-    if min(height, width) < 3:
-        raise ValueError(f"A tag needs at least 3 x 3 pixels to be drawn, got {height} x {width}.")
-    return _tag_patch(int(height), int(width))
+    height = check_count(height, "height", minimum=3)  # a tag needs at least 3 x 3 pixels to be drawn
+    width = height if width is None else check_count(width, "width", minimum=3)
+    return _tag_patch(height, width)
 
 
 def add_tag(images: torch.Tensor, box: Box, which: torch.Tensor | Sequence[bool] | None = None) -> torch.Tensor:
@@ -203,21 +205,43 @@ def add_tag(images: torch.Tensor, box: Box, which: torch.Tensor | Sequence[bool]
     >>> float(tagged[0].max()), float(tagged[1].max())
     (1.0, 0.0)
     """
-    if not isinstance(images, torch.Tensor) or images.ndim not in (3, 4):
-        raise ValueError(f"images must be a tensor N x C x H x W or C x H x W, got {getattr(images, 'shape', type(images).__name__)}.")
+    if not isinstance(images, torch.Tensor) or images.layout != torch.strided or images.ndim not in (3, 4):
+        raise ValueError(f"images must be a tensor N x C x H x W or C x H x W, got {describe(images)}.")
+    if not images.is_floating_point() or not torch.isfinite(images).all():
+        raise ValueError(f"images must hold finite float pixels in [0, 1], got {describe(images)} with other values.")
+    _check_box(box)
     if tuple(images.shape[-2:]) != box.image_size:
         raise ValueError(
             f"The images are {images.shape[-2]} x {images.shape[-1]} but the box is on a "
             f"{box.image_size[0]} x {box.image_size[1]} image; build the box for the images' size."
         )
     batch = images.unsqueeze(0) if images.ndim == 3 else images
-    chosen = torch.ones(batch.shape[0], dtype=torch.bool) if which is None else torch.as_tensor(which, dtype=torch.bool).cpu()
+    chosen = torch.ones(batch.shape[0], dtype=torch.bool) if which is None else _flags(which)
     if chosen.shape != (batch.shape[0],):
         raise ValueError(f"which must give one True/False per image ({batch.shape[0]}), got shape {tuple(chosen.shape)}.")
     patch = torch.from_numpy(tag_patch(box.height, box.width).copy()).to(batch.device, batch.dtype)
     out = batch.clone()
     out[chosen.to(batch.device), :, box.rows, box.columns] = patch
     return out[0] if images.ndim == 3 else out
+
+
+def _check_box(box: object) -> Box:
+    if not isinstance(box, Box):
+        raise TypeError(f"box must be a Box (see corner_box), not {describe(box)}.")
+    return box
+
+
+def _flags(which: object) -> torch.Tensor:
+    """``which`` as a 1-D bool tensor on the CPU: True/False (or 0/1) per image."""
+    try:
+        flags = torch.as_tensor(which).cpu() if not isinstance(which, (str, bytes)) else None
+    except (TypeError, ValueError, RuntimeError):
+        flags = None
+    if flags is None or flags.layout != torch.strided or flags.is_complex() or flags.is_floating_point() and not bool(
+        torch.isin(flags, torch.tensor([0.0, 1.0])).all()
+    ):
+        raise ValueError(f"which must give one True/False per image, not {describe(which)}.")
+    return flags.to(torch.bool)
 
 
 # --- crops of the course photos ----------------------------------------------------------------
@@ -236,10 +260,8 @@ def photo_crops(photo: ImageSource, n: int, *, size: int = IMAGE_SIZE, seed: int
     >>> torch.equal(crops, photo_crops(sample_image_path("cat"), 3, size=16, seed=0))
     True
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a whole number of crops, at least 1, got {n!r}.")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-        raise ValueError(f"size must be a whole number of pixels, at least 8, got {size!r}.")
+    n, size = check_count(n, "n"), check_count(size, "size", minimum=8)
+    seed = check_count(seed, "seed", minimum=0)
     picture = load_image(photo)
     rng = np.random.default_rng(seed)
     width, height = picture.size
@@ -291,10 +313,10 @@ _RULES: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 """Which images a rule tags, given the labels and a seed (only ``"random"`` uses it)."""
 
 
-def _tagged_by_rule(labels: torch.Tensor, rule: str, seed: int) -> torch.Tensor:
-    if rule not in _RULES:
-        raise ValueError(f"Unknown tag rule {rule!r}; valid: {', '.join(map(repr, TAG_RULES))}.")
-    return _RULES[rule](labels, seed)
+def _tagged_by_rule(labels: torch.Tensor, rule: object, seed: object) -> torch.Tensor:
+    if not isinstance(rule, str) or rule not in _RULES:
+        raise ValueError(f"Unknown tag rule {describe(rule)}; valid: {', '.join(map(repr, TAG_RULES))}.")
+    return _RULES[rule](labels, check_count(seed, "seed", minimum=0))
 
 
 def tagged_dataset(
@@ -323,12 +345,16 @@ def tagged_dataset(
     >>> torch.equal(data.content, moved.content), moved.tagged.tolist()[:5]
     (True, [True, True, True, True, False])
     """
-    if isinstance(n_per_class, bool) or not isinstance(n_per_class, int) or n_per_class < 1:
-        raise ValueError(f"n_per_class must be a whole number of images, at least 1, got {n_per_class!r}.")
-    box = corner_box(image_size=size) if box is None else box
+    n_per_class = check_count(n_per_class, "n_per_class")
+    seed = check_count(seed, "seed", minimum=0)
+    size = check_count(size, "size", minimum=8)
+    box = corner_box(image_size=size) if box is None else _check_box(box)
+    if photos is not None and not isinstance(photos, (list, tuple)):
+        raise TypeError(f"photos must be a list of one photo per class ({', '.join(CLASSES)}), not {describe(photos)}.")
     sources = [sample_image_path(name) for name in CLASSES] if photos is None else list(photos)
     if len(sources) != len(CLASSES):
         raise ValueError(f"photos must give one photo per class ({', '.join(CLASSES)}), got {len(sources)}.")
+    _tagged_by_rule(torch.zeros(1, dtype=torch.long), tags, seed)  # a bad rule is named before any work
     content = torch.cat([photo_crops(p, n_per_class, size=size, seed=seed * 10 + c) for c, p in enumerate(sources)])
     labels = torch.arange(len(CLASSES)).repeat_interleave(n_per_class)
     return _with_tags(content, labels, box, tags, seed)
@@ -346,7 +372,13 @@ def retag(data: TaggedImages, tags: TagRule, *, box: Box | None = None, seed: in
     >>> retag(data, "none").tagged.tolist(), torch.equal(retag(data, "none").images, data.content)
     ([False, False, False, False], True)
     """
-    return _with_tags(data.content, data.labels, data.box if box is None else box, tags, seed)
+    if not isinstance(data, TaggedImages):
+        raise TypeError(f"data must be TaggedImages (from tagged_dataset), not {describe(data)}.")
+    box = data.box if box is None else _check_box(box)
+    if box.image_size != tuple(data.content.shape[-2:]):
+        raise ValueError(f"The box is on a {box.image_size[0]} x {box.image_size[1]} image but the data's images are "
+                         f"{data.content.shape[-2]} x {data.content.shape[-1]}; build the box for the images' size.")
+    return _with_tags(data.content, data.labels, box, tags, seed)
 
 
 # --- the model and its training -----------------------------------------------------------------
@@ -364,6 +396,7 @@ def small_cnn(seed: int = 0, *, channels: int = 16) -> nn.Sequential:
     >>> tuple(net(torch.zeros(1, 3, 48, 48)).shape), tuple(net[:7](torch.zeros(1, 3, 48, 48)).shape)  # up to relu3
     ((1, 2), (1, 16, 12, 12))
     """
+    seed, channels = check_count(seed, "seed", minimum=0), check_count(channels, "channels", minimum=2)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         half = channels // 2
@@ -383,8 +416,7 @@ def small_cnn(seed: int = 0, *, channels: int = 16) -> nn.Sequential:
         ).eval()
 
 
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
+def seeded(seed: int) -> AbstractContextManager[None]:
     """Seeded, deterministic, single-threaded torch inside the block; RNG, determinism flag and threads restored after.
 
     One thread makes float sums happen in one order whatever the number of cores, so a seed
@@ -398,6 +430,11 @@ def seeded(seed: int) -> Iterator[None]:
     >>> torch.equal(a, b)
     True
     """
+    return _seeded(check_count(seed, "seed", minimum=0))
+
+
+@contextmanager
+def _seeded(seed: int) -> Iterator[None]:
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     threads = torch.get_num_threads()
@@ -432,11 +469,13 @@ def train_classifier(
     >>> all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
     True
     """
+    _check_model(model)
     if not isinstance(data, TaggedImages):
-        raise TypeError(f"data must be TaggedImages (from tagged_dataset or retag), not {type(data).__name__}.")
-    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
+        raise TypeError(f"data must be TaggedImages (from tagged_dataset or retag), not {describe(data)}.")
+    epochs, batch_size, seed = check_count(epochs, "epochs"), check_count(batch_size, "batch_size"), check_count(seed, "seed", 0)
+    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)) or not 0 < lr < float("inf"):
+        raise ValueError(f"lr must be a positive learning rate such as 3e-3, not {describe(lr)}.")
+    _as_batch(model, data.images[:1])  # the images fit the model (channels, device, dtype), said in one line
     trained = copy.deepcopy(model)
     device = next(trained.parameters()).device
     images, labels = data.images.to(device), data.labels.to(device)
@@ -452,6 +491,12 @@ def train_classifier(
     return trained.eval()
 
 
+def _check_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module) or next(model.parameters(), None) is None:
+        raise TypeError(f"model must be a torch nn.Module with parameters (e.g. small_cnn()), not {describe(model)}.")
+    return model
+
+
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tensor:
     """The class probabilities of ``model`` for ``images`` (or a ``TaggedImages``), ``N x 2``, in eval mode.
@@ -462,12 +507,15 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
     >>> tuple(probabilities.shape), torch.allclose(probabilities.sum(1), torch.ones(3))
     ((3, 2), True)
     """
-    batch = images.images if isinstance(images, TaggedImages) else images
+    batch = _as_batch(_check_model(model), images.images if isinstance(images, TaggedImages) else images)
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
-        weight = next(model.parameters())
-        return torch.softmax(model(batch.to(weight.device, weight.dtype)), dim=1).cpu()
+        try:
+            scores = model(batch)
+        except RuntimeError as error:  # e.g. images too small for the model's convolutions and pools
+            raise ValueError(f"The model cannot take images of shape {tuple(batch.shape)}: {str(error).splitlines()[0]}") from None
+        return torch.softmax(scores, dim=1).cpu()
     finally:
         for m, training in modes:
             m.training = training
@@ -480,6 +528,8 @@ def accuracy(model: nn.Module, data: TaggedImages) -> float:
     >>> 0.0 <= accuracy(small_cnn(), data) <= 1.0
     True
     """
+    if not isinstance(data, TaggedImages):
+        raise TypeError(f"data must be TaggedImages (from tagged_dataset or retag), not {describe(data)}.")
     return float((predict(model, data).argmax(1) == data.labels.cpu()).double().mean())
 
 
@@ -502,19 +552,20 @@ def box_share(saliency: MapLike, box: Box) -> float:
     ...
     ValueError: The map is 4 x 4 but the box is on a 2 x 2 image; give one map on the image's grid (upsample Grad-CAM with upsample_cam).
     """
-    if not isinstance(box, Box):
-        raise TypeError(f"box must be a Box (see corner_box), not {type(box).__name__}.")
+    _check_box(box)
     values = magnitude(saliency, "saliency")
     if values.shape != box.image_size:
         raise ValueError(
             f"The map is {' x '.join(map(str, values.shape))} but the box is on a {box.image_size[0]} x {box.image_size[1]} "
             "image; give one map on the image's grid (upsample Grad-CAM with upsample_cam)."
         )
-    return mass_share(values, box.mask())
+    top = float(values.max())
+    return mass_share(values / top if top > 0 else values, box.mask())  # a share does not change with the scale
 
 
 def box_shares(maps: MapLike, box: Box) -> npt.NDArray[np.float64]:
     """``box_share`` of each map in a batch ``N x C x H x W`` (or ``N x H x W``): an array of ``N`` shares."""
-    if not isinstance(maps, (torch.Tensor, np.ndarray)) or maps.ndim not in (3, 4):
-        raise ValueError(f"maps must be a batch N x C x H x W or N x H x W, got {getattr(maps, 'shape', type(maps).__name__)}.")
+    if not isinstance(maps, (torch.Tensor, np.ndarray)) or maps.ndim not in (3, 4) or maps.shape[0] == 0:
+        raise ValueError(f"maps must be a batch N x C x H x W or N x H x W, got {describe(maps)}.")
+    _check_box(box)
     return np.array([box_share(maps[i], box) for i in range(maps.shape[0])])

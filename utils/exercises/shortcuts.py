@@ -139,4 +139,6 @@ def check_box_share(
     toy: Correct: 0.750 of the map's mass lies in the box (the box is 25.0% of the image).
     True
     """
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be text (a str) or None, not {type(label).__name__}.")
     return report(diagnose_box_share(answer, saliency, box), label)

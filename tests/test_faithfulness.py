@@ -254,5 +254,5 @@ def test_report_card_rows_and_their_summary() -> None:
         again = report_card_rows(model, "3", photos, ["grad_cam", "random"], steps=4, patch=4, computed=reused)
     finally:
         handle.remove()
-    assert len(calls) == 4  # per photo: the image itself, then one batch of perturbed images; no saliency pass
+    assert len(calls) == 2  # per photo, one batch: the image, its replacement and the perturbed images; no saliency pass
     assert [r.insertion_auc for r in again] == pytest.approx([r.insertion_auc for r in rows], abs=1e-6)

@@ -204,11 +204,17 @@ def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> t
     return int(steps), int(patch)  # type: ignore[call-overload]
 
 
-def _probabilities(model: nn.Module, images: torch.Tensor, target: int, batch_size: int) -> npt.NDArray[np.float64]:
+def _probabilities(
+    model: nn.Module, images: torch.Tensor, target: int, given: Class, batch_size: int
+) -> npt.NDArray[np.float64]:
+    """The class's probability for every image, ``batch_size`` images per forward pass (the class checked on the first)."""
     out = []
     for start in range(0, images.shape[0], batch_size):
         chunk = images[start : start + batch_size]
-        out.append(torch.softmax(_class_scores(model(chunk), chunk.shape[0]).double(), dim=1)[:, target])
+        scores = _class_scores(model(chunk), chunk.shape[0])
+        if start == 0:
+            _check_range([target], given, scores.shape[1])
+        out.append(torch.softmax(scores.double(), dim=1)[:, target])
     return torch.cat(out).cpu().numpy()
 
 
@@ -241,9 +247,7 @@ def _curves(
         masks = torch.from_numpy(ranks[None] < _counts(units, steps)[1:-1, None, None]).to(original.device)[:, None]
         images += [torch.where(masks, base, original), torch.where(masks, original, base)]  # deletion, insertion
     with torch.no_grad(), _eval_with_frozen_parameters(model):
-        first = _class_scores(model(original), 1)
-        _check_range([index], target, first.shape[1])
-        probabilities = _probabilities(model, torch.cat(images), index, batch_size)
+        probabilities = _probabilities(model, torch.cat(images), index, target, batch_size)
     p_image, p_base, inner = probabilities[0], probabilities[1], probabilities[2:].reshape(len(maps), 2, steps - 1)
     label = baseline if isinstance(baseline, str) else "image"
     found = []

@@ -88,16 +88,19 @@ def paired_maps(
     >>> pairs = paired_maps(net, "1", torch.rand(3, 8, 8), 0, 1, categories=("cat", "cup"))
     >>> {method: tuple(s_a.shape) for method, (s_a, s_b) in pairs.items()}
     {'guided_backprop': (1, 3, 8, 8), 'grad_cam': (1, 1, 8, 8), 'guided_grad_cam': (1, 3, 8, 8)}
-    >>> paired_maps(net, "1", torch.rand(3, 8, 8), "cup", 1, categories=("cat", "cup"))
+    >>> paired_maps(net, "1", torch.rand(3, 8, 8), "cup", 1, categories=("cat", "cup"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: class_a 'cup' and class_b 1 are the same class ('cup', index 1); the test compares two different classes.
+    ValueError: class_a 'cup' and class_b 1 are the same class ('cup', index 1); the test compares two ...
     """
     if categories is not None and (
         isinstance(categories, (str, torch.Tensor)) or not isinstance(categories, Sequence)
         or not all(isinstance(name, str) for name in categories)
     ):
-        raise TypeError(f"categories must be a sequence of class names (str), e.g. loaded.categories, not {type(categories).__name__}.")
+        raise TypeError(
+            "categories must be a sequence of class names (str), e.g. loaded.categories, "
+            f"not {type(categories).__name__}."
+        )
     names = tuple(imagenet_categories() if categories is None else categories)
     a, b = (_class_index(label, given, names) for label, given in (("class_a", class_a), ("class_b", class_b)))
     if a == b:
@@ -181,7 +184,9 @@ def _scaled_pair(
     return _to_unit(a, percentile), _to_unit(b, percentile)
 
 
-def discriminativity_map(s_a: MapLike, s_b: MapLike, *, clip_percentile: float | None = None) -> npt.NDArray[np.float64]:
+def discriminativity_map(
+    s_a: MapLike, s_b: MapLike, *, clip_percentile: float | None = None
+) -> npt.NDArray[np.float64]:
     """``scale_01(s_a) - scale_01(s_b)``: the test's picture, ``H x W`` in [-1, 1].
 
     Positive (red with ``DIVERGING_CMAP``) where class A's map is relatively stronger, negative
@@ -266,7 +271,9 @@ def discriminativity_score(
         localisation = placed / moved if moved > 0 else 0.0
     score = separation if localisation is None else separation * localisation
     return DiscriminativityReport(
-        score=_unit(score), separation=_unit(separation), localisation=None if localisation is None else _unit(localisation),
+        score=_unit(score),
+        separation=_unit(separation),
+        localisation=None if localisation is None else _unit(localisation),
         correlation=_correlation(a, b),
     )
 

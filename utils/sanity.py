@@ -71,17 +71,18 @@ def magnitude_pair(
     >>> first, second = magnitude_pair(np.ones((1, 3, 2, 2)), -np.ones((2, 2)))
     >>> first.tolist(), second.tolist()
     ([[3.0, 3.0], [3.0, 3.0]], [[1.0, 1.0], [1.0, 1.0]])
-    >>> magnitude_pair(np.ones((2, 2)), np.ones((4, 4)), ("s_a", "s_b"))
+    >>> magnitude_pair(np.ones((2, 2)), np.ones((4, 4)), ("s_a", "s_b"))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: s_a is 2 x 2 but s_b is 4 x 4; compare maps on the same grid (upsample a Grad-CAM map to the input size with utils.saliency.upsample_cam(cam, x.shape[-2:])).
+    ValueError: s_a is 2 x 2 but s_b is 4 x 4; compare maps on the same grid (...upsample_cam(cam, x.shape[-2:])).
     """
     if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
         raise TypeError(f"names must be a pair of strings, e.g. ('s_a', 's_b'), not {names!r}.")
     first, second = magnitude(a, names[0]), magnitude(b, names[1])
     if first.shape != second.shape:
         raise ValueError(
-            f"{names[0]} is {first.shape[0]} x {first.shape[1]} but {names[1]} is {second.shape[0]} x {second.shape[1]}; "
+            f"{names[0]} is {first.shape[0]} x {first.shape[1]} but {names[1]} is "
+            f"{second.shape[0]} x {second.shape[1]}; "
             "compare maps on the same grid (upsample a Grad-CAM map to the input size with "
             "utils.saliency.upsample_cam(cam, x.shape[-2:]))."
         )
@@ -190,10 +191,12 @@ def hog_correlation(a: MapLike, b: MapLike) -> float:
     smallest = _HOG_CELL * _HOG_BLOCK
     if min(first.shape) < smallest:
         raise ValueError(
-            f"HOG features need maps of at least {smallest} x {smallest} pixels, got {first.shape}; upsample them first "
+            f"HOG features need maps of at least {smallest} x {smallest} pixels, got {first.shape}; "
+            "upsample them first "
             "(utils.saliency.upsample_cam for a Grad-CAM map)."
         )
-    features = [hog(m, pixels_per_cell=(_HOG_CELL, _HOG_CELL), cells_per_block=(_HOG_BLOCK, _HOG_BLOCK)) for m in (first, second)]
+    cell, block = (_HOG_CELL, _HOG_CELL), (_HOG_BLOCK, _HOG_BLOCK)
+    features = [hog(m, pixels_per_cell=cell, cells_per_block=block) for m in (first, second)]
     defined = _if_constant(*features, "HOG correlation")
     if defined is not None:
         return defined
@@ -225,9 +228,13 @@ def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np
     """
     values = picture.detach().to("cpu", torch.float64).numpy() if isinstance(picture, torch.Tensor) else picture
     if not isinstance(values, np.ndarray) or not np.issubdtype(values.dtype, np.number) or np.iscomplexobj(values):
-        raise TypeError(f"picture must be a real numpy array or torch tensor, H x W x 3 or H x W, not {type(picture).__name__}.")
+        raise TypeError(
+            f"picture must be a real numpy array or torch tensor, H x W x 3 or H x W, not {type(picture).__name__}."
+        )
     if not (values.ndim == 2 or (values.ndim == 3 and values.shape[-1] == 3)) or min(values.shape[:2]) < 3:
-        raise ValueError(f"picture must be H x W x 3 (channels last) or H x W, at least 3 x 3, got shape {values.shape}.")
+        raise ValueError(
+            f"picture must be H x W x 3 (channels last) or H x W, at least 3 x 3, got shape {values.shape}."
+        )
     if not np.isfinite(values).all():
         raise ValueError("picture contains NaN or infinite values.")
     gray = values.astype(np.float64).mean(axis=-1) if values.ndim == 3 else values.astype(np.float64)
@@ -256,7 +263,8 @@ def randomisation_order(model: nn.Module) -> list[str]:
     found: list[str] = []
     for name, module in model.named_modules():  # parents come before their children
         inside_a_layer = any(name.startswith(f"{layer}.") for layer in found)
-        if name and not inside_a_layer and not isinstance(module, _PLAIN_CONTAINERS) and any(True for _ in module.parameters()):
+        has_weights = any(True for _ in module.parameters())
+        if name and not inside_a_layer and not isinstance(module, _PLAIN_CONTAINERS) and has_weights:
             found.append(name)
     return found[::-1]
 

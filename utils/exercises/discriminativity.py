@@ -85,11 +85,20 @@ def _answer_array(answer: Any) -> npt.NDArray[np.float64] | Verdict:
         kind = "array"
         values = answer
     else:
-        return wrong("type", f"the answer is a {type(answer).__name__}; return the map as an H x W numpy array or torch tensor.")
+        return wrong(
+            "type",
+            f"the answer is a {type(answer).__name__}; return the map as an H x W numpy array or torch tensor.",
+        )
     if values.dtype == np.bool_:
-        return wrong("type", f"the answer is a boolean {kind} (dtype bool): True/False, not a map; return the differences as numbers.")
+        return wrong(
+            "type",
+            f"the answer is a boolean {kind} (dtype bool): True/False, not a map; return the differences as numbers.",
+        )
     if np.iscomplexobj(values):
-        return wrong("type", f"the answer is a complex {kind} (dtype {values.dtype}); the map is real: S_A - S_B of real magnitudes.")
+        return wrong(
+            "type",
+            f"the answer is a complex {kind} (dtype {values.dtype}); the map is real: S_A - S_B of real magnitudes.",
+        )
     if not np.issubdtype(values.dtype, np.number):
         return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return the map as numbers (float).")
     values = np.array(values, dtype=np.float64, copy=True)
@@ -111,7 +120,11 @@ def _compare(got: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], s_
         hint = " Upsample Grad-CAM to the input size first." if smaller else ""
         return wrong("shape", f"the answer has shape {got.shape}, expected {height} x {width}, the input's grid.{hint}")
     if not np.isfinite(got).all():
-        return wrong("not finite", "the answer contains NaN or infinite values; leave an all-zero map at zero instead of dividing by its maximum (0).")
+        return wrong(
+            "not finite",
+            "the answer contains NaN or infinite values; leave an all-zero map at zero instead of dividing by its "
+            "maximum (0).",
+        )
     if _close(got, expected):
         return correct("your map equals S_A - S_B with each map scaled to [0, 1].")
     for reason, text, candidate in _mistakes(s_a, s_b, expected):
@@ -119,11 +132,15 @@ def _compare(got: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], s_
             return wrong(reason, text)
     low, high = float(got.min()), float(got.max())
     if low < -1 - _TOLERANCE or high > 1 + _TOLERANCE:
-        return wrong("not scaled", f"the answer spans [{low:.3g}, {high:.3g}], outside [-1, 1]; scale each map to [0, 1] before subtracting.")
+        return wrong(
+            "not scaled",
+            f"the answer spans [{low:.3g}, {high:.3g}], outside [-1, 1]; scale each map to [0, 1] before subtracting.",
+        )
     row, col = np.unravel_index(int(np.argmax(np.abs(got - expected))), got.shape)
     return wrong(
         "values",
-        f"the largest difference is at pixel ({row}, {col}): expected {expected[row, col]:.4f}, got {got[row, col]:.4f}; "
+        f"the largest difference is at pixel ({row}, {col}): expected {expected[row, col]:.4f}, "
+        f"got {got[row, col]:.4f}; "
         "check each step: |values| summed over channels, divided by the map's own maximum, then S_A - S_B.",
     )
 
@@ -143,16 +160,54 @@ def _mistakes(
     positive_a, positive_b = (scale_01(_channel_sum(s, positive=True)) for s in (s_a, s_b))
     summed_a, summed_b = (scale_01(_channel_sum(s)) for s in (s_a, s_b))
     return [
-        ("sign", "the answer is S_B - S_A: the classes are in the wrong order. Put class A first (red = A, blue = B).", -expected),
-        ("not scaled", "the maps were not scaled: divide each map by its own maximum (to [0, 1]) before subtracting.", raw),
-        ("not scaled", "the maps were not scaled, and the classes are in the wrong order: scale each map to [0, 1], then S_A - S_B.", -raw),
-        ("joint scaling", "both maps were divided by the same maximum; divide each by its own, so each spans [0, 1].", raw / joint if joint > 0 else raw),
-        ("scaled difference", "the difference was scaled; scale each map to [0, 1] first, then subtract.", raw / spread if spread > 0 else raw),
-        ("min-max", "each map's minimum was subtracted; divide by the maximum only, so that zero stays zero.", _min_max(a) - _min_max(b)),
-        ("reduction", "only the positive parts were kept; take absolute values, then sum over the channels.", positive_a - positive_b),
-        ("reduction", "the channels were summed before taking absolute values; take |values| first, then sum.", summed_a - summed_b),
+        (
+            "sign",
+            "the answer is S_B - S_A: the classes are in the wrong order. Put class A first (red = A, blue = B).",
+            -expected,
+        ),
+        (
+            "not scaled",
+            "the maps were not scaled: divide each map by its own maximum (to [0, 1]) before subtracting.",
+            raw,
+        ),
+        (
+            "not scaled",
+            "the maps were not scaled, and the classes are in the wrong order: scale each map to [0, 1], "
+            "then S_A - S_B.",
+            -raw,
+        ),
+        (
+            "joint scaling",
+            "both maps were divided by the same maximum; divide each by its own, so each spans [0, 1].",
+            raw / joint if joint > 0 else raw,
+        ),
+        (
+            "scaled difference",
+            "the difference was scaled; scale each map to [0, 1] first, then subtract.",
+            raw / spread if spread > 0 else raw,
+        ),
+        (
+            "min-max",
+            "each map's minimum was subtracted; divide by the maximum only, so that zero stays zero.",
+            _min_max(a) - _min_max(b),
+        ),
+        (
+            "reduction",
+            "only the positive parts were kept; take absolute values, then sum over the channels.",
+            positive_a - positive_b,
+        ),
+        (
+            "reduction",
+            "the channels were summed before taking absolute values; take |values| first, then sum.",
+            summed_a - summed_b,
+        ),
         ("not subtracted", "the answer is S_A alone, scaled; subtract the scaled S_B.", scale_01(a)),
-        ("zero", "the answer is zero everywhere: was a map subtracted from itself? Use S_A for class A and S_B for class B.", np.zeros_like(expected)),
+        (
+            "zero",
+            "the answer is zero everywhere: was a map subtracted from itself? Use S_A for class A and S_B for class "
+            "B.",
+            np.zeros_like(expected),
+        ),
     ]
 
 

@@ -54,7 +54,9 @@ def diagnose_edge_map(answer: Any, picture: npt.NDArray[np.floating] | torch.Ten
     return _compare(got, expected, _as_array(picture))
 
 
-def check_edge_map(answer: Any, picture: npt.NDArray[np.floating] | torch.Tensor, *, label: str | None = None) -> Verdict:
+def check_edge_map(
+    answer: Any, picture: npt.NDArray[np.floating] | torch.Tensor, *, label: str | None = None
+) -> Verdict:
     """The auto-checker of lesson 05: print the verdict; raise ``AnswerCheckError`` unless correct.
 
     >>> picture = np.random.default_rng(0).random((8, 8, 3))
@@ -77,9 +79,15 @@ def _answer_array(answer: Any) -> npt.NDArray[np.float64] | Verdict:
     elif isinstance(answer, np.ndarray):
         kind, values = "array", answer
     else:
-        return wrong("type", f"the answer is a {type(answer).__name__}; return the edge map as an H x W numpy array or torch tensor.")
+        return wrong(
+            "type",
+            f"the answer is a {type(answer).__name__}; return the edge map as an H x W numpy array or torch tensor.",
+        )
     if values.dtype == np.bool_:
-        return wrong("type", f"the answer is a boolean {kind} (dtype bool): edges found or not; return the gradient magnitude itself.")
+        return wrong(
+            "type",
+            f"the answer is a boolean {kind} (dtype bool): edges found or not; return the gradient magnitude itself.",
+        )
     if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
         return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return real numbers (float).")
     values = np.array(values, dtype=np.float64, copy=True)
@@ -88,28 +96,44 @@ def _answer_array(answer: Any) -> npt.NDArray[np.float64] | Verdict:
     return values
 
 
-def _compare(got: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], picture: npt.NDArray[np.float64]) -> Verdict:
+def _compare(
+    got: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], picture: npt.NDArray[np.float64]
+) -> Verdict:
     height, width = expected.shape
     if got.ndim == 3 and got.shape[-1] == 3:
-        return wrong("channels", f"the answer has shape {got.shape}, one map per colour channel; make the picture gray first: the mean of its three channels.")
+        return wrong(
+            "channels",
+            f"the answer has shape {got.shape}, one map per colour channel; make the picture gray first: the mean of "
+            "its three channels.",
+        )
     if got.shape != expected.shape:
         return wrong("shape", f"the answer has shape {got.shape}, expected {height} x {width}, the picture's grid.")
     if not np.isfinite(got).all():
         return wrong("not finite", "the answer contains NaN or infinite values.")
     inner, wanted = got[1:-1, 1:-1], expected[1:-1, 1:-1]
     if not np.abs(inner).max() > 0:
-        return wrong("zero", "the answer is zero everywhere (away from the border); filter the gray picture with Sobel along the rows and the columns.")
+        return wrong(
+            "zero",
+            "the answer is zero everywhere (away from the border); filter the gray picture with Sobel along the "
+            "rows and the columns.",
+        )
     if _proportional(inner, wanted):
-        return correct("your edge map equals the Sobel gradient magnitude of the gray picture (up to a constant factor).")
+        return correct(
+            "your edge map equals the Sobel gradient magnitude of the gray picture (up to a constant factor).",
+        )
     for reason, text, candidate in _mistakes(picture):
         if _proportional(inner, candidate[1:-1, 1:-1]):
             return wrong(reason, text)
     if inner.min() < 0:
-        return wrong("sign", f"the answer has negative values (down to {inner.min():.3g}); an edge map is a magnitude, sqrt(gx**2 + gy**2).")
+        return wrong(
+            "sign",
+            f"the answer has negative values (down to {inner.min():.3g}); an edge map is a magnitude, sqrt(gx**2 + "
+            "gy**2).",
+        )
     return wrong(
         "values",
-        "the answer is not proportional to sqrt(gx**2 + gy**2) of the gray picture; check each step: gray = mean of the "
-        "three channels, gx and gy = Sobel along the columns and the rows, then the magnitude.",
+        "the answer is not proportional to sqrt(gx**2 + gy**2) of the gray picture; check each step: "
+        "gray = mean of the three channels, gx and gy = Sobel along the columns and the rows, then the magnitude.",
     )
 
 
@@ -128,12 +152,36 @@ def _mistakes(picture: npt.NDArray[np.float64]) -> list[tuple[str, str, npt.NDAr
     luminance = picture @ np.array(_LUMINANCE) if picture.ndim == 3 else picture
     plain_y, plain_x = np.gradient(gray)
     return [
-        ("one direction", "the answer keeps only the horizontal gradient gx; combine both: sqrt(gx**2 + gy**2).", np.abs(gx)),
-        ("one direction", "the answer keeps only the vertical gradient gy; combine both: sqrt(gx**2 + gy**2).", np.abs(gy)),
-        ("squared", "the answer is gx**2 + gy**2; take its square root, so that the map grows with the edge's contrast.", gx**2 + gy**2),
-        ("L1", "the answer is |gx| + |gy|; the exercise asks for the length of the gradient, sqrt(gx**2 + gy**2).", np.abs(gx) + np.abs(gy)),
-        ("gray", "the picture was made gray with luminance weights (as skimage.color.rgb2gray); use the mean of the three channels.",
-         np.hypot(ndimage.sobel(luminance, axis=1), ndimage.sobel(luminance, axis=0))),
-        ("not Sobel", "the gradients are plain differences (np.gradient); use the Sobel filter (scipy.ndimage.sobel or skimage.filters.sobel_h / sobel_v).",
-         np.hypot(plain_x, plain_y)),
+        (
+            "one direction",
+            "the answer keeps only the horizontal gradient gx; combine both: sqrt(gx**2 + gy**2).",
+            np.abs(gx),
+        ),
+        (
+            "one direction",
+            "the answer keeps only the vertical gradient gy; combine both: sqrt(gx**2 + gy**2).",
+            np.abs(gy),
+        ),
+        (
+            "squared",
+            "the answer is gx**2 + gy**2; take its square root, so that the map grows with the edge's contrast.",
+            gx**2 + gy**2,
+        ),
+        (
+            "L1",
+            "the answer is |gx| + |gy|; the exercise asks for the length of the gradient, sqrt(gx**2 + gy**2).",
+            np.abs(gx) + np.abs(gy),
+        ),
+        (
+            "gray",
+            "the picture was made gray with luminance weights (as skimage.color.rgb2gray); "
+            "use the mean of the three channels.",
+            np.hypot(ndimage.sobel(luminance, axis=1), ndimage.sobel(luminance, axis=0)),
+        ),
+        (
+            "not Sobel",
+            "the gradients are plain differences (np.gradient); use the Sobel filter "
+            "(scipy.ndimage.sobel or skimage.filters.sobel_h / sobel_v).",
+            np.hypot(plain_x, plain_y),
+        ),
     ]

@@ -176,6 +176,15 @@ def test_a_grad_cam_that_leaves_a_hook_or_changes_the_mode_is_wrong_even_with_th
     assert diagnose_grad_cam(trains, two_layer_net(), "1", x, cls).reason == "train mode"
 
 
+def test_grad_cam_mistakes_are_named_on_a_model_whose_parameters_are_frozen(case):
+    net, x, cls = case
+    frozen = two_layer_net().requires_grad_(False)
+    assert diagnose_grad_cam(grad_cam_mistake("no ReLU"), net, "1", x, cls).reason == "no ReLU"
+    verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, layer, x, t) * 64, frozen, "1", x, cls)
+    assert verdict.reason == "sum instead of mean", verdict.message
+    assert not any(p.requires_grad for p in frozen.parameters())
+
+
 def test_an_unanswered_grad_cam_is_not_attempted_and_the_check_stops(case, capsys):
     net, x, cls = case
 

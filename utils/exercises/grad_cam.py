@@ -67,7 +67,7 @@ def _recorded(layer: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
 
 def _parts(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> dict[str, torch.Tensor]:
     """The layer's activations ``A`` and the gradients of the logit and of the softmax probability."""
-    image = x.detach().clone()
+    image = x.detach().clone().requires_grad_(True)  # so that A has a gradient even when the parameters are frozen
     with torch.enable_grad(), _recorded(resolve_layer(model, layer)[1]) as seen:
         logits = model(image)
         A = seen["A"]

@@ -1,7 +1,7 @@
 """Sanity checks for saliency maps: does a map change when the model it explains is destroyed?
 
 The model-parameter randomisation test of Adebayo et al. (2018, "Sanity Checks for Saliency
-Maps", NeurIPS, Section 4 and Fig. 2): re-initialise the model's layers and measure how similar
+Maps", NeurIPS, Fig. 2): re-initialise the model's layers and measure how similar
 each saliency map stays to the map of the trained model. A map that stays the same while the
 weights it claims to explain are gone does not explain those weights.
 
@@ -211,7 +211,7 @@ SIMILARITY_MEASURES: Mapping[str, Callable[[MapLike, MapLike], float]] = Mapping
         "HOG": hog_correlation,
     }
 )
-"""The four measures of Adebayo et al. (2018), Section 4, by the name a table gives them."""
+"""The four measures of Adebayo et al. (2018), by the name a table gives them."""
 
 
 def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np.float64]:
@@ -371,7 +371,7 @@ def independent_randomisation(
 ) -> Iterator[tuple[str, nn.Module]]:
     """Yield ``(layer name, copy)`` where only that layer is re-initialised: one layer at a time.
 
-    The paper's independent randomisation (Adebayo et al. 2018, Section 4): unlike
+    The paper's independent randomisation (Adebayo et al. 2018): unlike
     ``cascading_randomisation``, every step starts again from the trained weights, so the
     similarity at a step measures what that layer alone contributes to the map. Step ``i``
     draws layer ``layer_order[i]`` exactly as cascading step ``i`` does (seed ``seed + i``), on

@@ -179,6 +179,7 @@ CALLS: dict[str, Call] = {
     "utils.categories.category_names": lambda f: ((["cat", "dog"],), {}),
     "utils.categories.check_count": lambda f: ((3, "n"), {"minimum": 1}),
     "utils.categories.check_flag": lambda f: ((True, "flag"), {}),
+    "utils.categories.check_real": lambda f: ((0.5, "alpha"), {}),
     "utils.categories.describe": lambda f: ((f.map,), {"limit": 40}),
     # datasets
     "utils.datasets.category_index": lambda f: (("tabby",), {}),
@@ -293,7 +294,6 @@ OWNERS = {
     "utils.exercises": "utils/exercises/ (the exercise-checker owner)",
 }
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ('utils.discriminativity.paired_maps', 'categories'): 'categories=tensor-true: bare TypeError from _tensor.py:1215: iteration over a 0-d tensor',
     ('utils.exercises.call_answer', 'answer'): 'answer=nan: returned NaN or infinite values (+4 more values)',
     ('utils.exercises.report', 'verdict'): "verdict=none: bare AttributeError from __init__.py:92: 'NoneType' object has no attribute 'message' (+40 more values)",
     ('utils.exercises.report', 'label'): 'label=complex-tensor: bare RuntimeError from __init__.py:92: Boolean value of Tensor with more than one value is ambiguous (+2 more values)',
@@ -322,13 +322,7 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ('utils.regions.mass_share', 'saliency'): 'saliency=huge-values-array: returned NaN or infinite values',
     ('utils.regions.region_masks', 'keep_aspect'): 'keep_aspect=empty-tensor: bare RuntimeError from regions.py:158: Boolean value of Tensor with no values is ambiguous (+7 more values)',
     ('utils.regions.region_masks', 'regions_file'): 'regions_file=none: bare TypeError from pathlib.py:493: expected str, bytes or os.PathLike object, not NoneType (+40 more values)',
-    ('utils.sanity.cascading_randomisation', 'model'): "model=none: bare AttributeError from sanity.py:252: 'NoneType' object has no attribute 'named_modules' (+40 more values)",
-    ('utils.sanity.cascading_randomisation', 'seed'): 'seed=nan: bare ValueError from random.py:63: cannot convert float NaN to integer (+20 more values)',
-    ('utils.sanity.independent_randomisation', 'model'): "model=none: bare AttributeError from sanity.py:252: 'NoneType' object has no attribute 'named_modules' (+40 more values)",
-    ('utils.sanity.independent_randomisation', 'seed'): 'seed=nan: bare ValueError from random.py:63: cannot convert float NaN to integer (+20 more values)',
     ('utils.sanity.magnitude_pair', 'names'): 'names=numpy-true: bare IndexError from sanity.py:79: invalid index to scalar variable. (+16 more values)',
-    ('utils.sanity.randomisation_order', 'model'): "model=none: bare AttributeError from sanity.py:252: 'NoneType' object has no attribute 'named_modules' (+40 more values)",
-    ('utils.sanity.rank_correlation', 'absolute'): 'absolute=empty-tensor: bare RuntimeError from sanity.py:134: Boolean value of Tensor with no values is ambiguous (+7 more values)',
 }
 """(function, parameter) -> the first hostile value that still fails, from a run of this module (26 Nov 2026).
 

@@ -136,9 +136,10 @@ class ImageAnalysis:
     def __init__(self, loaded: LoadedModel, image: ImageSource, *, top_k: int = 5, name: str = "image") -> None:
         if not isinstance(loaded, LoadedModel):
             raise TypeError(f"loaded must be a LoadedModel (from utils.models.load_model()), not {describe(loaded)}.")
-        top_k = check_count(top_k, "top_k")
-        if top_k > len(loaded.categories):
-            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {top_k}.")
+        whole = isinstance(top_k, (int, np.integer)) and not isinstance(top_k, (bool, np.bool_))
+        if not (whole and 1 <= top_k <= len(loaded.categories)):
+            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {describe(top_k)}.")
+        top_k = int(top_k)
         self.loaded = loaded
         self.name = name
         with warnings.catch_warnings(record=True) as caught:

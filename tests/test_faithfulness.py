@@ -144,7 +144,8 @@ def test_a_class_name_is_read_from_categories() -> None:
     model, x = RegionModel().eval(), region_image()
     by_name = insertion_deletion(model, x, marking_map(), "square", steps=4, patch=4, categories=("square", "empty"))
     assert by_name.target == 0
-    np.testing.assert_allclose(by_name.insertion, insertion_deletion(model, x, marking_map(), 0, steps=4, patch=4).insertion)
+    by_index = insertion_deletion(model, x, marking_map(), 0, steps=4, patch=4)
+    np.testing.assert_allclose(by_name.insertion, by_index.insertion)
 
 
 # --- bad input: one clear line ---------------------------------------------------------------
@@ -167,10 +168,13 @@ def test_a_class_name_is_read_from_categories() -> None:
     ],
 )
 def test_bad_input_gives_one_clear_line(change: dict, message: str) -> None:
-    arguments = {"x": region_image(), "saliency": marking_map(), "target": 0, "steps": 4, "patch": 1, "baseline": "zero"}
+    change = dict(change)
+    arguments = {"steps": 4, "patch": 1, "baseline": "zero"}
+    x, saliency = change.pop("x", region_image()), change.pop("saliency", marking_map())
+    target = change.pop("target", 0)
     arguments.update(change)
     with pytest.raises((ValueError, TypeError), match=message) as raised:
-        insertion_deletion(RegionModel().eval(), arguments.pop("x"), arguments.pop("saliency"), arguments.pop("target"), **arguments)
+        insertion_deletion(RegionModel().eval(), x, saliency, target, **arguments)
     assert "\n" not in str(raised.value)
 
 
@@ -216,7 +220,8 @@ def test_attribution_maps_share_one_forward_pass_and_match_the_course() -> None:
     assert torch.allclose(found.maps["grad_cam"], grad_cam(model, "3", x, 2, upsample="bilinear"))
     calls, handle = count_forward_passes(model)
     try:
-        mixed = attribution_maps(model, "3", x, [0, 2], {"cam": "grad_cam", "guided": "guided_grad_cam", "gradient": plain_gradient, "edges": "edges"})
+        methods = {"cam": "grad_cam", "guided": "guided_grad_cam", "gradient": plain_gradient, "edges": "edges"}
+        mixed = attribution_maps(model, "3", x, [0, 2], methods)
     finally:
         handle.remove()
     assert len(calls) == 3  # Grad-CAM, GBP (one class per image), and the gradient: each ONE pass for both images
@@ -240,9 +245,9 @@ def test_attribution_maps_name_a_bad_method() -> None:
 @pytest.mark.filterwarnings("ignore::utils.saliency.ZeroGradCamWarning")  # a random net's Grad-CAM may be blank
 def test_report_card_rows_and_their_summary() -> None:
     model = small_net()
-    photos = {name: (torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)), 1) for i, name in enumerate("ab")}
+    photos = {n: (torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)), 1) for i, n in enumerate("ab")}
     rows = report_card_rows(model, "3", photos, ["grad_cam", "random"], steps=4, patch=4)
-    assert [(r.method, r.photo) for r in rows] == [("grad_cam", "a"), ("random", "a"), ("grad_cam", "b"), ("random", "b")]
+    assert [(r.method, r.photo) for r in rows] == [(m, p) for p in "ab" for m in ("grad_cam", "random")]
     alone = insertion_deletion(model, photos["b"][0], random_map(16, 16, seed=0), 1, steps=4, patch=4)
     assert rows[3].insertion_auc == pytest.approx(alone.insertion_auc, abs=1e-6)
     summary = summarise(rows)["random"]
@@ -254,5 +259,5 @@ def test_report_card_rows_and_their_summary() -> None:
         again = report_card_rows(model, "3", photos, ["grad_cam", "random"], steps=4, patch=4, computed=reused)
     finally:
         handle.remove()
-    assert len(calls) == 2  # per photo, one batch: the image, its replacement and the perturbed images; no saliency pass
+    assert len(calls) == 2  # per photo one batch (image, replacement, perturbed images); no saliency pass
     assert [r.insertion_auc for r in again] == pytest.approx([r.insertion_auc for r in rows], abs=1e-6)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import numpy.typing as npt
@@ -130,10 +130,13 @@ def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch
     """
     if isinstance(baseline, torch.Tensor):
         if baseline.shape != x.shape:
-            raise ValueError(f"baseline has shape {tuple(baseline.shape)}; a baseline image must be shaped like x, {tuple(x.shape)}.")
+            raise ValueError(
+                f"baseline has shape {tuple(baseline.shape)}; a baseline image must be shaped like x, {tuple(x.shape)}."
+            )
         return baseline.detach().to(x.device, x.dtype).clone()
     if not isinstance(baseline, str) or baseline not in BASELINES:
-        raise ValueError(f"Unknown baseline {baseline!r}; use one of {', '.join(map(repr, BASELINES))} or an image shaped like x.")
+        valid = ", ".join(map(repr, BASELINES))
+        raise ValueError(f"Unknown baseline {baseline!r}; use one of {valid} or an image shaped like x.")
     x = x.detach()
     if baseline == "zero":
         return torch.zeros_like(x)
@@ -146,13 +149,17 @@ def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch
 def _ranking_values(saliency: MapLike, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
     """``H x W`` values that rank the pixels: a 2-D map as it is (signed), channels as ``magnitude``."""
     reduced = magnitude(saliency, "saliency")  # checks the type, the number of dimensions and NaN
-    raw = saliency.detach().to("cpu", torch.float64).numpy() if isinstance(saliency, torch.Tensor) else np.asarray(saliency, np.float64)
+    if isinstance(saliency, torch.Tensor):
+        raw = saliency.detach().to("cpu", torch.float64).numpy()
+    else:
+        raw = np.asarray(saliency, np.float64)
     while raw.ndim > 2 and raw.shape[0] == 1:
         raw = raw[0]
     values = raw.copy() if raw.ndim == 2 else reduced
     if values.shape != shape:
         raise ValueError(
-            f"saliency is {values.shape[0]} x {values.shape[1]} but x is {shape[0]} x {shape[1]}; give a map on x's grid "
+            f"saliency is {values.shape[0]} x {values.shape[1]} but x is {shape[0]} x {shape[1]}; "
+            "give a map on x's grid "
             "(upsample a Grad-CAM map with utils.saliency.upsample_cam first)."
         )
     return values
@@ -200,14 +207,16 @@ def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> t
         raise ValueError(f"patch={patch} is larger than the image ({shape[0]} x {shape[1]}); use a smaller patch.")
     units = -(-shape[0] // patch) * -(-shape[1] // patch)  # type: ignore[operator]
     if steps > units:  # type: ignore[operator]
-        raise ValueError(f"steps={steps} is more than the {units} pixels or patches there are to remove; use fewer steps.")
+        raise ValueError(
+            f"steps={steps} is more than the {units} pixels or patches there are to remove; use fewer steps."
+        )
     return int(steps), int(patch)  # type: ignore[call-overload]
 
 
 def _probabilities(
     model: nn.Module, images: torch.Tensor, target: int, given: Class, batch_size: int
 ) -> npt.NDArray[np.float64]:
-    """The class's probability for every image, ``batch_size`` images per forward pass (the class checked on the first)."""
+    """The class's probability for every image, ``batch_size`` images per pass (the class checked on the first)."""
     out = []
     for start in range(0, images.shape[0], batch_size):
         chunk = images[start : start + batch_size]
@@ -354,12 +363,16 @@ def _as_maps(value: MapLike, name: str, n: int) -> torch.Tensor:
     if isinstance(value, np.ndarray):
         value = torch.from_numpy(np.array(value, dtype=np.float32))
     if not isinstance(value, torch.Tensor):
-        raise TypeError(f"Method {name!r} returned {type(value).__name__}; a method must return maps (a tensor or an array).")
+        raise TypeError(
+            f"Method {name!r} returned {type(value).__name__}; a method must return maps (a tensor or an array)."
+        )
     value = value.detach().float().cpu()
     if value.ndim == 3 and n == 1:
         value = value.unsqueeze(0)
     if value.ndim != 4 or value.shape[0] != n:
-        raise ValueError(f"Method {name!r} returned shape {tuple(value.shape)}; expected one map per image, {n} x C x H x W.")
+        raise ValueError(
+            f"Method {name!r} returned shape {tuple(value.shape)}; expected one map per image, {n} x C x H x W."
+        )
     return value
 
 
@@ -374,7 +387,9 @@ def _model_free_maps(method: str, batch: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(np.stack(one)[:, None].astype(np.float32))
 
 
-def _course_maps(model: nn.Module, layer: nn.Module | str, batch: torch.Tensor, classes: list[int]) -> dict[str, torch.Tensor]:
+def _course_maps(
+    model: nn.Module, layer: nn.Module | str, batch: torch.Tensor, classes: list[int]
+) -> dict[str, torch.Tensor]:
     """The course's three maps, Grad-CAM upsampled bilinearly: one forward pass when all classes agree, else two."""
     size = batch.shape[-2:]
     if len(set(classes)) == 1:
@@ -383,7 +398,11 @@ def _course_maps(model: nn.Module, layer: nn.Module | str, batch: torch.Tensor, 
     else:  # one class per image: Grad-CAM and Guided Backpropagation take them in one pass each
         cam, gbp = grad_cam(model, layer, batch, classes), guided_backprop(model, batch, classes)
     cam = upsample_cam(cam, size, "bilinear")
-    return {"grad_cam": cam.detach().cpu(), "guided_backprop": gbp.detach().cpu(), "guided_grad_cam": (gbp * cam).detach().cpu()}
+    return {
+        "grad_cam": cam.detach().cpu(),
+        "guided_backprop": gbp.detach().cpu(),
+        "guided_grad_cam": (gbp * cam).detach().cpu(),
+    }
 
 
 def attribution_maps(
@@ -414,9 +433,13 @@ def attribution_maps(
     named: dict[str, Method | str] = dict(methods) if isinstance(methods, Mapping) else {m: m for m in methods}
     for name, method in named.items():
         if isinstance(method, str) and method not in COURSE_METHODS + BASELINE_MAPS:
-            raise ValueError(f"Unknown method {method!r}; name one of {', '.join(COURSE_METHODS + BASELINE_MAPS)}, or pass a function.")
+            known = ", ".join(COURSE_METHODS + BASELINE_MAPS)
+            raise ValueError(f"Unknown method {method!r}; name one of {known}, or pass a function.")
         if not isinstance(method, str) and not callable(method):
-            raise TypeError(f"Method {name!r} must be a name or a function (model, x, classes) -> maps, not {type(method).__name__}.")
+            raise TypeError(
+                f"Method {name!r} must be a name or a function (model, x, classes) -> maps, "
+                f"not {type(method).__name__}."
+            )
     batch = _as_batch(model, x).detach()
     n = batch.shape[0]
     classes = _per_image(targets, n, categories)
@@ -425,7 +448,8 @@ def attribution_maps(
     course = [name for name, m in named.items() if isinstance(m, str) and m in COURSE_METHODS]
     if course:
         if layer is None:
-            raise ValueError(f"Methods {', '.join(course)} need the Grad-CAM layer; pass layer (e.g. loaded.target_layer).")
+            names = ", ".join(course)
+            raise ValueError(f"Methods {names} need the Grad-CAM layer; pass layer (e.g. loaded.target_layer).")
         start = time.perf_counter()
         found = _course_maps(model, layer, batch, classes)
         per_map = (time.perf_counter() - start) / (3 * n)
@@ -488,14 +512,17 @@ def report_card_rows(
     if computed is None:
         computed = attribution_maps(model, layer, torch.cat(images), classes, methods, categories=categories)
     elif any(found.shape[0] < len(images) for found in computed.maps.values()):
-        raise ValueError(f"computed holds maps for fewer images than the {len(images)} photos; compute them for every photo.")
+        raise ValueError(
+            f"computed holds maps for fewer images than the {len(images)} photos; compute them for every photo."
+        )
     rows = []
     for i, (photo, image, target) in enumerate(zip(photos, images, classes)):
         own = computed.image(i)
         curves = _curves(model, image, list(own.values()), target, steps=steps, baseline=baseline, patch=patch,
                          categories=categories, batch_size=batch_size)
         for name, curve in zip(own, curves):
-            rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, computed.seconds[name]))
+            seconds = computed.seconds[name]
+            rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, seconds))
     return rows
 
 

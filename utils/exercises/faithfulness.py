@@ -32,7 +32,8 @@ def _as_curve(answer: Any) -> npt.NDArray[np.float64] | Verdict:
     except (TypeError, ValueError):
         curve = None
     if curve is None or curve.size == 0:
-        return wrong("type", f"return the probabilities as a 1-D array or list of numbers, not {type(answer).__name__}.")
+        what = type(answer).__name__
+        return wrong("type", f"return the probabilities as a 1-D array or list of numbers, not {what}.")
     if not np.isfinite(curve).all():
         return wrong("type", "the curve contains NaN or infinite values.")
     return curve
@@ -72,8 +73,8 @@ def diagnose_insertion_curve(
     if curve.size != steps + 1:
         return wrong(
             "length",
-            f"got {curve.size} values; a curve with steps={steps} has {steps + 1}: the blurred image (0 pixels revealed) "
-            f"first, then one value after each step, ending with the whole image.",
+            f"got {curve.size} values; a curve with steps={steps} has {steps + 1}: the blurred image "
+            "(0 pixels revealed) first, then one value after each step, ending with the whole image.",
         )
     if _matches(curve, reference.insertion):
         return correct(f"your insertion curve matches the reference (AUC {reference.insertion_auc:.3f}).")
@@ -83,11 +84,14 @@ def diagnose_insertion_curve(
     if _matches(curve, reference.deletion):
         return wrong("deletion", "this is the deletion curve: start from the blurred image and REVEAL x's pixels, "
                                  "rather than removing them from x.")
-    if _matches(curve, insertion_deletion(model, x, -_as_array(saliency), target, steps=steps, baseline="blur").insertion):
+    reversed_order = insertion_deletion(model, x, -_as_array(saliency), target, steps=steps, baseline="blur")
+    if _matches(curve, reversed_order.insertion):
         return wrong("order", "the pixels come in reverse order: reveal the map's HIGHEST values first "
                               "(np.argsort(-values) or descending=True).")
     if _matches(curve, insertion_deletion(model, x, saliency, target, steps=steps, baseline="zero").insertion):
-        return wrong("baseline", "the pixels are revealed on zeros: start from replacement(x, 'blur'), the blurred image.")
+        return wrong(
+            "baseline", "the pixels are revealed on zeros: start from replacement(x, 'blur'), the blurred image."
+        )
     step = int(np.argmax(np.abs(curve - reference.insertion) > _TOLERANCE))
     return wrong(
         "values",

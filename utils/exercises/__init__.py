@@ -12,7 +12,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["AnswerCheckError", "Verdict", "call_answer", "correct", "not_attempted", "report", "wrong"]
+import numpy as np
+import numpy.typing as npt
+import torch
+
+__all__ = [
+    "AnswerCheckError",
+    "Verdict",
+    "answer_array",
+    "answer_tensor",
+    "call_answer",
+    "correct",
+    "not_attempted",
+    "report",
+    "wrong",
+]
 
 Status = Literal["correct", "not attempted", "wrong"]
 
@@ -82,6 +96,47 @@ def call_answer(answer: Any, *args: Any) -> Any:
     return answer
 
 
+def answer_array(answer: Any, want: str, *, squeeze: bool = True) -> npt.NDArray[np.float64] | Verdict:
+    """The learner's answer as a new float64 array, or a ``"type"`` verdict saying what it is instead.
+
+    ``answer`` may be a numpy array or a torch tensor (any device, may require grad) of real
+    numbers; booleans, complex numbers, strings and other objects are named as mistakes, and
+    ``want`` (e.g. ``"an H x W numpy array or torch tensor"``) says what to return instead.
+    ``squeeze`` drops leading size-1 dimensions (``1 x 1 x H x W`` -> ``H x W``).
+
+    >>> answer_array(torch.ones(1, 1, 2, 2), "a map").shape
+    (2, 2)
+    >>> answer_array(np.array([[1 + 1j]]), "a map").message
+    'Not yet right (type): the answer is a complex array (dtype complex128); the map is real: return a map.'
+    """
+    if isinstance(answer, torch.Tensor):
+        kind = "tensor"
+        tensor = answer.detach().cpu()
+        if tensor.layout != torch.strided:
+            return wrong("type", f"the answer is a sparse tensor ({tensor.layout}); return {want} (x.to_dense()).")
+        values = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    elif isinstance(answer, np.ndarray):
+        kind, values = "array", answer
+    else:
+        return wrong("type", f"the answer is a {type(answer).__name__}; return {want}.")
+    if values.dtype == np.bool_:
+        return wrong("type", f"the answer is a boolean {kind} (dtype bool): True/False, not numbers; return {want}.")
+    if np.iscomplexobj(values):
+        return wrong("type", f"the answer is a complex {kind} (dtype {values.dtype}); the map is real: return {want}.")
+    if not np.issubdtype(values.dtype, np.number):
+        return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return {want}.")
+    values = np.array(values, dtype=np.float64, copy=True)
+    while squeeze and values.ndim > 2 and values.shape[0] == 1:
+        values = values[0]
+    return values
+
+
+def answer_tensor(answer: Any, want: str, *, squeeze: bool = True) -> torch.Tensor | Verdict:
+    """``answer_array`` as a float64 CPU tensor (or the same ``"type"`` verdict)."""
+    values = answer_array(answer, want, squeeze=squeeze)
+    return values if isinstance(values, Verdict) else torch.from_numpy(values)
+
+
 def report(verdict: Verdict, label: str | None = None) -> Verdict:
     """Print a passing ``verdict`` (prefixed with ``label``) and return it; raise ``AnswerCheckError`` otherwise.
 
@@ -89,6 +144,8 @@ def report(verdict: Verdict, label: str | None = None) -> Verdict:
     toy: Correct: well done.
     True
     """
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"label must be a string (e.g. the method's name) or None, not {type(label).__name__}.")
     text = f"{label}: {verdict.message}" if label else verdict.message
     if not verdict.passed:
         raise AnswerCheckError(text)

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import torch
 
 from utils.discriminativity import discriminativity_map, scale_01
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_array, call_answer, correct, report, wrong
 from utils.saliency import MapLike
 from utils.sanity import magnitude_pair
 
@@ -48,7 +48,7 @@ def diagnose_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike) -> Ve
     answer = call_answer(answer, _copy(s_a), _copy(s_b))
     if isinstance(answer, Verdict):
         return answer
-    got = _answer_array(answer)
+    got = answer_array(answer, "the map as an H x W numpy array or torch tensor of S_A - S_B")
     if isinstance(got, Verdict):
         return got
     return _compare(got, expected, s_a, s_b)
@@ -74,37 +74,6 @@ def check_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike, *, label
 
 def _copy(saliency: MapLike) -> MapLike:
     return saliency.detach().clone() if isinstance(saliency, torch.Tensor) else np.array(saliency, copy=True)
-
-
-def _answer_array(answer: Any) -> npt.NDArray[np.float64] | Verdict:
-    """The answer as a new float64 array with leading size-1 dimensions dropped, or a ``"type"`` verdict."""
-    if isinstance(answer, torch.Tensor):
-        kind = "tensor"
-        values = answer.detach().cpu().numpy()
-    elif isinstance(answer, np.ndarray):
-        kind = "array"
-        values = answer
-    else:
-        return wrong(
-            "type",
-            f"the answer is a {type(answer).__name__}; return the map as an H x W numpy array or torch tensor.",
-        )
-    if values.dtype == np.bool_:
-        return wrong(
-            "type",
-            f"the answer is a boolean {kind} (dtype bool): True/False, not a map; return the differences as numbers.",
-        )
-    if np.iscomplexobj(values):
-        return wrong(
-            "type",
-            f"the answer is a complex {kind} (dtype {values.dtype}); the map is real: S_A - S_B of real magnitudes.",
-        )
-    if not np.issubdtype(values.dtype, np.number):
-        return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return the map as numbers (float).")
-    values = np.array(values, dtype=np.float64, copy=True)
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    return values
 
 
 def _compare(got: npt.NDArray[np.float64], expected: npt.NDArray[np.float64], s_a: MapLike, s_b: MapLike) -> Verdict:

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_tensor, call_answer, correct, report, wrong
 from utils.saliency import ZeroGradCamWarning, conv_layers, grad_cam, resolve_layer, upsample_cam
 
 __all__ = ["check_grad_cam", "diagnose_grad_cam"]
@@ -30,19 +30,6 @@ TOLERANCE = 1e-4
 """A correct map matches the reference to this fraction of the reference's maximum."""
 
 GradCamAnswer = Callable[[nn.Module, str, torch.Tensor, int], Any]
-
-
-def _answer_tensor(answer: Any) -> torch.Tensor | Verdict:
-    """The answer as a float64 CPU tensor with leading size-1 dimensions dropped, or a ``"type"`` verdict."""
-    if isinstance(answer, np.ndarray) and np.issubdtype(answer.dtype, np.number):
-        answer = torch.from_numpy(np.array(answer, dtype=np.float64))
-    if not isinstance(answer, torch.Tensor):
-        kind = type(answer).__name__
-        return wrong("type", f"the answer is a {kind}; return the map as a torch tensor (1 x 1 x h x w).")
-    values = answer.detach().to("cpu", torch.float64)
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    return values
 
 
 def _hook_count(model: nn.Module) -> int:
@@ -159,7 +146,7 @@ def diagnose_grad_cam(
         return wrong("hooks left", "your function left hooks on the model; remove each handle in a finally block.")
     if [m.training for m in model.modules()] != modes:
         return wrong("train mode", "your function changed the model's train/eval mode; leave it as you found it.")
-    got = _answer_tensor(result)
+    got = answer_tensor(result, "the map as a torch tensor (1 x 1 x h x w)")
     if isinstance(got, Verdict):
         return got
     expected = grad_cam(model, layer, x, target)[0, 0].double().cpu()

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_tensor, call_answer, correct, report, wrong
 from utils.saliency import upsample_cam
 
 __all__ = ["check_guided_grad_cam", "diagnose_guided_grad_cam", "guided_grad_cam_bilinear"]
@@ -46,15 +46,6 @@ def _check_inputs(gbp: torch.Tensor, cam: torch.Tensor) -> None:
 
 def _shape(value: object) -> str:
     return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
-
-
-def _answer_tensor(answer: Any) -> torch.Tensor | Verdict:
-    """The answer as a float64 CPU tensor, or a ``"type"`` verdict."""
-    if isinstance(answer, np.ndarray) and np.issubdtype(answer.dtype, np.number):
-        answer = torch.from_numpy(np.array(answer, dtype=np.float64))
-    if not isinstance(answer, torch.Tensor):
-        return wrong("type", f"the answer is a {type(answer).__name__}; return a torch tensor shaped like gbp.")
-    return answer.detach().to("cpu", torch.float64)
 
 
 def _mistakes(gbp: torch.Tensor, cam: torch.Tensor) -> list[tuple[str, str, torch.Tensor]]:
@@ -109,7 +100,7 @@ def diagnose_guided_grad_cam(answer: GuidedGradCamAnswer | Any, gbp: torch.Tenso
     result = call_answer(answer, gbp.detach().clone(), cam.detach().clone())
     if isinstance(result, Verdict):
         return result
-    got = _answer_tensor(result)
+    got = answer_tensor(result, "a torch tensor shaped like gbp", squeeze=False)
     if isinstance(got, Verdict):
         return got
     expected = gbp64 * upsample_cam(cam64, gbp.shape[-2:], "bilinear")

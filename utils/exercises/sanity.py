@@ -19,7 +19,7 @@ import numpy.typing as npt
 import torch
 from scipy import ndimage
 
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_array, call_answer, correct, report, wrong
 from utils.sanity import edge_map
 
 __all__ = ["check_edge_map", "diagnose_edge_map"]
@@ -48,7 +48,7 @@ def diagnose_edge_map(answer: Any, picture: npt.NDArray[np.floating] | torch.Ten
     answer = call_answer(answer, original)
     if isinstance(answer, Verdict):
         return answer
-    got = _answer_array(answer)
+    got = answer_array(answer, "the edge map as an H x W numpy array or torch tensor of real numbers")
     if isinstance(got, Verdict):
         return got
     return _compare(got, expected, _as_array(picture))
@@ -71,29 +71,6 @@ def _as_array(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[n
     """``picture`` as a float64 array (``H x W x 3`` or ``H x W``), as ``edge_map`` reads it."""
     values = picture.detach().to("cpu", torch.float64).numpy() if isinstance(picture, torch.Tensor) else picture
     return np.asarray(values, dtype=np.float64)
-
-
-def _answer_array(answer: Any) -> npt.NDArray[np.float64] | Verdict:
-    if isinstance(answer, torch.Tensor):
-        kind, values = "tensor", answer.detach().cpu().numpy()
-    elif isinstance(answer, np.ndarray):
-        kind, values = "array", answer
-    else:
-        return wrong(
-            "type",
-            f"the answer is a {type(answer).__name__}; return the edge map as an H x W numpy array or torch tensor.",
-        )
-    if values.dtype == np.bool_:
-        return wrong(
-            "type",
-            f"the answer is a boolean {kind} (dtype bool): edges found or not; return the gradient magnitude itself.",
-        )
-    if np.iscomplexobj(values) or not np.issubdtype(values.dtype, np.number):
-        return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return real numbers (float).")
-    values = np.array(values, dtype=np.float64, copy=True)
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    return values
 
 
 def _compare(

@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 ImageSource = Union[str, os.PathLike, bytes, Image.Image, npt.NDArray[np.generic], torch.Tensor]
-"""What ``load_image`` accepts: a path, a file's bytes, a PIL image, an ``H x W (x C)`` array, a ``(C x) H x W`` tensor."""
+"""What ``load_image`` accepts: a path, a file's bytes, a PIL image, an ``H x W (x C)`` array or a ``(C x) H x W``
+tensor."""
 
 DATA_DIR: Path = Path(__file__).resolve().parent.parent / "data"
 """The course's ``data/`` folder, found from this package (not from the current directory)."""
@@ -242,7 +243,10 @@ def _load_path(source: str | os.PathLike[str], min_side: int | None) -> Image.Im
     name = f"'{path}'"
     if path.is_symlink() and not path.exists():
         what = "a loop of symbolic links" if _is_link_loop(path) else "a symbolic link to a missing file"
-        raise ImageLoadError(f"Cannot load image {name}: it is {what}; point the link at an image, or pass the file itself.")
+        raise ImageLoadError(
+            f"Cannot load image {name}: it is {what};"
+            " point the link at an image, or pass the file itself."
+        )
     if not path.exists():
         where = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
         raise ImageLoadError(f"Cannot load image {name}: no such file; check the path{where}.")
@@ -282,7 +286,10 @@ def _is_link_loop(path: Path) -> bool:
 
 def _undecodable(name: str, error: BaseException) -> str:
     reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
-    return f"Cannot load image {name}: PIL cannot decode it ({reason}); the file may be damaged: re-download or re-export it."
+    return (
+        f"Cannot load image {name}: PIL cannot decode it ({reason}); the file may be damaged: re-download or "
+        "re-export it."
+    )
 
 
 def _open_failures(name: str, convert: Callable[[], Image.Image]) -> Image.Image:
@@ -322,7 +329,10 @@ def _from_tensor(source: torch.Tensor) -> Image.Image:
         pixels = pixels.to_dense()
     pixels = pixels.cpu()
     if pixels.is_complex():
-        raise ImageLoadError(f"Cannot load image {name}: pixel type {pixels.dtype} is not supported; use uint8 or float.")
+        raise ImageLoadError(
+            f"Cannot load image {name}: pixel type {pixels.dtype} is not supported;"
+            " use uint8 or float."
+        )
     array = (pixels.double() if pixels.is_floating_point() else pixels).numpy()
     if array.ndim == 4:
         raise ImageLoadError(f"Cannot load image {name}: it is a batch; pass one image, e.g. image[0].")
@@ -496,7 +506,8 @@ def _device(device: str | torch.device | None) -> torch.device | None:
         return torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(
-            f"device {describe(device)} is not a torch device; use 'cpu', 'cuda' or 'mps' (utils.models.choose_device picks one)."
+            f"device {describe(device)} is not a torch device;"
+            " use 'cpu', 'cuda' or 'mps' (utils.models.choose_device picks one)."
         ) from None
 
 
@@ -595,9 +606,15 @@ def two_class_image(
     [0, 0, 0, 0, 255, 255, 255, 255]
     """
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 2:
-        raise ValueError(f"size must be a whole number of pixels, at least 2 (224 for the course's models), got {describe(size)}.")
+        raise ValueError(
+            "size must be a whole number of pixels, at least 2 (224 for the course's "
+            f"models), got {describe(size)}."
+        )
     if not (isinstance(crop_at, (tuple, list)) and len(crop_at) == 2):
-        raise ValueError(f"crop_at must be a pair (left photo, right photo) of positions in [0, 1], got {describe(crop_at)}.")
+        raise ValueError(
+            "crop_at must be a pair (left photo, right photo) of positions in [0, 1], got "
+            f"{describe(crop_at)}."
+        )
     for side, at in zip(("left", "right"), crop_at):
         if not 0.0 <= check_real(at, f"crop_at for the {side} photo") <= 1.0:
             raise ValueError(f"crop_at for the {side} photo must lie in [0, 1] (0.5 = centred), got {describe(at)}.")

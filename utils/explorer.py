@@ -204,9 +204,15 @@ class View:
         if not isinstance(self.base, str) or self.base not in BASE_METHODS:
             raise ValueError(f"Unknown base map {describe(self.base)}; valid: {', '.join(BASE_METHODS)}.")
         if self.layer is not None and not isinstance(self.layer, str):
-            raise TypeError(f"layer must be a layer's dotted name or None (the target layer), not {describe(self.layer)}.")
+            raise TypeError(
+                "layer must be a layer's dotted name or None (the target layer), not "
+                f"{describe(self.layer)}."
+            )
         if not 0.0 <= check_real(self.opacity, "opacity") <= 1.0:
-            raise ValueError(f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {describe(self.opacity)}.")
+            raise ValueError(
+                "opacity must lie in [0, 1] (0 = picture only, 1 = map only), got "
+                f"{describe(self.opacity)}."
+            )
         if self.method == "discriminativity" and self.other is None:
             raise ValueError("The discriminativity map compares two classes; give the second one as other=.")
 

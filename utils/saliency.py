@@ -244,7 +244,10 @@ def _per_image(target: Target, n: int, categories: Sequence[str] | None) -> list
     if isinstance(target, np.ndarray) and target.ndim == 1:
         target = list(target)
     if isinstance(target, (set, frozenset, dict)):
-        raise TypeError(f"target must be one class or a list of classes (one per image), not a {type(target).__name__}: it has no order.")
+        raise TypeError(
+            "target must be one class or a list of classes (one per image), not a "
+            f"{type(target).__name__}: it has no order."
+        )
     if isinstance(target, (list, tuple)):
         if len(target) != n:
             raise ValueError(f"Got {len(target)} targets for a batch of {n} images; give one class, or one per image.")
@@ -567,7 +570,10 @@ def _layer_activations(model: nn.Module, recorder: _Recorder, layer_name: str) -
 
 def _require_layer(layer: object) -> None:
     if layer is None:
-        raise TypeError("layer is None; Grad-CAM needs a layer: a module of the model or its dotted name (see conv_layers).")
+        raise TypeError(
+            "layer is None;"
+            " Grad-CAM needs a layer: a module of the model or its dotted name (see conv_layers)."
+        )
 
 
 def _upsample_mode(upsample: bool | str) -> str | None:
@@ -578,7 +584,10 @@ def _upsample_mode(upsample: bool | str) -> str | None:
     try:
         return _interpolation(upsample)
     except ValueError:
-        raise ValueError(f"upsample={describe(upsample)}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}.") from None
+        raise ValueError(
+            f"upsample={describe(upsample)};"
+            f" use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}."
+        ) from None
 
 
 # --- public entry points ------------------------------------------------------------------------
@@ -692,17 +701,22 @@ def saliency_maps(
     if isinstance(targets, np.ndarray):
         targets = list(targets.reshape(-1)) if targets.ndim <= 1 else targets.tolist()
     if isinstance(targets, (set, frozenset, dict)):
-        raise TypeError(f"targets must be a class or a list of classes, not a {type(targets).__name__}: it has no order.")
+        raise TypeError(
+            f"targets must be a class or a list of classes, not a {type(targets).__name__}: "
+            "it has no order."
+        )
     given = [targets] if isinstance(targets, str) or not isinstance(targets, Sequence) else list(targets)
     if not given:
         raise ValueError("targets is empty; give at least one class (an index or a category name).")
-    if any(isinstance(t, (list, tuple, set, dict, np.ndarray)) or (isinstance(t, torch.Tensor) and t.ndim > 0) for t in given):
+    several = (list, tuple, set, dict, np.ndarray)
+    if any(isinstance(t, several) or (isinstance(t, torch.Tensor) and t.ndim > 0) for t in given):
         raise ValueError("Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam.")
     keys = list(dict.fromkeys(as_class_index(t) if isinstance(t, (torch.Tensor, np.integer)) else t for t in given))
     first_spelling: dict[int, Any] = {}  # class index -> the first key naming it: one set of backward passes each
     for key in keys:
         first_spelling.setdefault(_class_of(key, categories), key)
-    computed = _compute(model, layer, x, list(first_spelling.values()), gbp=True, categories=categories, per_image=False)
+    spellings = list(first_spelling.values())
+    computed = _compute(model, layer, x, spellings, gbp=True, categories=categories, per_image=False)
     for m in computed:
         m["guided_grad_cam"] = m["guided_backprop"] * upsample_cam(m["grad_cam"], x.shape[-2:], interpolate_mode)
     by_class = dict(zip(first_spelling, computed))

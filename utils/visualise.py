@@ -481,8 +481,12 @@ def draw_regions(
     labelled = list(masks.items()) if isinstance(masks, Mapping) else [("", m) for m in masks]
     if not labelled:
         raise ValueError("draw_regions needs at least one mask.")
-    if isinstance(colours, str) or not isinstance(colours, Sequence) or not colours or not all(map(is_color_like, colours)):
-        raise ValueError(f"colours must be a non-empty list of colours, e.g. ('white', 'black'); got {describe(colours)}.")
+    listed = isinstance(colours, Sequence) and not isinstance(colours, str) and len(colours) > 0
+    if not listed or not all(map(is_color_like, colours)):
+        raise ValueError(
+            "colours must be a non-empty list of colours, e.g. ('white', 'black');"
+            f" got {describe(colours)}."
+        )
     if not check_real(linewidth, "linewidth") > 0 or not math.isfinite(linewidth):
         raise ValueError(f"linewidth must be a positive number of points, got {describe(linewidth)}.")
     check_flag(legend, "legend")

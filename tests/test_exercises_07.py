@@ -89,6 +89,9 @@ def test_no_answer_and_a_crash_are_reported() -> None:
     assert diagnose_insertion_curve(unanswered, model, x, saliency, 2, steps=STEPS).status == "not attempted"
     assert diagnose_insertion_curve(broken, model, x, saliency, 2, steps=STEPS).reason == "raised"
     assert diagnose_insertion_curve("a curve", model, x, saliency, 2, steps=STEPS).reason == "type"
+    assert diagnose_insertion_curve(np.ones((2, 3)), model, x, saliency, 2, steps=STEPS).reason == "type"
+    assert diagnose_insertion_curve(["a", "b"], model, x, saliency, 2, steps=STEPS).reason == "type"
+    assert diagnose_insertion_curve(torch.ones(5, dtype=torch.bool), model, x, saliency, 2, steps=STEPS).reason == "type"
 
 
 def test_the_learner_cannot_change_the_inputs_the_checker_uses() -> None:

@@ -16,7 +16,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_array, call_answer, correct, report, wrong
 from utils.faithfulness import insertion_deletion
 from utils.saliency import MapLike
 
@@ -25,18 +25,23 @@ __all__ = ["check_insertion_curve", "diagnose_insertion_curve"]
 _TOLERANCE = 0.01  # probabilities; ties and rounding of the step sizes move a curve by far less
 
 
+_WANT = "the steps + 1 probabilities as a 1-D numpy array, tensor or list of numbers"
+
+
 def _as_curve(answer: Any) -> npt.NDArray[np.float64] | Verdict:
-    try:
-        values = answer.detach().cpu().numpy() if isinstance(answer, torch.Tensor) else np.asarray(answer)
-        curve = np.asarray(values, dtype=np.float64).reshape(-1) if np.ndim(values) <= 2 else None
-    except (TypeError, ValueError):
-        curve = None
-    if curve is None or curve.size == 0:
-        what = type(answer).__name__
-        return wrong("type", f"return the probabilities as a 1-D array or list of numbers, not {what}.")
-    if not np.isfinite(curve).all():
+    if isinstance(answer, (list, tuple)):
+        try:
+            answer = np.asarray([float(value) for value in answer])
+        except (TypeError, ValueError):
+            return wrong("type", f"the list holds something other than numbers; return {_WANT}.")
+    values = answer_array(answer, _WANT)
+    if isinstance(values, Verdict):
+        return values
+    if values.ndim > 1 or values.size == 0:
+        return wrong("type", f"the answer has shape {values.shape}; return {_WANT}.")
+    if not np.isfinite(values).all():
         return wrong("type", "the curve contains NaN or infinite values.")
-    return curve
+    return values.reshape(-1)
 
 
 def _matches(curve: npt.NDArray[np.float64], reference: npt.NDArray[np.float64]) -> bool:

@@ -110,8 +110,12 @@ ALLOW_NON_FINITE = {
     "utils.saliency.drop_leading_ones",
     "utils.exercises.answer_array",
     "utils.exercises.answer_tensor",
+    "utils.exercises.call_answer",
+    "utils.exercises.guided_backprop.deconv_rule",
 }
-"""Conversions that keep values as they are (NaN in, NaN out); their callers check."""
+"""Conversions that keep values as they are (NaN in, NaN out), and ``call_answer``, which returns what the learner's
+function returns, and ``deconv_rule``, an elementwise backward rule (``relu`` of NaN is NaN, as in torch):
+the checkers that call them judge non-finite answers themselves."""
 
 # --- one valid call per public function -----------------------------------------------------------
 
@@ -258,6 +262,8 @@ CALLS: dict[str, Call] = {
     "utils.exercises.call_answer": lambda f: ((lambda a: a, 1), {}),
     "utils.exercises.answer_array": lambda f: ((f.map, "an H x W map"), {"squeeze": True}),
     "utils.exercises.answer_tensor": lambda f: ((f.map, "an H x W map"), {"squeeze": True}),
+    "utils.exercises.check_image": lambda f: ((f.x,), {"name": "x"}),
+    "utils.exercises.check_model": lambda f: ((f.net,), {"name": "model"}),
     "utils.exercises.correct": lambda f: (("fine.",), {}),
     "utils.exercises.not_attempted": lambda f: (("not yet.",), {}),
     "utils.exercises.report": lambda f: ((_verdict(),), {"label": None}),
@@ -301,28 +307,6 @@ OWNERS = {
     "utils.exercises": "utils/exercises/ (the exercise-checker owner)",
 }
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ('utils.exercises.call_answer', 'answer'): 'answer=nan: returned NaN or infinite values (+4 more values)',
-    ('utils.exercises.answer_array', 'squeeze'): 'squeeze=empty-tensor: bare RuntimeError from __init__.py:129: Boolean value of Tensor with no values is ambiguous (+7 more values)',
-    ('utils.exercises.answer_tensor', 'squeeze'): 'squeeze=empty-tensor: bare RuntimeError from __init__.py:129: Boolean value of Tensor with no values is ambiguous (+7 more values)',
-    ('utils.exercises.report', 'verdict'): "verdict=none: bare AttributeError from __init__.py:92: 'NoneType' object has no attribute 'message' (+40 more values)",
-    ('utils.exercises.faithfulness.check_insertion_curve', 'x'): "x=none: bare AttributeError from faithfulness.py:65: 'NoneType' object has no attribute 'detach' (+31 more values)",
-    ('utils.exercises.faithfulness.diagnose_insertion_curve', 'x'): "x=none: bare AttributeError from faithfulness.py:65: 'NoneType' object has no attribute 'detach' (+31 more values)",
-    ('utils.exercises.grad_cam.check_grad_cam', 'model'): "model=none: bare AttributeError from grad_cam.py:48: 'NoneType' object has no attribute 'modules' (+40 more values)",
-    ('utils.exercises.grad_cam.check_grad_cam', 'x'): "x=none: bare AttributeError from grad_cam.py:149: 'NoneType' object has no attribute 'detach' (+31 more values)",
-    ('utils.exercises.grad_cam.diagnose_grad_cam', 'model'): "model=none: bare AttributeError from grad_cam.py:48: 'NoneType' object has no attribute 'modules' (+40 more values)",
-    ('utils.exercises.grad_cam.diagnose_grad_cam', 'x'): "x=none: bare AttributeError from grad_cam.py:149: 'NoneType' object has no attribute 'detach' (+31 more values)",
-    ('utils.exercises.guided_backprop.deconv_rule', 'grad_output'): "grad_output=none: bare TypeError from functional.py:1777: relu(): argument 'input' (position 1) must be Tensor, not NoneType (+35 more values)",
-    ('utils.exercises.guided_backprop.relu_backward_rule', 'model'): "model=none: bare AttributeError from guided_backprop.py:92: 'NoneType' object has no attribute 'modules' (+40 more values)",
-    ('utils.exercises.guided_grad_cam.guided_grad_cam_bilinear', 'gbp'): 'gbp=nan-tensor: returned NaN or infinite values (+1 more values)',
-    ('utils.lesson.open_photo', 'loaded'): "loaded=none: bare AttributeError from lesson.py:66: 'NoneType' object has no attribute 'transforms' (+13 more values)",
-    ('utils.regions.as_mask', 'shape'): 'shape=tensor-true: bare TypeError from _tensor.py:1215: iteration over a 0-d tensor (+7 more values)',
-    ('utils.regions.has_regions', 'regions_file'): 'regions_file=none: bare TypeError from pathlib.py:493: expected str, bytes or os.PathLike object, not NoneType (+40 more values)',
-    ('utils.regions.image_regions', 'regions_file'): 'regions_file=none: bare TypeError from pathlib.py:493: expected str, bytes or os.PathLike object, not NoneType (+40 more values)',
-    ('utils.regions.marked_images', 'regions_file'): 'regions_file=none: bare TypeError from pathlib.py:493: expected str, bytes or os.PathLike object, not NoneType (+40 more values)',
-    ('utils.regions.mass_share', 'saliency'): 'saliency=huge-values-array: returned NaN or infinite values',
-    ('utils.regions.region_masks', 'keep_aspect'): 'keep_aspect=empty-tensor: bare RuntimeError from regions.py:158: Boolean value of Tensor with no values is ambiguous (+7 more values)',
-    ('utils.regions.region_masks', 'regions_file'): 'regions_file=none: bare TypeError from pathlib.py:493: expected str, bytes or os.PathLike object, not NoneType (+40 more values)',
-    ('utils.sanity.magnitude_pair', 'names'): 'names=numpy-true: bare IndexError from sanity.py:79: invalid index to scalar variable. (+16 more values)',
 }
 """(function, parameter) -> the first hostile value that still fails, from a run of this module (26 Nov 2026).
 

@@ -77,7 +77,7 @@ def test_bad_regions_files_are_named(tmp_path: Path) -> None:
     broken.write_text(json.dumps({"images": {"a.png": {"x": {"category": "cat", "polygons": [[[0, 0], [1, 1]]]}}}}))
     with pytest.raises(ValueError, match="region 'x' of 'a.png' needs polygons of at least 3 vertices"):
         image_regions("a.png", broken)
-    with pytest.raises(FileNotFoundError, match="is missing"):
+    with pytest.raises(ValueError, match="is missing"):
         image_regions("fruits", tmp_path / "none.json")
     with pytest.raises(ValueError, match="No regions are marked for 'cat.png'"):
         region_masks("cat")

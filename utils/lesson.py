@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from utils.categories import describe
 from utils.datasets import SAMPLE_IMAGES, deprocess_imagenet_image, preprocess_imagenet_image, sample_image_path
 from utils.models import LoadedModel
 from utils.regions import has_regions, region_masks
@@ -61,6 +62,8 @@ def open_photo(image: str | os.PathLike[str], loaded: LoadedModel) -> LessonPhot
     >>> tuple(photo.x.shape), sorted(photo.masks), photo.top(2)[0][0]
     ((1, 3, 224, 224), ['lemon', 'orange'], 'lemon')
     """
+    if not isinstance(loaded, LoadedModel):
+        raise TypeError(f"loaded must be the LoadedModel that utils.models.load_model() returns, not {describe(loaded)}.")
     is_sample = isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES
     path = sample_image_path(image) if is_sample else image  # type: ignore[arg-type]
     x = preprocess_imagenet_image(path, loaded.transforms, device=loaded.device)

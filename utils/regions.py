@@ -23,7 +23,8 @@ import torch
 from matplotlib.path import Path as PolygonPath
 
 from utils.datasets import DATA_DIR, SAMPLE_IMAGES, load_image
-from utils.saliency import MapLike, magnitude
+from utils.categories import check_flag, describe
+from utils.saliency import MapLike, as_float_array, drop_leading_ones, magnitude
 
 __all__ = [
     "REGIONS_FILE",
@@ -63,7 +64,7 @@ def _read_regions(path: Path) -> Mapping[str, Mapping[str, Region]]:
     try:
         images = json.loads(path.read_text(encoding="utf-8"))["images"]
     except FileNotFoundError:
-        raise FileNotFoundError(f"Regions file {path} is missing; it ships in the course repository's data/ folder.") from None
+        raise ValueError(f"Regions file {path} is missing; the course's own ships in its data/ folder.") from None
     except (json.JSONDecodeError, KeyError, TypeError) as error:
         raise ValueError(f"Regions file {path} is not valid ({error}); expected {{'images': {{file: {{label: ...}}}}}}.") from None
     return MappingProxyType(
@@ -94,13 +95,19 @@ def _file_name(image: str | os.PathLike[str]) -> str:
     raise TypeError(f"image must be a sample name or a path, not {type(image).__name__}.")
 
 
+def _regions_path(regions_file: object) -> Path:
+    if not isinstance(regions_file, (str, os.PathLike)):
+        raise TypeError(f"regions_file must be the path of a regions JSON file, not {describe(regions_file)}.")
+    return Path(regions_file)
+
+
 def marked_images(regions_file: str | os.PathLike[str] = REGIONS_FILE) -> tuple[str, ...]:
     """The file names of the photos that have marked regions.
 
     >>> marked_images()
     ('squirrel.jpg', 'fruits.jpg')
     """
-    return tuple(_read_regions(Path(regions_file)))
+    return tuple(_read_regions(_regions_path(regions_file)))
 
 
 def has_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE) -> bool:
@@ -118,7 +125,7 @@ def image_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike
     ...
     ValueError: No regions are marked for 'cat.png' in regions.json; marked: squirrel.jpg, fruits.jpg.
     """
-    path = Path(regions_file)
+    path = _regions_path(regions_file)
     marked = _read_regions(path)
     name = _file_name(image)
     if name not in marked:
@@ -155,7 +162,7 @@ def _input_grid(size: tuple[int, int], transforms: Callable[..., torch.Tensor], 
         )
     width, height = size
     crop_h = crop_w = int(crop[0])
-    if not keep_aspect:
+    if not check_flag(keep_aspect, "keep_aspect"):
         new_w = new_h = crop_h
     elif width <= height:
         new_w, new_h = int(resize[0]), int(int(resize[0]) * height / width)
@@ -225,22 +232,21 @@ def as_mask(mask: MapLike, shape: tuple[int, ...], name: str = "mask") -> Mask:
     ...
     ValueError: mask must be boolean (True on the object) or 0/1, got values other than 0 and 1.
     """
-    values = mask.detach().cpu().numpy() if isinstance(mask, torch.Tensor) else np.array(mask)
+    if not (isinstance(shape, tuple) and all(isinstance(s, int) and not isinstance(s, bool) for s in shape)):
+        raise TypeError(f"shape must be a tuple of whole numbers, e.g. (224, 224), not {describe(shape)}.")
+    values = as_float_array(mask, name)
     given = values.shape
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    if values.shape != tuple(shape):
+    values = drop_leading_ones(values)
+    if values.shape != shape:
         raise ValueError(
             f"{name} has shape {given} but the maps are {' x '.join(map(str, shape))}; build masks on the model "
             "input's grid (region_masks and two_class_image do)."
         )
-    if values.dtype != np.bool_:
-        if not (np.issubdtype(values.dtype, np.number) and np.isin(values, (0, 1)).all()):
-            raise ValueError(f"{name} must be boolean (True on the object) or 0/1, got values other than 0 and 1.")
-        values = values.astype(bool)
+    if not np.isin(values, (0.0, 1.0)).all():
+        raise ValueError(f"{name} must be boolean (True on the object) or 0/1, got values other than 0 and 1.")
     if not values.any():
         raise ValueError(f"{name} is empty (no True pixel); it must mark where the object is.")
-    return np.array(values, dtype=bool, copy=True)
+    return values == 1.0
 
 
 def mass_share(saliency: MapLike, mask: MapLike) -> float:
@@ -257,7 +263,8 @@ def mass_share(saliency: MapLike, mask: MapLike) -> float:
     """
     values = magnitude(saliency, "saliency")
     inside = as_mask(mask, values.shape)
-    total = float(values.sum())
-    if total == 0:
+    peak = float(values.max())
+    if peak == 0:
         raise ValueError("The map is zero everywhere, so it places no mass anywhere; check the class and the method.")
-    return float(values[inside].sum() / total)
+    values = values / peak  # shares do not depend on the scale; this keeps huge values from overflowing the sum
+    return float(values[inside].sum() / values.sum())

@@ -15,6 +15,9 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import torch
+from torch import nn
+
+from utils.categories import check_flag, describe
 
 __all__ = [
     "AnswerCheckError",
@@ -22,6 +25,8 @@ __all__ = [
     "answer_array",
     "answer_tensor",
     "call_answer",
+    "check_image",
+    "check_model",
     "correct",
     "not_attempted",
     "report",
@@ -109,6 +114,7 @@ def answer_array(answer: Any, want: str, *, squeeze: bool = True) -> npt.NDArray
     >>> answer_array(np.array([[1 + 1j]]), "a map").message
     'Not yet right (type): the answer is a complex array (dtype complex128); the map is real: return a map.'
     """
+    check_flag(squeeze, "squeeze")
     if isinstance(answer, torch.Tensor):
         kind = "tensor"
         tensor = answer.detach().cpu()
@@ -126,7 +132,7 @@ def answer_array(answer: Any, want: str, *, squeeze: bool = True) -> npt.NDArray
     if not np.issubdtype(values.dtype, np.number):
         return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return {want}.")
     values = np.array(values, dtype=np.float64, copy=True)
-    while squeeze and values.ndim > 2 and values.shape[0] == 1:
+    while check_flag(squeeze, "squeeze") and values.ndim > 2 and values.shape[0] == 1:
         values = values[0]
     return values
 
@@ -137,6 +143,38 @@ def answer_tensor(answer: Any, want: str, *, squeeze: bool = True) -> torch.Tens
     return values if isinstance(values, Verdict) else torch.from_numpy(values)
 
 
+def check_model(model: object, name: str = "model") -> nn.Module:
+    """``model`` when it is a torch ``nn.Module``; anything else is a one-line ``TypeError``.
+
+    >>> check_model(None)
+    Traceback (most recent call last):
+    ...
+    TypeError: model must be a torch nn.Module (the classifier), not None.
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch nn.Module (the classifier), not {describe(model)}.")
+    return model
+
+
+def check_image(x: object, name: str = "x") -> torch.Tensor:
+    """``x`` when it is a finite float ``N x C x H x W`` tensor (the model input); else a one-line error.
+
+    >>> check_image(torch.zeros(1, 3, 4, 4)).shape
+    torch.Size([1, 3, 4, 4])
+    >>> check_image(torch.zeros(3, 4))
+    Traceback (most recent call last):
+    ...
+    ValueError: x must be a model input of shape N x C x H x W, got shape (3, 4).
+    """
+    if not isinstance(x, torch.Tensor) or x.layout != torch.strided or not x.is_floating_point():
+        raise TypeError(f"{name} must be a float torch tensor (the preprocessed image), not {describe(x)}.")
+    if x.ndim != 4 or x.numel() == 0:
+        raise ValueError(f"{name} must be a model input of shape N x C x H x W, got shape {tuple(x.shape)}.")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the image and its preprocessing.")
+    return x
+
+
 def report(verdict: Verdict, label: str | None = None) -> Verdict:
     """Print a passing ``verdict`` (prefixed with ``label``) and return it; raise ``AnswerCheckError`` otherwise.
 
@@ -144,6 +182,8 @@ def report(verdict: Verdict, label: str | None = None) -> Verdict:
     toy: Correct: well done.
     True
     """
+    if not isinstance(verdict, Verdict):
+        raise TypeError(f"verdict must be a Verdict from a diagnose_* function, not {describe(verdict)}.")
     if label is not None and not isinstance(label, str):
         raise TypeError(f"label must be a string (e.g. the method's name) or None, not {type(label).__name__}.")
     text = f"{label}: {verdict.message}" if label else verdict.message

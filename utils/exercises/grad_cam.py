@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.exercises import Verdict, answer_tensor, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_tensor, call_answer, check_image, check_model, correct, report, wrong
 from utils.saliency import ZeroGradCamWarning, conv_layers, grad_cam, resolve_layer, upsample_cam
 
 __all__ = ["check_grad_cam", "diagnose_grad_cam"]
@@ -138,6 +138,8 @@ def diagnose_grad_cam(
     >>> diagnose_grad_cam(lambda m, l, x, t: grad_cam(m, l, x, t) * 36, net, "1", x, 1).reason
     'sum instead of mean'
     """
+    check_model(model)
+    check_image(x)
     hooks, modes = _hook_count(model), [m.training for m in model.modules()]
     result = call_answer(answer, model, layer, x.detach().clone(), target)
     if isinstance(result, Verdict):

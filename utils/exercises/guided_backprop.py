@@ -27,7 +27,8 @@ import torch.nn.functional as F
 from captum.attr import Deconvolution
 from torch import nn
 
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.categories import describe
+from utils.exercises import Verdict, call_answer, check_image, check_model, correct, report, wrong
 
 __all__ = ["ReluRule", "check_deconv_rule", "deconv_rule", "diagnose_deconv_rule", "relu_backward_rule"]
 
@@ -44,6 +45,9 @@ def deconv_rule(grad_output: torch.Tensor, relu_input: torch.Tensor) -> torch.Te
     >>> deconv_rule(torch.tensor([-1.0, 2.0]), torch.tensor([3.0, -3.0]))
     tensor([0., 2.])
     """
+    for name, value in (("grad_output", grad_output), ("relu_input", relu_input)):
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            raise TypeError(f"{name} must be a float torch tensor, not {describe(value)}.")
     return F.relu(grad_output)
 
 
@@ -79,6 +83,9 @@ def relu_backward_rule(model: nn.Module, rule: ReluRule) -> Iterator[None]:
     >>> grad  # the deconvnet passes the 2.0 back although that unit's input was negative
     tensor([[0., 2.]])
     """
+    check_model(model)
+    if not callable(rule):
+        raise TypeError(f"rule must be a function rule(grad_output, relu_input), not {describe(rule)}.")
     kept: dict[nn.Module, torch.Tensor] = {}
 
     def keep_input(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
@@ -190,6 +197,8 @@ def diagnose_deconv_rule(answer: ReluRule | Any, model: nn.Module, x: torch.Tens
     >>> diagnose_deconv_rule(lambda g, x: g.clamp(min=0) * (x > 0), net, torch.rand(1, 3, 8, 8), 1).reason
     'guided rule'
     """
+    check_model(model)
+    check_image(x)
     found = _rule_on_table(answer)
     if found is not None:
         return found

@@ -42,6 +42,9 @@ def _check_inputs(gbp: torch.Tensor, cam: torch.Tensor) -> None:
         raise ValueError(f"gbp must be a 1 x C x H x W tensor (Guided Backpropagation), got {_shape(gbp)}.")
     if not isinstance(cam, torch.Tensor) or cam.ndim != 4 or cam.shape[1] != 1:
         raise ValueError(f"cam must be a 1 x 1 x h x w tensor (Grad-CAM at the layer's grid), got {_shape(cam)}.")
+    for name, value in (("gbp", gbp), ("cam", cam)):
+        if value.layout != torch.strided or not value.is_floating_point() or not torch.isfinite(value).all():
+            raise ValueError(f"{name} must hold finite real numbers (a float tensor without NaN or infinity).")
 
 
 def _shape(value: object) -> str:

@@ -281,6 +281,25 @@ CALLS: dict[str, Call] = {
     "utils.exercises.guided_grad_cam.check_guided_grad_cam": lambda f: ((None, f.map3, f.cam), {"label": None}),
     "utils.exercises.guided_grad_cam.diagnose_guided_grad_cam": lambda f: ((None, f.map3, f.cam), {}),
     "utils.exercises.guided_grad_cam.guided_grad_cam_bilinear": lambda f: ((f.map3, f.cam), {}),
+    "utils.exercises.shortcuts.check_box_share": lambda f: ((None, f.map3, _box()), {"label": None}),
+    "utils.exercises.shortcuts.diagnose_box_share": lambda f: ((None, f.map3, _box()), {}),
+    # shortcuts (lesson 08)
+    "utils.shortcuts.Box": lambda f: ((1, 2, 3, 4, (8, 8)), {}),
+    "utils.shortcuts.corner_box": lambda f: (("top left",), {"size": 3, "image_size": 8, "margin": 1}),
+    "utils.shortcuts.tag_patch": lambda f: ((4,), {"width": None}),
+    "utils.shortcuts.add_tag": lambda f: ((f.x, _box()), {"which": None}),
+    "utils.shortcuts.photo_crops": lambda f: ((f.cat, 2), {"size": 8, "seed": 0}),
+    "utils.shortcuts.tagged_dataset": lambda f: ((2, "confounded"), {"seed": 0, "size": 8, "box": _box(), "photos": None}),
+    "utils.shortcuts.retag": lambda f: ((_data(), "moved"), {"box": None, "seed": 0}),
+    "utils.shortcuts.small_cnn": lambda f: ((0,), {"channels": 4}),
+    "utils.shortcuts.seeded": lambda f: ((0,), {}),
+    "utils.shortcuts.train_classifier": lambda f: (
+        (_cnn(), _data()), {"epochs": 1, "seed": 0, "lr": 1e-3, "batch_size": 2}
+    ),
+    "utils.shortcuts.predict": lambda f: ((_cnn(), torch.rand(2, 3, 8, 8)), {}),
+    "utils.shortcuts.accuracy": lambda f: ((_cnn(), _data()), {}),
+    "utils.shortcuts.box_share": lambda f: ((f.map, _box()), {}),
+    "utils.shortcuts.box_shares": lambda f: ((f.map3, _box()), {}),
     "utils.exercises.sanity.check_edge_map": lambda f: ((None, f.picture), {"label": None}),
     "utils.exercises.sanity.diagnose_edge_map": lambda f: ((None, f.picture), {}),
 }
@@ -295,6 +314,7 @@ NOT_CALLED = {
     "utils.lesson.LessonPhoto": "a plain record returned by open_photo",
     "utils.models.LoadedModel": "a plain record returned by load_model",
     "utils.exercises.Verdict": "a plain record returned by the checkers",
+    "utils.shortcuts.TaggedImages": "a plain record returned by tagged_dataset and retag",
 }
 """Public classes that only hold values (no checks to attack), with the reason."""
 
@@ -323,6 +343,24 @@ def _verdict() -> Any:
     from utils.exercises import correct
 
     return correct("fine.")
+
+
+def _box() -> Any:
+    from utils.shortcuts import Box
+
+    return Box(2, 3, 3, 4, (8, 8))
+
+
+def _data() -> Any:
+    from utils.shortcuts import tagged_dataset
+
+    return tagged_dataset(2, "confounded", size=8, box=_box())
+
+
+def _cnn() -> nn.Module:
+    from utils.shortcuts import small_cnn
+
+    return small_cnn(channels=4)
 
 
 def _deconv_rule() -> Callable[..., torch.Tensor]:
@@ -422,8 +460,6 @@ def fixtures() -> Fixtures:
 
 NOT_YET_COVERED = {
     "utils.faithfulness": "written while this module was (lesson 07's helper); its owner adds its valid calls to CALLS",
-    "utils.shortcuts": "written while this module was (the shortcut-learning helper); its owner adds its valid calls to CALLS",
-    "utils.exercises.shortcuts": "written while this module was (the shortcut-learning helper); its owner adds its valid calls",
 }
 """Modules whose functions have no valid call here yet, with the reason; every other module must be covered."""
 

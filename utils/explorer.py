@@ -8,10 +8,13 @@ Small pure pieces under a thin widget layer:
 * ``ImageAnalysis`` is one image through one model: its input, its picture, its top-k
   predictions, and a cache of saliency maps. Maps come from ``utils.saliency.saliency_maps``:
   one forward pass per layer gives all three methods for all top-k classes, so changing the
-  method, the opacity or the class (among the top-k) computes nothing new.
+  method, the opacity or the class (among the top-k) computes nothing new. SmoothGrad and
+  Integrated Gradients (Captum) cost a batch of many images each: ``attribution(method, class)``
+  computes one only when it is asked for, and keeps it.
 * ``View`` says what to show; ``render_figure`` / ``render_png`` draw it.
 * ``SaliencyExplorer(loaded).widget`` is the ipywidgets tool; its controls are attributes
-  (``explorer.method.value = "guided_backprop"``) so a notebook or a test can drive it.
+  (``explorer.method.value = "guided_backprop"``) so a notebook or a test can drive it. While
+  SmoothGrad or Integrated Gradients is computed, ``progress`` (a label) says so.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import ipywidgets as widgets
 import numpy as np
@@ -30,7 +33,9 @@ import numpy.typing as npt
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 from PIL import Image
+from torch import nn
 
 from utils.categories import as_class_index, category_index, check_count, check_real, describe
 from utils.datasets import (
@@ -44,7 +49,7 @@ from utils.datasets import (
 )
 from utils.discriminativity import discriminativity_map
 from utils.models import LoadedModel
-from utils.saliency import ZeroGradCamWarning, conv_layers, saliency_maps
+from utils.saliency import ZeroGradCamWarning, _eval_with_frozen_parameters, conv_layers, saliency_maps
 from utils.visualise import (
     GRADIENT_CLIP_PERCENTILE,
     GRADIENT_CMAP,
@@ -56,9 +61,14 @@ from utils.visualise import (
 
 __all__ = [
     "BASE_METHODS",
+    "CAPTUM_METHODS",
+    "IG_STEPS",
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
     "METHODS",
+    "SMOOTHGRAD_NOISE",
+    "SMOOTHGRAD_SAMPLES",
+    "SMOOTHGRAD_SEED",
     "ImageAnalysis",
     "Prediction",
     "SaliencyExplorer",
@@ -72,11 +82,26 @@ METHODS: Mapping[str, str] = {
     "grad_cam": "Grad-CAM",
     "guided_backprop": "Guided Backprop",
     "guided_grad_cam": "Guided Grad-CAM",
+    "smoothgrad": "SmoothGrad",
+    "integrated_gradients": "Integrated Gradients",
     "discriminativity": "Discriminativity (A - B)",
 }
-"""Method key -> label. The first three are keys of ``saliency_maps``; the last compares two classes."""
-BASE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam")
-"""The maps a discriminativity map can compare."""
+"""Method key -> label. The first three are keys of ``saliency_maps``, the next two ``CAPTUM_METHODS``;
+the last compares two classes."""
+CAPTUM_METHODS: tuple[str, ...] = ("smoothgrad", "integrated_gradients")
+"""The methods computed with Captum, one class at a time, each from a batch of many images (see ``ImageAnalysis``)."""
+BASE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam", *CAPTUM_METHODS)
+"""The maps a discriminativity map can compare (every map of one class; a Captum map of class B costs its batch)."""
+SMOOTHGRAD_SAMPLES = 8
+"""SmoothGrad's noisy copies, one batch (about a second on a 2-core CPU). Smilkov et al. (2017) use 50: raise it
+(``utils.explorer.SMOOTHGRAD_SAMPLES = 50`` before building the explorer) for smoother maps on a faster machine."""
+SMOOTHGRAD_NOISE = 0.15
+"""SmoothGrad's noise: standard deviation as a share of the input's value range (the paper's 10 to 20%)."""
+SMOOTHGRAD_SEED = 0
+"""The seed of SmoothGrad's noise, so the same image and class always give the same map."""
+IG_STEPS = 8
+"""Integrated Gradients' points on the path from the baseline, one batch. Sundararajan et al. (2017) use 20 to 300:
+raise it (``utils.explorer.IG_STEPS = 32``) for a smaller completeness error on a faster machine."""
 MAX_UPLOAD_BYTES = 25_000_000
 """Uploads larger than this (25 MB) are refused before decoding."""
 MAX_UPLOAD_PIXELS = 50_000_000
@@ -123,14 +148,60 @@ class Prediction:
         return f"{self.name} ({self.probability:.1%})" if self.probability >= 0.0005 else f"{self.name} (<0.1%)"
 
 
+def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    """SmoothGrad (Smilkov et al., 2017, "SmoothGrad: removing noise by adding noise"): the mean gradient of
+    ``SMOOTHGRAD_SAMPLES`` copies of ``x`` with Gaussian noise, in one batch (Captum's ``NoiseTunnel`` over
+    ``Saliency``). The noise is drawn from its own generator state seeded with ``SMOOTHGRAD_SEED``: the same
+    map every time, and torch's global random state is left as it was."""
+    stdev = SMOOTHGRAD_NOISE * float(x.max() - x.min())
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(SMOOTHGRAD_SEED)
+        return NoiseTunnel(Saliency(model)).attribute(
+            x, target=target, abs=False, nt_type="smoothgrad", nt_samples=SMOOTHGRAD_SAMPLES,
+            nt_samples_batch_size=SMOOTHGRAD_SAMPLES, stdevs=stdev,
+        )
+
+
+def _integrated_gradients(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    """Integrated Gradients (Sundararajan et al., 2017, "Axiomatic Attribution for Deep Networks"): the gradient
+    averaged over ``IG_STEPS`` points on the straight path from the baseline to ``x`` (Captum's Gauss-Legendre
+    rule), times ``x - baseline``, in one batch. The baseline is all zeros in the model's input space: after
+    ImageNet normalisation, the data set's mean colour (a flat grey picture)."""
+    baseline = torch.zeros_like(x)
+    return IntegratedGradients(model).attribute(x, baseline, target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS)
+
+
+_CAPTUM: dict[str, Callable[[nn.Module, torch.Tensor, int], torch.Tensor]] = {
+    "smoothgrad": _smoothgrad,
+    "integrated_gradients": _integrated_gradients,
+}
+
+
+def _method_detail(method: str) -> str:
+    """How many images a Captum method's map costs (for titles and the progress label); ``""`` for the others.
+
+    >>> _method_detail("smoothgrad"), _method_detail("integrated_gradients"), _method_detail("grad_cam")
+    ('8 samples', '8 steps', '')
+    """
+    details = {"smoothgrad": f"{SMOOTHGRAD_SAMPLES} samples", "integrated_gradients": f"{IG_STEPS} steps"}
+    return details.get(method, "")
+
+
 class ImageAnalysis:
     """One image through one model: its input, picture, top-k predictions and cached saliency maps.
 
     Building it runs one forward pass (the prediction). ``maps(layer, target)`` runs
     ``saliency_maps`` once per layer, for the target and every top-k class together (one more
     forward pass), and caches the result: later calls for those classes compute nothing. A
-    class outside the top-k costs one forward pass the first time. ``forward_passes`` counts
-    them. The model is not changed (``saliency_maps`` restores everything it touches).
+    class outside the top-k costs one forward pass the first time. ``attribution(method, target)``
+    computes a SmoothGrad or Integrated Gradients map (one batched forward pass of
+    ``SMOOTHGRAD_SAMPLES`` or ``IG_STEPS`` images) the first time it is asked for, and caches it by
+    method and class: it does not depend on a layer. ``forward_passes`` counts the passes. The model
+    is not changed: ``saliency_maps`` restores everything it touches, and the Captum methods run
+    with the parameters frozen for the duration (restored after) and need no hooks. They need no
+    prepared copy either: plain gradients flow through SqueezeNet's and VGG16's in-place ReLUs
+    (only Captum's rules that replace a ReLU's backward pass, as in GBP and DeepLIFT, need
+    ReLUs that are not in place; see lesson 07).
     """
 
     def __init__(self, loaded: LoadedModel, image: ImageSource, *, top_k: int = 5, name: str = "image") -> None:
@@ -154,6 +225,7 @@ class ImageAnalysis:
         top = torch.argsort(self.probabilities, descending=True, stable=True)[:top_k].tolist()
         self.top: tuple[Prediction, ...] = tuple(self.prediction(i) for i in top)
         self._maps: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
+        self._attributions: dict[tuple[str, int], torch.Tensor] = {}
 
     def prediction(self, index: int) -> Prediction:
         """The class ``index`` with its name and probability for this image."""
@@ -174,6 +246,25 @@ class ImageAnalysis:
             self._maps.update({(layer, c): maps for c, maps in computed.items()})
         return self._maps[(layer, target)]
 
+    def has_attribution(self, method: str, target: int) -> bool:
+        """Whether ``attribution(method, target)`` is ready without a forward pass."""
+        return (method, target) in self._attributions
+
+    def attribution(self, method: str, target: int) -> torch.Tensor:
+        """The ``1 x 3 x H x W`` map of a ``CAPTUM_METHODS`` method for class ``target``, computed once, then cached."""
+        if not isinstance(method, str) or method not in _CAPTUM:
+            raise ValueError(f"Unknown Captum method {describe(method)}; valid: {', '.join(CAPTUM_METHODS)}.")
+        target = as_class_index(target, "target")
+        if not 0 <= target < len(self.loaded.categories):
+            raise ValueError(f"target must be a class index from 0 to {len(self.loaded.categories) - 1}, got {target}.")
+        if (method, target) not in self._attributions:
+            with _eval_with_frozen_parameters(self.loaded.model), warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # Captum: "the input did not require gradients"
+                computed = _CAPTUM[method](self.loaded.model, self.x.detach().clone(), target)
+            self.forward_passes += 1
+            self._attributions[(method, target)] = computed.detach()
+        return self._attributions[(method, target)]
+
 
 @dataclass(frozen=True)
 class View:
@@ -186,6 +277,8 @@ class View:
     False
     >>> View(282, method="discriminativity", other=281, base="guided_grad_cam").map_kind
     'guided_grad_cam'
+    >>> View(282, method="discriminativity", other=281, base="smoothgrad").captum_maps
+    (('smoothgrad', 282), ('smoothgrad', 281))
     """
 
     target: int
@@ -223,8 +316,16 @@ class View:
 
     @property
     def uses_layer(self) -> bool:
-        """Whether the layer matters: everything but Guided Backprop, which never looks at a layer."""
-        return self.map_kind != "guided_backprop"
+        """Whether the layer matters: not for Guided Backprop, SmoothGrad and IG, which never look at a layer."""
+        return self.map_kind not in ("guided_backprop", *CAPTUM_METHODS)
+
+    @property
+    def captum_maps(self) -> tuple[tuple[str, int], ...]:
+        """The ``(method, class)`` Captum maps the view draws (``ImageAnalysis.attribution``); empty for the others."""
+        if self.map_kind not in CAPTUM_METHODS:
+            return ()
+        classes = (self.target, self.other) if self.method == "discriminativity" else (self.target,)
+        return tuple((self.map_kind, c) for c in classes)  # type: ignore[misc]
 
     @property
     def uses_opacity(self) -> bool:
@@ -242,19 +343,29 @@ def _title(analysis: ImageAnalysis, view: View, layer: str) -> str:
     if view.method == "discriminativity":
         a, b = analysis.prediction(view.target), analysis.prediction(view.other)  # type: ignore[arg-type]
         return f"{METHODS[view.base]}{at}: '{a.name}' (red) - '{b.name}' (blue)"
-    return f"{METHODS[view.method]}{at}: '{analysis.prediction(view.target).label()}'"
+    title = f"{METHODS[view.method]}{at}: '{analysis.prediction(view.target).label()}'"
+    if view.method in CAPTUM_METHODS:  # drawn as the other gradient maps are; say so, and what it cost
+        title += f"\n{_method_detail(view.method)}; |map| in gray, clipped at the {GRADIENT_CLIP_PERCENTILE:g}th percentile"
+    return title
+
+
+def _map_of(analysis: ImageAnalysis, kind: str, layer: str, target: int) -> torch.Tensor:
+    """The map of one method for one class: from Captum (cached per method and class) or ``saliency_maps``."""
+    if kind in CAPTUM_METHODS:
+        return analysis.attribution(kind, target)
+    return analysis.maps(layer, target)[kind]
 
 
 def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None:
-    maps = analysis.maps(layer, view.target)
     title = _title(analysis, view, layer)
+    saliency = _map_of(analysis, view.map_kind, layer, view.target)
     if view.method == "discriminativity":
-        other = analysis.maps(layer, view.other)  # type: ignore[arg-type]
-        show_diverging(ax, discriminativity_map(maps[view.base], other[view.base]), title, limit=1.0)
+        other = _map_of(analysis, view.map_kind, layer, view.other)  # type: ignore[arg-type]
+        show_diverging(ax, discriminativity_map(saliency, other), title, limit=1.0)
     elif view.method == "grad_cam":
-        show_image(ax, overlay_heatmap(analysis.photo, maps["grad_cam"][0, 0], alpha=view.opacity), title)
+        show_image(ax, overlay_heatmap(analysis.photo, saliency[0, 0], alpha=view.opacity), title)
     else:
-        show_image(ax, _gradient_overlay(analysis.photo, maps[view.method], view.opacity), title)
+        show_image(ax, _gradient_overlay(analysis.photo, saliency, view.opacity), title)
 
 
 def _check_view(analysis: object, view: object) -> None:
@@ -267,10 +378,12 @@ def _check_view(analysis: object, view: object) -> None:
 def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.5) -> Figure:
     """The picture the model sees, and next to it the view's map (overlaid with ``view.opacity``).
 
-    Grad-CAM is drawn with ``HEATMAP_CMAP`` over the picture; Guided Backprop and Guided
-    Grad-CAM as grayscale magnitudes (``GRADIENT_CMAP``, clipped at the 99.5th percentile);
-    the discriminativity map with ``show_diverging`` on a fixed [-1, 1] scale, red for class A.
-    ``view.layer`` ``None`` means the model's target layer.
+    Grad-CAM is drawn with ``HEATMAP_CMAP`` over the picture; Guided Backprop, Guided Grad-CAM,
+    SmoothGrad and Integrated Gradients as grayscale magnitudes summed over the colour channels
+    (``GRADIENT_CMAP``, clipped at ``GRADIENT_CLIP_PERCENTILE``, which the two Captum maps' titles
+    say); the discriminativity map with ``show_diverging`` on a fixed [-1, 1] scale, red for
+    class A. ``view.layer`` ``None`` means the model's target layer. A SmoothGrad or IG map not
+    computed yet is computed here (``ImageAnalysis.attribution``).
     """
     _check_view(analysis, view)
     if not 0.5 <= check_real(panel_size, "panel_size") <= 50:
@@ -317,7 +430,9 @@ class SaliencyExplorer:
     ``class_name`` (type a category), ``method``, ``base`` and ``other`` (discriminativity:
     which map, which class B), ``layer``, ``opacity``. ``image`` shows the PNG, ``message``
     any problem or note. Every change re-renders from ``ImageAnalysis``'s cache; only a new
-    image, a new layer or a class outside the top-k runs the model again. Uploads over
+    image, a new layer, a class outside the top-k, or a SmoothGrad or Integrated Gradients
+    map not yet computed for this image and class runs the model again. While such a map is
+    computed, ``progress`` (a label, hidden otherwise) says what is being computed. Uploads over
     ``max_upload_bytes`` or ``max_upload_pixels`` (attributes) are refused with a message.
     """
 
@@ -351,11 +466,13 @@ class SaliencyExplorer:
         self.opacity = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="opacity")
         self.image = widgets.Image(format="png")
         self.message = widgets.HTML()
+        self.progress = widgets.HTML(layout=widgets.Layout(display="none"))
         self.widget = widgets.VBox([
             widgets.HBox([self.image_choice, self.upload]),
             widgets.HBox([self.target, self.class_name]),
             widgets.HBox([self.method, self.base, self.other]),
             widgets.HBox([self.layer, self.opacity]),
+            self.progress,
             self.message,
             self.image,
         ])
@@ -480,11 +597,28 @@ class SaliencyExplorer:
         self.opacity.disabled = not view.uses_opacity
         self.base.disabled = self.other.disabled = view.method != "discriminativity"
         try:
+            self._compute_captum_maps(view)
             self.image.value = render_png(self.analysis, view)
             layer = view.layer or self.loaded.target_layer_name
             self.message.value = "".join(f"<p>{html.escape(note)}</p>" for note in _notes(self.analysis, view, layer))
         except Exception as error:  # the widget must survive anything a learner does; say what happened
             self._show_problem(f"{type(error).__name__}: {error}")
+
+    def _compute_captum_maps(self, view: View) -> None:
+        """Compute the SmoothGrad or IG maps the view needs and the cache lacks, with ``progress`` shown meanwhile."""
+        missing = [(m, c) for m, c in view.captum_maps if not self.analysis.has_attribution(m, c)]
+        for method, target in missing:
+            name = self.analysis.prediction(target).name
+            self.progress.value = (
+                f"<p><i>Computing {METHODS[method]} for '{html.escape(name)}' ({_method_detail(method)} in one batch)..."
+                " It is kept: showing it again for this image and class is instant.</i></p>"
+            )
+            self.progress.layout.display = None  # shown now: ipywidgets sends the change before the work starts
+            try:
+                self.analysis.attribution(method, target)
+            finally:
+                self.progress.layout.display = "none"
+                self.progress.value = ""
 
     def _show_problem(self, text: str, after: str = "") -> None:
         extra = f" {html.escape(after)}" if after else ""

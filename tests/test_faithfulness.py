@@ -261,3 +261,23 @@ def test_report_card_rows_and_their_summary() -> None:
         handle.remove()
     assert len(calls) == 2  # per photo one batch (image, replacement, perturbed images); no saliency pass
     assert [r.insertion_auc for r in again] == pytest.approx([r.insertion_auc for r in rows], abs=1e-6)
+
+
+def test_the_other_helpers_name_bad_input_in_one_line() -> None:
+    image, net = torch.rand(1, 3, 8, 8), small_net()
+    cases = [
+        (lambda: replacement(image[..., :4, :4], "blur"), ValueError, "blur baseline needs an image of at least 6 x 6"),
+        (lambda: replacement(np.zeros((3, 8, 8)), "zero"), TypeError, "x must be a dense torch.Tensor"),
+        (lambda: replacement(image, np.zeros((8, 8))), ValueError, "Unknown baseline a ndarray of shape"),
+        (lambda: removal_ranks(np.ones((4, 4)), "4 x 4"), ValueError, r"shape must be \(height, width\)"),
+        (lambda: random_map(0, 4), ValueError, "height must be a whole number, at least 1, got 0"),
+        (lambda: centre_map(4, 4, sigma=-1.0), ValueError, "sigma must be a positive number"),
+        (lambda: attribution_maps(net, "3", image, 0, "grad_cam"), TypeError, "methods must be"),
+        (lambda: report_card_rows(net, "3", [image], ["random"]), TypeError, "photos must be a dict"),
+        (lambda: summarise([0.5]), TypeError, "rows must be a list of FaithfulnessRow"),
+        (lambda: insertion_deletion(None, region_image(), marking_map(), 0), TypeError, "model must be a torch.nn.Module"),
+    ]
+    for call, kind, message in cases:
+        with pytest.raises(kind, match=message) as raised:
+            call()
+        assert "\n" not in str(raised.value)

@@ -87,6 +87,43 @@ BASELINE_MAPS: tuple[str, ...] = ("random", "edges", "centre")
 _TIE_SEED = 0  # tied pixels are removed in a fixed random order, not top row first
 
 
+# --- checking arguments -----------------------------------------------------------------------
+
+
+def _shown(value: object) -> str:
+    """A short, one-line description of a value for an error message."""
+    if isinstance(value, (bool, int, float, str, np.generic)) or value is None:
+        return repr(value)[:40]
+    shape = getattr(value, "shape", None)
+    return f"a {type(value).__name__}" + (f" of shape {tuple(shape)}" if shape is not None else "")
+
+
+def _whole(name: str, value: object, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be a whole number, at least {minimum}, got {_shown(value)}.")
+    return int(value)
+
+
+def _checked_model(model: object) -> nn.Module:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module (a classifier), not {type(model).__name__}.")
+    return model
+
+
+def _checked_image(x: object, name: str = "x") -> torch.Tensor:
+    """A dense, finite float tensor ``C x H x W`` or ``N x C x H x W`` (detached)."""
+    if not isinstance(x, torch.Tensor) or x.layout != torch.strided:
+        what = "a sparse tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        raise TypeError(f"{name} must be a dense torch.Tensor, C x H x W or N x C x H x W, not {what}.")
+    if x.ndim not in (3, 4) or x.numel() == 0:
+        raise ValueError(f"{name} has shape {tuple(x.shape)}; expected an image C x H x W or a batch N x C x H x W.")
+    if not x.is_floating_point():
+        raise ValueError(f"{name} has dtype {x.dtype}; preprocess the image into a float tensor.")
+    if not torch.isfinite(x).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the image and its preprocessing.")
+    return x.detach()
+
+
 # --- the curves -------------------------------------------------------------------------------
 
 
@@ -128,16 +165,19 @@ def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch
     >>> replacement(x, "mean")[0, :, 0, 0].tolist(), replacement(x, "zero").abs().sum().item()
     ([1.5, 5.5], 0.0)
     """
+    x = _checked_image(x)
     if isinstance(baseline, torch.Tensor):
         if baseline.shape != x.shape:
             raise ValueError(
                 f"baseline has shape {tuple(baseline.shape)}; a baseline image must be shaped like x, {tuple(x.shape)}."
             )
-        return baseline.detach().to(x.device, x.dtype).clone()
+        return _checked_image(baseline, "baseline").to(x.device, x.dtype).clone()
     if not isinstance(baseline, str) or baseline not in BASELINES:
         valid = ", ".join(map(repr, BASELINES))
-        raise ValueError(f"Unknown baseline {baseline!r}; use one of {valid} or an image shaped like x.")
-    x = x.detach()
+        raise ValueError(f"Unknown baseline {_shown(baseline)}; use one of {valid} or an image shaped like x.")
+    if baseline == "blur" and min(x.shape[-2:]) <= BLUR_KERNEL // 2:
+        side = BLUR_KERNEL // 2 + 1
+        raise ValueError(f"The blur baseline needs an image of at least {side} x {side} pixels; use 'mean' or 'zero'.")
     if baseline == "zero":
         return torch.zeros_like(x)
     if baseline == "mean":
@@ -180,8 +220,11 @@ def removal_ranks(saliency: MapLike, shape: tuple[int, int], patch: int = 1) -> 
     >>> removal_ranks(np.array([[1.0, 1.0, 0.0, 0.0]]), (1, 4), patch=2)[0].tolist()
     [[0, 0, 1, 1]]
     """
-    values = _ranking_values(saliency, shape)
-    height, width = shape
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
+        raise ValueError(f"shape must be (height, width) of the image, got {_shown(shape)}.")
+    height, width = _whole("height", shape[0]), _whole("width", shape[1])
+    patch = _whole("patch", patch)
+    values = _ranking_values(saliency, (height, width))
     rows, cols = -(-height // patch), -(-width // patch)
     unit = (np.arange(height)[:, None] // patch) * cols + np.arange(width)[None, :] // patch
     sums = np.bincount(unit.ravel(), weights=values.ravel(), minlength=rows * cols)
@@ -200,9 +243,7 @@ def _counts(units: int, steps: int) -> npt.NDArray[np.int64]:
 
 
 def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> tuple[int, int]:
-    for name, value in (("steps", steps), ("patch", patch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
+    steps, patch = _whole("steps", steps), _whole("patch", patch)
     if patch > min(shape):  # type: ignore[operator]
         raise ValueError(f"patch={patch} is larger than the image ({shape[0]} x {shape[1]}); use a smaller patch.")
     units = -(-shape[0] // patch) * -(-shape[1] // patch)  # type: ignore[operator]
@@ -240,14 +281,14 @@ def _curves(
     batch_size: int,
 ) -> list[Curves]:
     """The curves of several maps of one image, their perturbed images run through the model together."""
-    batch = _as_batch(model, x)
+    batch = _as_batch(_checked_model(model), x)
     if batch.shape[0] != 1:
         raise ValueError(f"x holds {batch.shape[0]} images; the curves explain one image: pass x[i:i + 1].")
     shape = (int(batch.shape[-2]), int(batch.shape[-1]))
     steps, patch = _checked_settings(steps, patch, shape)
     index = _class_of(target, categories)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number, at least 1, got {batch_size!r}.")
+        raise ValueError(f"batch_size must be a whole number, at least 1, got {_shown(batch_size)}.")
     ranked = [removal_ranks(m, shape, patch) for m in maps]  # every map is checked before any work
     original = batch.detach()
     base = replacement(original, baseline)
@@ -310,6 +351,7 @@ def random_map(height: int, width: int, *, seed: int = 0) -> npt.NDArray[np.floa
     >>> random_map(2, 3).shape, np.array_equal(random_map(4, 4, seed=1), random_map(4, 4, seed=1))
     ((2, 3), True)
     """
+    height, width, seed = _whole("height", height), _whole("width", width), _whole("seed", seed, 0)
     return np.random.default_rng(seed).random((height, width))
 
 
@@ -323,7 +365,7 @@ def edge_map(x: torch.Tensor) -> npt.NDArray[np.float64]:
     >>> (edge_map(step)[1] > 0).astype(int).tolist()
     [0, 0, 1, 1, 0, 0]
     """
-    image = x.detach().to("cpu", torch.float64).numpy()
+    image = _checked_image(x).to("cpu", torch.float64).numpy()
     while image.ndim > 3 and image.shape[0] == 1:
         image = image[0]
     if image.ndim != 3:
@@ -338,6 +380,9 @@ def centre_map(height: int, width: int, *, sigma: float = 0.25) -> npt.NDArray[n
     >>> float(m[2, 2]), bool(m[0, 0] < m[1, 1] < m[2, 2])
     (1.0, True)
     """
+    height, width = _whole("height", height), _whole("width", width)
+    if isinstance(sigma, (bool, np.bool_)) or not isinstance(sigma, (int, float, np.number)) or not 0 < sigma < 1e6:
+        raise ValueError(f"sigma must be a positive number (a fraction of the side, e.g. 0.25), got {_shown(sigma)}.")
     rows = (np.arange(height) - (height - 1) / 2) / (sigma * height)
     cols = (np.arange(width) - (width - 1) / 2) / (sigma * width)
     return np.exp(-0.5 * (rows[:, None] ** 2 + cols[None, :] ** 2))
@@ -405,6 +450,18 @@ def _course_maps(
     }
 
 
+def _named_methods(methods: object) -> dict[str, Method | str]:
+    if isinstance(methods, Mapping):
+        named = dict(methods)
+    elif isinstance(methods, (list, tuple)) and all(isinstance(m, str) for m in methods):
+        named = {m: m for m in methods}
+    else:
+        raise TypeError(f"methods must be a list of method names or a dict {{name: method}}, not {_shown(methods)}.")
+    if not named or not all(isinstance(name, str) for name in named):
+        raise ValueError("methods must name at least one method, each by a string.")
+    return named
+
+
 def attribution_maps(
     model: nn.Module,
     layer: nn.Module | str | None,
@@ -430,7 +487,7 @@ def attribution_maps(
     >>> {m: tuple(v.shape) for m, v in found.maps.items()}, sorted(found.seconds)
     ({'grad_cam': (2, 1, 8, 8), 'random': (2, 1, 8, 8)}, ['grad_cam', 'random'])
     """
-    named: dict[str, Method | str] = dict(methods) if isinstance(methods, Mapping) else {m: m for m in methods}
+    named = _named_methods(methods)
     for name, method in named.items():
         if isinstance(method, str) and method not in COURSE_METHODS + BASELINE_MAPS:
             known = ", ".join(COURSE_METHODS + BASELINE_MAPS)
@@ -440,7 +497,7 @@ def attribution_maps(
                 f"Method {name!r} must be a name or a function (model, x, classes) -> maps, "
                 f"not {type(method).__name__}."
             )
-    batch = _as_batch(model, x).detach()
+    batch = _as_batch(_checked_model(model), x).detach()
     n = batch.shape[0]
     classes = _per_image(targets, n, categories)
     maps: dict[str, torch.Tensor] = {}
@@ -505,7 +562,13 @@ def report_card_rows(
     >>> [(r.method, r.photo) for r in rows]
     [('grad_cam', 'a'), ('random', 'a')]
     """
-    images = [_as_batch(model, x) for x, _ in photos.values()]
+    if not isinstance(photos, Mapping) or not photos:
+        raise TypeError(f"photos must be a dict {{name: (x, class)}} with at least one photo, not {_shown(photos)}.")
+    if not all(isinstance(entry, (tuple, list)) and len(entry) == 2 for entry in photos.values()):
+        raise TypeError("Each photo must be a pair (x, class): the model input and the class to explain.")
+    if computed is not None and not isinstance(computed, AttributionMaps):
+        raise TypeError(f"computed must be the AttributionMaps of attribution_maps, or None, not {_shown(computed)}.")
+    images = [_as_batch(_checked_model(model), x) for x, _ in photos.values()]
     if any(image.shape != images[0].shape or image.shape[0] != 1 for image in images):
         raise ValueError("photos must each be one image (1 x C x H x W) of the same size; resize them alike.")
     classes = [target for _, target in photos.values()]
@@ -546,6 +609,8 @@ def summarise(rows: Sequence[FaithfulnessRow]) -> dict[str, Summary]:
     >>> round(s.insertion_mean, 3), round(s.insertion_std, 3), s.photos
     (0.7, 0.1, 2)
     """
+    if not isinstance(rows, (list, tuple)) or not all(isinstance(row, FaithfulnessRow) for row in rows):
+        raise TypeError(f"rows must be a list of FaithfulnessRow (what report_card_rows returns), not {_shown(rows)}.")
     by_method: dict[str, list[FaithfulnessRow]] = {}
     for row in rows:
         by_method.setdefault(row.method, []).append(row)

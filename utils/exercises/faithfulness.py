@@ -67,6 +67,9 @@ def diagnose_insertion_curve(
     >>> diagnose_insertion_curve(reference[:-1], net, x, saliency, 1, steps=4).reason
     'length'
     """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor (the model input, 1 x C x H x W), not {type(x).__name__}.")
+    reference = insertion_deletion(model, x, saliency, target, steps=steps, baseline="blur")  # checks every argument
     saliency_copy = saliency.detach().clone() if isinstance(saliency, torch.Tensor) else np.array(saliency, copy=True)
     given = call_answer(answer, model, x.detach().clone(), saliency_copy, target, steps)
     if isinstance(given, Verdict):
@@ -74,7 +77,6 @@ def diagnose_insertion_curve(
     curve = _as_curve(given)
     if isinstance(curve, Verdict):
         return curve
-    reference = insertion_deletion(model, x, saliency, target, steps=steps, baseline="blur")
     if curve.size != steps + 1:
         return wrong(
             "length",

@@ -218,6 +218,7 @@ CALLS: dict[str, Call] = {
     "utils.visualise.show_image": lambda f: ((f.ax(), f.picture, "t"), {"cmap": None}),
     # saliency
     "utils.saliency.as_float_array": lambda f: ((f.map,), {"name": "m"}),
+    "utils.saliency.channel_sum": lambda f: ((f.map3,), {"name": "m", "positive": False}),
     "utils.saliency.conv_layers": lambda f: ((f.net,), {}),
     "utils.saliency.drop_leading_ones": lambda f: ((f.map[None],), {"keep": 2}),
     "utils.saliency.grad_cam": lambda f: ((f.net, "1", f.x, 1), {"upsample": False, "categories": None}),

@@ -49,13 +49,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.categories import as_class_index, category_index, category_names, check_count, describe
+from utils.categories import as_class_index, category_index, category_names, check_count, check_flag, describe
 
 __all__ = [
     "INTERPOLATE_MODES",
+    "PLAIN_CONTAINERS",
     "MapLike",
     "ZeroGradCamWarning",
     "as_float_array",
+    "channel_sum",
     "conv_layers",
     "drop_leading_ones",
     "grad_cam",
@@ -79,7 +81,8 @@ _ELEMENTWISE = (
     nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
     nn.Mish, nn.Hardswish, nn.Hardtanh, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d,
 )
-_PLAIN_CONTAINERS = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+PLAIN_CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
+"""Containers that only hold layers: never a layer (or a block) of their own."""
 _HEAD_NAMES = ("classifier", "fc", "head")
 
 
@@ -133,7 +136,7 @@ def _collect_conv_layers(parent: nn.Module, prefix: str, found: list[tuple[str, 
 
 
 def _is_block(module: nn.Module) -> bool:
-    if type(module) in _PLAIN_CONTAINERS or not any(True for _ in module.children()):
+    if type(module) in PLAIN_CONTAINERS or not any(True for _ in module.children()):
         return False
     inside = list(module.named_modules())[1:]
     has_conv = any(isinstance(m, nn.Conv2d) for _, m in inside)
@@ -407,6 +410,18 @@ def drop_leading_ones(array: npt.NDArray[Any], keep: int = 2) -> npt.NDArray[Any
     return array
 
 
+def _one_map(saliency: MapLike, name: str) -> npt.NDArray[np.float64]:
+    """A new float64 ``H x W`` or ``C x H x W`` copy of one finite map (leading size-1 dimensions dropped)."""
+    array = as_float_array(saliency, name)
+    shape = array.shape
+    array = drop_leading_ones(array)
+    if array.ndim not in (2, 3) or array.size == 0:
+        raise ValueError(f"{name} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values; check the method that produced it.")
+    return array
+
+
 def magnitude(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
     """The ``H x W`` magnitude of one saliency map: ``|map|``, summed over channels for ``C x H x W``.
 
@@ -418,14 +433,21 @@ def magnitude(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
     >>> magnitude(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]]))  # 2 channels, 1 x 2
     array([[4. , 2.5]])
     """
-    array = as_float_array(saliency, name)
-    shape = array.shape
-    array = drop_leading_ones(array)
-    if array.ndim not in (2, 3) or array.size == 0:
-        raise ValueError(f"{name} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
-    if not np.isfinite(array).all():
-        raise ValueError(f"{name} contains NaN or infinite values; check the method that produced it.")
-    return np.abs(array).sum(axis=0) if array.ndim == 3 else np.abs(array)
+    array = np.abs(_one_map(saliency, name))
+    return array.sum(axis=0) if array.ndim == 3 else array
+
+
+def channel_sum(saliency: MapLike, name: str = "map", *, positive: bool = False) -> npt.NDArray[np.float64]:
+    """The ``H x W`` sum of one map over its channels, signs kept (``magnitude`` without the ``|.|``).
+
+    ``positive=True`` sums only the positive parts. The same checks and copies as ``magnitude``.
+
+    >>> channel_sum(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]])), channel_sum(np.array([[1.0, -2.0]]), positive=True)
+    (array([[-2. , -1.5]]), array([[1., 0.]]))
+    """
+    array = _one_map(saliency, name)
+    array = np.maximum(array, 0.0) if check_flag(positive, "positive") else array
+    return array.sum(axis=0) if array.ndim == 3 else array
 
 
 def _grad_cam_from(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
@@ -507,7 +529,7 @@ def _forward(model: nn.Module, image: torch.Tensor) -> object:
     """``model(image)``; an input too small for the model's pooling is named with the smallest size that works."""
     try:
         return model(image)
-    except RuntimeError as error:
+    except RuntimeError:
         height, width = image.shape[-2:]
         smallest = _smallest_input(model, image)
         if smallest is None or smallest <= min(height, width):

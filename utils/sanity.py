@@ -35,7 +35,7 @@ from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from utils.saliency import _PLAIN_CONTAINERS, MapLike, magnitude, resolve_layer
+from utils.saliency import PLAIN_CONTAINERS, MapLike, channel_sum, magnitude, resolve_layer
 
 __all__ = [
     "SIMILARITY_MEASURES",
@@ -89,18 +89,6 @@ def magnitude_pair(
     return first, second
 
 
-def _channel_sum(saliency: MapLike, name: str) -> npt.NDArray[np.float64]:
-    """The map summed over channels, signs kept: ``magnitude`` without the absolute value."""
-    magnitude(saliency, name)  # the same checks (type, shape, finite values)
-    if isinstance(saliency, torch.Tensor):
-        values = saliency.detach().to("cpu", torch.float64).numpy()
-    else:
-        values = np.asarray(saliency, dtype=np.float64)
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    return values.sum(axis=0) if values.ndim == 3 else np.array(values, copy=True)
-
-
 def _if_constant(first: npt.NDArray[np.float64], second: npt.NDArray[np.float64], what: str) -> float | None:
     """1.0 (both constant) or 0.0 (one constant), with a ``ConstantMapWarning``; None if neither is constant."""
     constant = [name for name, m in (("a", first), ("b", second)) if np.ptp(m) == 0]
@@ -140,7 +128,7 @@ def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
         first, second = magnitude_pair(a, b)
     else:
         magnitude_pair(a, b)  # the same checks, and the same message for different grids
-        first, second = _channel_sum(a, "a"), _channel_sum(b, "b")
+        first, second = channel_sum(a, "a"), channel_sum(b, "b")
     defined = _if_constant(first, second, "rank correlation")
     if defined is not None:
         return defined
@@ -264,7 +252,7 @@ def randomisation_order(model: nn.Module) -> list[str]:
     for name, module in model.named_modules():  # parents come before their children
         inside_a_layer = any(name.startswith(f"{layer}.") for layer in found)
         has_weights = any(True for _ in module.parameters())
-        if name and not inside_a_layer and not isinstance(module, _PLAIN_CONTAINERS) and has_weights:
+        if name and not inside_a_layer and not isinstance(module, PLAIN_CONTAINERS) and has_weights:
             found.append(name)
     return found[::-1]
 

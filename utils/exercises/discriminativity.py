@@ -19,7 +19,7 @@ import torch
 
 from utils.discriminativity import discriminativity_map, scale_01
 from utils.exercises import Verdict, answer_array, call_answer, correct, report, wrong
-from utils.saliency import MapLike
+from utils.saliency import MapLike, channel_sum
 from utils.sanity import magnitude_pair
 
 __all__ = ["check_discriminativity_map", "diagnose_discriminativity_map"]
@@ -126,8 +126,8 @@ def _mistakes(
     raw = a - b
     joint = max(float(a.max()), float(b.max()))
     spread = float(np.abs(raw).max())
-    positive_a, positive_b = (scale_01(_channel_sum(s, positive=True)) for s in (s_a, s_b))
-    summed_a, summed_b = (scale_01(_channel_sum(s)) for s in (s_a, s_b))
+    positive_a, positive_b = (scale_01(channel_sum(s, positive=True)) for s in (s_a, s_b))
+    summed_a, summed_b = (scale_01(channel_sum(s)) for s in (s_a, s_b))
     return [
         (
             "sign",
@@ -178,18 +178,6 @@ def _mistakes(
             np.zeros_like(expected),
         ),
     ]
-
-
-def _channel_sum(saliency: MapLike, positive: bool = False) -> npt.NDArray[np.float64]:
-    """The map's values (their positive parts if ``positive``) summed over channels, without ``|.|``."""
-    if isinstance(saliency, torch.Tensor):
-        values = saliency.detach().to("cpu", torch.float64).numpy()
-    else:
-        values = np.asarray(saliency, dtype=np.float64)
-    while values.ndim > 2 and values.shape[0] == 1:
-        values = values[0]
-    values = np.maximum(values, 0.0) if positive else values
-    return values.sum(axis=0) if values.ndim == 3 else values
 
 
 def _min_max(values: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:

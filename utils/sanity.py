@@ -35,6 +35,7 @@ from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from utils.categories import describe
 from utils.saliency import PLAIN_CONTAINERS, MapLike, channel_sum, magnitude, resolve_layer
 
 __all__ = [
@@ -77,7 +78,7 @@ def magnitude_pair(
     ValueError: s_a is 2 x 2 but s_b is 4 x 4; compare maps on the same grid (...upsample_cam(cam, x.shape[-2:])).
     """
     if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
-        raise TypeError(f"names must be a pair of strings, e.g. ('s_a', 's_b'), not {names!r}.")
+        raise TypeError(f"names must be a pair of strings, e.g. ('s_a', 's_b'), not {describe(names)}.")
     first, second = magnitude(a, names[0]), magnitude(b, names[1])
     if first.shape != second.shape:
         raise ValueError(

@@ -36,7 +36,7 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from utils.datasets import category_index, imagenet_categories
+from utils.categories import category_index, imagenet_categories
 from utils.regions import as_mask
 from utils.saliency import MapLike, magnitude, saliency_maps, upsample_cam
 from utils.sanity import magnitude_pair

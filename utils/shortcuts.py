@@ -501,18 +501,22 @@ def _check_model(model: object) -> nn.Module:
 def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tensor:
     """The class probabilities of ``model`` for ``images`` (or a ``TaggedImages``), ``N x 2``, in eval mode.
 
-    The model's train/eval flags are restored afterwards.
+    The images are moved to the model's device; the probabilities come back on the CPU, without
+    gradients. The model's train/eval flags are restored afterwards.
 
     >>> probabilities = predict(small_cnn(), torch.zeros(3, 3, 48, 48))
     >>> tuple(probabilities.shape), torch.allclose(probabilities.sum(1), torch.ones(3))
     ((3, 2), True)
     """
     batch = _as_batch(_check_model(model), images.images if isinstance(images, TaggedImages) else images)
+    weight = next(model.parameters(), None)
+    batch = batch.to(weight.device) if weight is not None else batch  # the images follow the model, as a learner expects
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         try:
-            scores = model(batch)
+            with torch.no_grad():
+                scores = model(batch)
         except RuntimeError as error:  # e.g. images too small for the model's convolutions and pools
             raise ValueError(f"The model cannot take images of shape {tuple(batch.shape)}: {str(error).splitlines()[0]}") from None
         return torch.softmax(scores, dim=1).cpu()

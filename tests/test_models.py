@@ -196,6 +196,7 @@ def test_make_weights_without_network_fails_with_a_message(empty_torch_home, cap
 
 
 def test_device_order_and_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("XAI_DEVICE", raising=False)  # the order is tested, whatever the caller's environment says
     monkeypatch.setattr(models, "_device_available", lambda name: name in ("cuda", "cpu"))
     assert models.choose_device().type == "cuda"
     monkeypatch.setattr(models, "_device_available", lambda name: True)

@@ -508,9 +508,11 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
     >>> tuple(probabilities.shape), torch.allclose(probabilities.sum(1), torch.ones(3))
     ((3, 2), True)
     """
-    batch = _as_batch(_check_model(model), images.images if isinstance(images, TaggedImages) else images)
-    weight = next(model.parameters(), None)
-    batch = batch.to(weight.device) if weight is not None else batch  # the images follow the model, as a learner expects
+    pixels = images.images if isinstance(images, TaggedImages) else images
+    weight = next(_check_model(model).parameters(), None)
+    if isinstance(pixels, torch.Tensor) and weight is not None:
+        pixels = pixels.to(weight.device)  # the images follow the model, as a learner expects
+    batch = _as_batch(model, pixels)
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()

@@ -375,3 +375,183 @@ def test_switching_images_resets_the_classes_and_leaves_the_model_untouched(
     assert all(torch.equal(v, state[k]) for k, v in loaded.model.state_dict().items())
     assert hook_count(loaded.model) == 1  # only the test's own forward counter
     assert not loaded.model.training and all(p.grad is None for p in loaded.model.parameters())
+
+
+# --- SmoothGrad and Integrated Gradients: computed when chosen, cached, drawn as gradient maps ----
+
+
+@pytest.fixture
+def few_samples(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small sample and step counts: the tests check the caching and the plumbing, not the maps' quality."""
+    monkeypatch.setattr(explorer_module, "SMOOTHGRAD_SAMPLES", 2)
+    monkeypatch.setattr(explorer_module, "IG_STEPS", 2)
+
+
+def model_state(model: torch.nn.Module) -> dict[str, object]:
+    """Everything a helper must not change: the modules, their flags and hooks, the parameters and their gradients."""
+    return {
+        "modules": [(name, type(m).__name__, repr(m)) for name, m in model.named_modules()],
+        "training": [m.training for m in model.modules()],
+        "inplace": [getattr(m, "inplace", None) for m in model.modules()],
+        "requires_grad": [p.requires_grad for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+        "hooks": hook_count(model),
+        "weights": [p.detach().clone() for p in model.parameters()],
+    }
+
+
+def assert_same_state(before: dict[str, object], after: dict[str, object]) -> None:
+    for key in ("modules", "training", "inplace", "requires_grad", "grads", "hooks"):
+        assert before[key] == after[key], f"the model's {key} changed"
+    assert all(torch.equal(a, b) for a, b in zip(before["weights"], after["weights"]))  # type: ignore[call-overload]
+
+
+def test_captum_methods_are_views_without_a_layer_and_can_be_compared() -> None:
+    assert explorer_module.CAPTUM_METHODS == ("smoothgrad", "integrated_gradients")
+    assert set(explorer_module.CAPTUM_METHODS) <= set(explorer_module.METHODS) & set(explorer_module.BASE_METHODS)
+    assert not View(1, method="smoothgrad").uses_layer and not View(1, method="integrated_gradients").uses_layer
+    assert View(1, method="integrated_gradients").captum_maps == (("integrated_gradients", 1),)
+    assert View(1, method="discriminativity", other=2, base="smoothgrad").captum_maps == (("smoothgrad", 1), ("smoothgrad", 2))
+    assert View(1, method="guided_backprop").captum_maps == () and View(1, method="discriminativity", other=2).captum_maps == ()
+
+
+def test_smoothgrad_is_captums_noise_tunnel_seeded_and_leaves_the_global_random_state(
+    loaded: LoadedModel, cat: ImageAnalysis, few_samples: None
+) -> None:
+    from captum.attr import NoiseTunnel, Saliency
+
+    target = cat.top[0].index
+    state = torch.random.get_rng_state()
+    first = ImageAnalysis(loaded, sample_image_path("cat"), top_k=1).attribution("smoothgrad", target)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    again = ImageAnalysis(loaded, sample_image_path("cat"), top_k=1).attribution("smoothgrad", target)
+    assert torch.equal(first, again)  # reproducible: the noise is seeded
+    torch.manual_seed(explorer_module.SMOOTHGRAD_SEED)
+    stdev = explorer_module.SMOOTHGRAD_NOISE * float(cat.x.max() - cat.x.min())
+    expected = NoiseTunnel(Saliency(loaded.model)).attribute(
+        cat.x.clone(), target=target, abs=False, nt_type="smoothgrad", nt_samples=2, nt_samples_batch_size=2, stdevs=stdev
+    )
+    assert first.shape == (1, 3, 224, 224) and torch.allclose(first, expected, atol=1e-6)
+
+
+def test_integrated_gradients_starts_at_a_zero_baseline_and_is_nearly_complete(loaded: LoadedModel, cat: ImageAnalysis) -> None:
+    target = cat.top[0].index
+    analysis = ImageAnalysis(loaded, sample_image_path("cat"), top_k=1)
+    attribution = analysis.attribution("integrated_gradients", target)
+    with torch.no_grad():
+        change = float(loaded.model(cat.x)[0, target] - loaded.model(torch.zeros_like(cat.x))[0, target])
+    # Completeness (Sundararajan et al., 2017): the attributions add up to f(x) - f(baseline), here within 10%
+    # with IG_STEPS steps, which only a zero (mean-colour) baseline and the class score give.
+    assert abs(float(attribution.sum()) - change) < 0.1 * abs(change), (float(attribution.sum()), change)
+
+
+def test_the_captum_maps_render_as_gradient_maps_whatever_the_layer(cat: ImageAnalysis, counter: ForwardCounter) -> None:
+    top = cat.top[0]
+    pictures = {m: render_png(cat, View(top.index, method=m)) for m in ("guided_backprop", "smoothgrad", "integrated_gradients")}
+    assert all(p.startswith(PNG_SIGNATURE) for p in pictures.values()) and len(set(pictures.values())) == 3
+    computed = counter.count
+    assert render_png(cat, View(top.index, method="smoothgrad", layer="features.11")) == pictures["smoothgrad"]
+    assert counter.count == computed  # no layer, and cached: nothing computed again
+    for method, detail in (("smoothgrad", "8 samples"), ("integrated_gradients", "8 steps")):
+        figure = render_figure(cat, View(top.index, method=method))
+        label = explorer_module.METHODS[method]
+        assert figure.axes[1].get_title() == (
+            f"{label}: '{top.label()}'\n{detail}; |map| in gray, clipped at the 99.5th percentile"
+        )
+        drawn = figure.axes[1].images[0].get_array()
+        expected = explorer_module._gradient_overlay(cat.photo, cat.attribution(method, top.index), 0.5)
+        assert np.allclose(drawn, expected)  # GRADIENT_CMAP, clipped at GRADIENT_CLIP_PERCENTILE, as GBP
+    assert counter.count == computed
+
+
+def test_a_captum_map_is_computed_once_per_image_class_and_method(
+    explorer: SaliencyExplorer, counter: ForwardCounter, few_samples: None
+) -> None:
+    steps = []
+
+    def select(control: object, value: object) -> int:
+        before = counter.count
+        control.value = value  # type: ignore[attr-defined]
+        assert "Problem" not in explorer.message.value, explorer.message.value
+        steps.append(shown(explorer))
+        return counter.count - before
+
+    top, second = explorer.analysis.top[0].index, explorer.analysis.top[1].index
+    assert select(explorer.method, "smoothgrad") == 1  # first time: computed, one batched forward pass
+    assert select(explorer.method, "grad_cam") == 0
+    assert select(explorer.method, "smoothgrad") == 0 and steps[-1] == steps[0]  # back again: cached, instant
+    assert select(explorer.layer, "features.11") == 0  # SmoothGrad has no layer: still cached
+    assert select(explorer.method, "integrated_gradients") == 1  # another method: computed
+    assert select(explorer.method, "smoothgrad") == 0
+    assert select(explorer.target, second) == 1 and steps[-1] != steps[0]  # another class: computed
+    assert select(explorer.target, top) == 0 and steps[-1] == steps[0]
+    assert select(explorer.image_choice, "coffee") == 2  # another image: the prediction and SmoothGrad (no Grad-CAM yet)
+    assert explorer.method.value == "smoothgrad" and explorer.progress.layout.display == "none"
+    assert select(explorer.image_choice, "cat") == 0 and steps[-1] == steps[0]
+    assert explorer.forward_passes == counter.count == 7  # 2 + 3 Captum maps + coffee 2: the explorer agrees with the hook
+
+
+def test_a_discriminativity_map_of_smoothgrad_computes_both_classes_once(
+    explorer: SaliencyExplorer, counter: ForwardCounter, few_samples: None
+) -> None:
+    with explorer._batch():
+        explorer.base.value = "smoothgrad"
+    explorer.method.value = "discriminativity"
+    assert counter.count == 4 and "Problem" not in explorer.message.value  # class A and class B
+    figure = render_figure(explorer.analysis, explorer.view)
+    assert figure.axes[1].get_title().startswith("SmoothGrad: ") and figure.axes[1].images[0].get_clim() == (-1.0, 1.0)
+    explorer.method.value = "smoothgrad"  # class A's map, already there
+    assert counter.count == 4
+
+
+def test_the_progress_label_is_shown_while_a_map_is_computed_and_hidden_after(
+    explorer: SaliencyExplorer, loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[object, str]] = []
+
+    def fake(model: torch.nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+        seen.append((explorer.progress.layout.display, explorer.progress.value))
+        return torch.rand_like(x)
+
+    monkeypatch.setitem(explorer_module._CAPTUM, "smoothgrad", fake)
+    assert explorer.progress.layout.display == "none" and explorer.progress in explorer.widget.children
+    explorer.method.value = "smoothgrad"
+    name = loaded.categories[explorer.target.value]
+    assert len(seen) == 1 and seen[0][0] is None  # visible during the computation
+    assert f"Computing SmoothGrad for '{name}' (8 samples in one batch)" in seen[0][1]
+    assert explorer.progress.layout.display == "none" and explorer.progress.value == ""  # hidden after
+    explorer.method.value = "grad_cam"
+    explorer.method.value = "smoothgrad"  # cached: no computation, no label
+    assert len(seen) == 1 and explorer.progress.layout.display == "none"
+
+    def broken(model: torch.nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setitem(explorer_module._CAPTUM, "integrated_gradients", broken)
+    explorer.method.value = "integrated_gradients"
+    assert "Problem:</b> RuntimeError: out of memory" in explorer.message.value
+    assert explorer.progress.layout.display == "none"  # hidden on failure too
+
+
+def test_the_captum_methods_leave_the_model_as_it_was(loaded: LoadedModel, few_samples: None) -> None:
+    before = model_state(loaded.model)
+    analysis = ImageAnalysis(loaded, sample_image_path("squirrel"), top_k=1)
+    for method in explorer_module.CAPTUM_METHODS:
+        render_png(analysis, View(analysis.top[0].index, method=method))
+    assert_same_state(before, model_state(loaded.model))
+    assert any(getattr(m, "inplace", False) for m in loaded.model.modules())  # its in-place ReLUs are still in place
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "error", "message"),
+    [
+        ("saliency", 1, ValueError, "Unknown Captum method 'saliency'; valid: smoothgrad, integrated_gradients"),
+        ("smoothgrad", 1000, ValueError, "target must be a class index from 0 to 999, got 1000"),
+        ("smoothgrad", True, TypeError, "A target must be an index or a category name, not bool True"),
+    ],
+)
+def test_attribution_refuses_an_unknown_method_or_class(
+    cat: ImageAnalysis, method: str, target: object, error: type, message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        cat.attribution(method, target)  # type: ignore[arg-type]

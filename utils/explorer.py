@@ -166,9 +166,10 @@ def _integrated_gradients(model: nn.Module, x: torch.Tensor, target: int) -> tor
     """Integrated Gradients (Sundararajan et al., 2017, "Axiomatic Attribution for Deep Networks"): the gradient
     averaged over ``IG_STEPS`` points on the straight path from the baseline to ``x`` (Captum's Gauss-Legendre
     rule), times ``x - baseline``, in one batch. The baseline is all zeros in the model's input space: after
-    ImageNet normalisation, the data set's mean colour (a flat grey picture)."""
+    ImageNet normalisation, the data set's mean colour everywhere."""
     baseline = torch.zeros_like(x)
-    return IntegratedGradients(model).attribute(x, baseline, target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS)
+    attribute = IntegratedGradients(model).attribute
+    return attribute(x, baseline, target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS)
 
 
 _CAPTUM: dict[str, Callable[[nn.Module, torch.Tensor, int], torch.Tensor]] = {

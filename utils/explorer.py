@@ -33,7 +33,6 @@ import numpy.typing as npt
 import torch
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
-from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
 from PIL import Image
 from torch import nn
 
@@ -153,6 +152,8 @@ def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
     ``SMOOTHGRAD_SAMPLES`` copies of ``x`` with Gaussian noise, in one batch (Captum's ``NoiseTunnel`` over
     ``Saliency``). The noise is drawn from its own generator state seeded with ``SMOOTHGRAD_SEED``: the same
     map every time, and torch's global random state is left as it was."""
+    from captum.attr import NoiseTunnel, Saliency  # here: importing captum.attr loads pyplot, importing us must not
+
     stdev = SMOOTHGRAD_NOISE * float(x.max() - x.min())
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SMOOTHGRAD_SEED)
@@ -167,6 +168,8 @@ def _integrated_gradients(model: nn.Module, x: torch.Tensor, target: int) -> tor
     averaged over ``IG_STEPS`` points on the straight path from the baseline to ``x`` (Captum's Gauss-Legendre
     rule), times ``x - baseline``, in one batch. The baseline is all zeros in the model's input space: after
     ImageNet normalisation, the data set's mean colour everywhere."""
+    from captum.attr import IntegratedGradients  # here: importing captum.attr loads pyplot, importing us must not
+
     baseline = torch.zeros_like(x)
     attribute = IntegratedGradients(model).attribute
     return attribute(x, baseline, target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS)

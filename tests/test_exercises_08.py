@@ -7,7 +7,6 @@ right reason, the Verdict's ``reason``), and with answers that are not a share a
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -148,33 +147,6 @@ def tags(cell: dict) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
 
 
-needs_solution = pytest.mark.skipif(
-    not (ROOT / "notebooks" / "solutions").exists() and not os.environ.get("CI"),
-    reason="hand-out copy: notebooks/solutions/ left out",
-)
-
-
-@needs_solution
-def test_the_lesson_and_its_solution_differ_only_in_the_answer_cell():
-    learner, solution = read_cells(ROOT / "notebooks" / LESSON), read_cells(ROOT / "notebooks" / "solutions" / LESSON)
-    assert [c["id"] for c in learner] == [c["id"] for c in solution]
-    answers = [i for i, c in enumerate(learner) if "answer" in tags(c)]
-    assert len(answers) == 1 and answers == [i for i, c in enumerate(solution) if "answer" in tags(c)]
-    for i, (ours, theirs) in enumerate(zip(learner, solution)):
-        if i not in answers:
-            assert ours["source"] == theirs["source"], f"cell {i} differs between the lesson and its solution"
-    assert "raise NotImplementedError" in "".join(learner[answers[0]]["source"])
-    assert "NotImplementedError" not in "".join(solution[answers[0]]["source"])
-
-
-@needs_solution
-def test_only_the_lessons_check_cell_may_raise():
-    learner, solution = read_cells(ROOT / "notebooks" / LESSON), read_cells(ROOT / "notebooks" / "solutions" / LESSON)
-    checks = [i for i, c in enumerate(learner) if "check" in tags(c)]
-    assert len(checks) == 1 and checks == [i for i, c in enumerate(solution) if "check" in tags(c)]
-    assert "check_box_share" in "".join(learner[checks[0]]["source"])
-    assert {i for i, c in enumerate(learner) if "raises-exception" in tags(c)} == set(checks)
-    assert not any("raises-exception" in tags(c) for c in solution), "the solution's check must pass"
 
 
 def test_the_lesson_ends_with_questions_whose_answers_are_folded():

@@ -6,11 +6,9 @@ a test checks pyplot itself.
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
 
-import matplotlib
 import numpy as np
 import pytest
 import torch

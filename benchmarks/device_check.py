@@ -35,8 +35,12 @@ from utils.shortcuts import accuracy, small_cnn, tagged_dataset, train_classifie
 
 def relative(reference: torch.Tensor | np.ndarray | float, other: torch.Tensor | np.ndarray | float) -> float:
     """``max |reference - other| / max |reference|``, both brought to the CPU in float64."""
-    a = torch.as_tensor(np.asarray(reference.detach().cpu() if isinstance(reference, torch.Tensor) else reference), dtype=torch.float64)
-    b = torch.as_tensor(np.asarray(other.detach().cpu() if isinstance(other, torch.Tensor) else other), dtype=torch.float64)
+    a = torch.as_tensor(
+        np.asarray(reference.detach().cpu() if isinstance(reference, torch.Tensor) else reference), dtype=torch.float64
+    )
+    b = torch.as_tensor(
+        np.asarray(other.detach().cpu() if isinstance(other, torch.Tensor) else other), dtype=torch.float64
+    )
     scale = float(a.abs().max()) or 1.0
     return float((a - b).abs().max()) / scale
 
@@ -56,8 +60,10 @@ def main() -> int:
     torch.backends.cudnn.allow_tf32 = False
 
     cpu, gpu = load_model("squeezenet1_1", device="cpu"), load_model("squeezenet1_1", device=device)
-    print(f"torch {torch.__version__}; {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}; "
-          f"model {cpu.name}, layer {cpu.target_layer_name}")
+    print(
+        f"torch {torch.__version__}; {torch.cuda.get_device_name(device) if device.type == 'cuda' else device}; "
+        f"model {cpu.name}, layer {cpu.target_layer_name}"
+    )
     results: dict[str, float] = {}
     photo = sample_image_path("fruits")
     x_cpu = preprocess_imagenet_image(photo, cpu.transforms)
@@ -85,7 +91,9 @@ def main() -> int:
 
     masks = region_masks("fruits", cpu.transforms)
     scores = [
-        discriminativity_score(m["orange"]["guided_grad_cam"], m["lemon"]["guided_grad_cam"], (masks["orange"], masks["lemon"]))
+        discriminativity_score(
+            m["orange"]["guided_grad_cam"], m["lemon"]["guided_grad_cam"], (masks["orange"], masks["lemon"])
+        )
         for m in (maps_cpu, maps_gpu)
     ]
     results["discriminativity score"] = abs(scores[0].score - scores[1].score)
@@ -98,7 +106,9 @@ def main() -> int:
     results[f"randomised {name}: logits"] = relative(*randomised)
 
     curves = [
-        insertion_deletion(loaded.model, x, upsample_cam(m["lemon"]["grad_cam"], x.shape[-2:], "bilinear"), "lemon", steps=8)
+        insertion_deletion(
+            loaded.model, x, upsample_cam(m["lemon"]["grad_cam"], x.shape[-2:], "bilinear"), "lemon", steps=8
+        )
         for loaded, x, m in ((cpu, x_cpu, maps_cpu), (gpu, x_gpu, maps_gpu))
     ]
     results["deletion curve"] = relative(curves[0].deletion, curves[1].deletion)

@@ -31,7 +31,7 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Callable
+from collections.abc import Callable
 
 import captum
 import torch
@@ -199,16 +199,18 @@ def main() -> None:
         return
 
     model, x, classes = setup(args.device, args.size)
-    print(f"VGG16 (random weights), 1x3x{args.size}x{args.size}, classes {classes}, device={args.device}, "
-          f"torch {torch.__version__}, captum {captum.__version__}, threads={torch.get_num_threads()}")
+    print(
+        f"VGG16 (random weights), 1x3x{args.size}x{args.size}, classes {classes}, device={args.device}, "
+        f"torch {torch.__version__}, captum {captum.__version__}, threads={torch.get_num_threads()}"
+    )
     for key in VARIANTS:  # warm-up
         VARIANTS[key][1](model, x, classes)
     times: dict[str, list[float]] = {key: [] for key in VARIANTS}
     maps: dict[str, Maps] = {}
     order = list(VARIANTS)
     for repeat in range(args.repeats):
-        for key in order[repeat % 3:] + order[: repeat % 3]:
-            seconds, maps[key] = timed(lambda: VARIANTS[key][1](model, x, classes), args.device)
+        for key in order[repeat % 3 :] + order[: repeat % 3]:
+            seconds, maps[key] = timed(lambda key=key: VARIANTS[key][1](model, x, classes), args.device)
             times[key].append(seconds)
         print(f"repeat {repeat + 1}: " + "  ".join(f"{k}={times[k][-1]:.3f}s" for k in VARIANTS), flush=True)
     medians = {key: statistics.median(values) for key, values in times.items()}
@@ -216,8 +218,10 @@ def main() -> None:
         peak = peak_in_subprocess(key, args.device, args.size)
         print(f"({key}) {label:<22} median {medians[key]:.3f} s   peak memory {peak}")
     print(f"max |a - c| = {max_abs_diff(maps['a'], maps['c']):.3g} (the floor computes the same maps)")
-    print(f"speedup_vs_captum={medians['a'] / medians['b']:.2f} floor_ratio={medians['b'] / medians['c']:.2f} "
-          f"max_abs_diff={max_abs_diff(maps['a'], maps['b']):.3g}")
+    print(
+        f"speedup_vs_captum={medians['a'] / medians['b']:.2f} floor_ratio={medians['b'] / medians['c']:.2f} "
+        f"max_abs_diff={max_abs_diff(maps['a'], maps['b']):.3g}"
+    )
 
 
 if __name__ == "__main__":

@@ -98,9 +98,16 @@ def build(
     try:
         try:
             app = Sphinx(
-                srcdir=source, confdir=BOOK, outdir=staging / "html", doctreedir=staging / "doctrees",
-                buildername="html", confoverrides=overrides, freshenv=True, warningiserror=True,
-                status=None if quiet else sys.stdout, warning=sys.stderr,
+                srcdir=source,
+                confdir=BOOK,
+                outdir=staging / "html",
+                doctreedir=staging / "doctrees",
+                buildername="html",
+                confoverrides=overrides,
+                freshenv=True,
+                warningiserror=True,
+                status=None if quiet else sys.stdout,
+                warning=sys.stderr,
             )
             app.build(force_all=True)
         except Exception as error:  # Sphinx wraps what the extensions raise: report the course's own message
@@ -125,17 +132,32 @@ def update_guide(manifest: dict[str, object], guide: Path = GUIDE_FILE) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python book/build.py [--out DIR] [--only NAME ...] [--without-solutions] [--rerun] [--update-guide]``."""
+    """Command line: ``python book/build.py [--out DIR] [--only NAME ...] [--without-solutions] [--rerun]``.
+
+    Also ``[--update-guide]``: write the measured agenda into docs/instructor_guide.md.
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the site goes (default: build/html)")
-    parser.add_argument("--only", action="append", default=[], metavar="NAME",
-                        help="execute only these notebooks (file-name prefix under notebooks/), e.g. --only 00")
-    parser.add_argument("--without-solutions", action="store_true",
-                        help="leave out notebooks/solutions/ and the instructor guide (a site for learners)")
-    parser.add_argument("--rerun", action="store_true",
-                        help="execute every notebook even when the cache holds its outputs (re-measures the agenda)")
-    parser.add_argument("--update-guide", action="store_true",
-                        help="also write the measured agenda into docs/instructor_guide.md")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="execute only these notebooks (file-name prefix under notebooks/), e.g. --only 00",
+    )
+    parser.add_argument(
+        "--without-solutions",
+        action="store_true",
+        help="leave out notebooks/solutions/ and the instructor guide (a site for learners)",
+    )
+    parser.add_argument(
+        "--rerun",
+        action="store_true",
+        help="execute every notebook even when the cache holds its outputs (re-measures the agenda)",
+    )
+    parser.add_argument(
+        "--update-guide", action="store_true", help="also write the measured agenda into docs/instructor_guide.md"
+    )
     parser.add_argument("--source", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     args = parser.parse_args(argv)
@@ -143,8 +165,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--update-guide needs the whole course; leave out --only and --without-solutions.")
     start = time.perf_counter()
     try:
-        manifest = build(args.out, source=args.source, only=args.only, without_solutions=args.without_solutions,
-                         rerun=args.rerun, quiet=args.quiet)
+        manifest = build(
+            args.out,
+            source=args.source,
+            only=args.only,
+            without_solutions=args.without_solutions,
+            rerun=args.rerun,
+            quiet=args.quiet,
+        )
     except SiteBuildError as error:
         print(f"make html failed; the previous site, if any, is untouched: {error}", file=sys.stderr)
         return 1

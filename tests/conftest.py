@@ -68,12 +68,13 @@ LAB_SETTINGS = {
 }
 
 _FINISHED = """() => {
-  const prompts = [...document.querySelectorAll('%(nb)s .jp-CodeCell .jp-InputPrompt')];
+  const prompts = [...document.querySelectorAll('__NOTEBOOK__ .jp-CodeCell .jp-InputPrompt')];
   const running = prompts.some(p => p.textContent.includes('*'));
   const all = prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-  const error = document.querySelector('%(nb)s .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+  const error = document.querySelector(
+    '__NOTEBOOK__ .jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
   return !running && (all || error !== null);
-}""" % {"nb": VISIBLE_NOTEBOOK}
+}""".replace("__NOTEBOOK__", VISIBLE_NOTEBOOK)
 
 _KERNEL_READY = """name => {
   const widget = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -223,7 +224,7 @@ def _processes_using(folder: Path) -> list[int]:
 
 
 def _stop(process: subprocess.Popen[bytes], runtime: Path) -> None:
-    """SIGTERM to the server's process group (it shuts its kernels down), SIGKILL if it lingers, then any kernel left."""
+    """SIGTERM to the server's process group (it stops its kernels); SIGKILL if it lingers; then any kernel left."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -260,9 +261,15 @@ def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
     }
     port, token = _free_port(), secrets.token_hex(24)
     command = [
-        sys.executable, "-m", "jupyterlab", "--no-browser",
-        "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={folders['root']}",
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        "--ServerApp.ip=127.0.0.1",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={folders['root']}",
         "--LabApp.expose_app_in_browser=True",  # lets the test read the notebook's outputs from the page
     ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
@@ -270,7 +277,12 @@ def lab(chromium: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab
     log = base / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            command, cwd=folders["root"], env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            command,
+            cwd=folders["root"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:
@@ -294,7 +306,10 @@ def playwright(chromium: str) -> Iterator[Any]:
 def _chromium_page(playwright: Any, chromium: str, profile: Path) -> Iterator[Any]:
     """A headless Chromium page with a fresh profile, closed on every path."""
     context = playwright.chromium.launch_persistent_context(
-        str(profile), executable_path=chromium, headless=True, args=list(CHROMIUM_FLAGS),
+        str(profile),
+        executable_path=chromium,
+        headless=True,
+        args=list(CHROMIUM_FLAGS),
         viewport={"width": 1280, "height": 900},
     )
     try:

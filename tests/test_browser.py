@@ -93,7 +93,9 @@ def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_s
         page.wait_for_url("**/notebooks/00_start_here.html")
         figures = page.locator(".cell_output img")
         assert figures.count() >= 1
-        assert all(figures.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(figures.count()))
+        assert all(
+            figures.nth(i).evaluate("img => img.complete && img.naturalWidth > 0") for i in range(figures.count())
+        )
         _screenshot(page, "site-00_start_here")
 
         page.locator("a.right-next").click()

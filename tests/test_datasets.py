@@ -64,7 +64,12 @@ def pixels(image: Image.Image) -> np.ndarray:
 def test_sample_images_resolve_to_the_repository_data_folder_from_any_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert DATA_DIR == REPO_DATA
-    assert dict(SAMPLE_IMAGES) == {"cat": "cat.png", "coffee": "coffee.png", "squirrel": "squirrel.jpg", "fruits": "fruits.jpg"}
+    assert dict(SAMPLE_IMAGES) == {
+        "cat": "cat.png",
+        "coffee": "coffee.png",
+        "squirrel": "squirrel.jpg",
+        "fruits": "fruits.jpg",
+    }
     assert sample_image_path("cat") == REPO_DATA / "cat.png"
     assert sample_image_path(" Coffee ") == REPO_DATA / "coffee.png"
     assert load_image(sample_image_path("cat")).size == (451, 300)
@@ -433,10 +438,15 @@ def png_cut_inside_ihdr() -> bytes:
     return buffer.getvalue()[:20]  # signature (8) + IHDR length and type (8) + 4 of its 13 data bytes
 
 
-@pytest.mark.parametrize(("content", "reason"), [(bad_bmp(), "Unsupported BMP header type"), (png_cut_inside_ihdr(), "Truncated")],
-                         ids=["bmp-header-size-7", "png-cut-in-ihdr"])
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(bad_bmp(), "Unsupported BMP header type"), (png_cut_inside_ihdr(), "Truncated")],
+    ids=["bmp-header-size-7", "png-cut-in-ihdr"],
+)
 def test_damaged_headers_in_bytes_give_one_line_naming_the_file(content, reason):
-    with pytest.raises(ImageLoadError, match=rf"^Cannot load image 'upload.bmp': PIL cannot decode it \({reason}") as caught:
+    with pytest.raises(
+        ImageLoadError, match=rf"^Cannot load image 'upload.bmp': PIL cannot decode it \({reason}"
+    ) as caught:
         decode_image(content, "upload.bmp")
     assert "\n" not in str(caught.value)
     assert "PIL cannot decode it" in load_error(content)  # load_image takes a file's bytes too

@@ -60,9 +60,11 @@ def rich_pair() -> tuple[torch.Tensor, torch.Tensor]:
 
 def reference(s_a, s_b) -> np.ndarray:
     """The recipe written out independently: |.| summed over channels, / own max, A - B."""
+
     def scaled(s):
         m = np.abs(np.asarray(s, dtype=np.float64)).reshape(-1, *np.shape(s)[-2:]).sum(0)
         return m / m.max() if m.max() > 0 else m
+
     return scaled(s_a) - scaled(s_b)
 
 
@@ -87,7 +89,11 @@ def test_scale_01_keeps_a_zero_map_zero_and_leaves_its_input_alone():
 @pytest.mark.parametrize(
     "saliency, error, message",
     [
-        (torch.zeros(2, 3, 4, 4), ValueError, r"saliency must be H x W, C x H x W or 1 x C x H x W, got shape \(2, 3, 4, 4\)"),
+        (
+            torch.zeros(2, 3, 4, 4),
+            ValueError,
+            r"saliency must be H x W, C x H x W or 1 x C x H x W, got shape \(2, 3, 4, 4\)",
+        ),
         (np.array([[np.nan, 1.0]]), ValueError, "saliency contains NaN or infinite values"),
         ([[1.0, 2.0]], TypeError, "saliency must be a numpy array or a torch tensor, not list"),
     ],
@@ -123,7 +129,9 @@ def test_robust_scaling_divides_by_the_percentile_and_clips_above_it():
     scaled = scale_01(values, clip_percentile=50)
     assert scaled.max() == 1.0 and (scaled == 1.0).sum() == 50
     assert scaled[0, 0] == pytest.approx(1.0 / np.percentile(values, 50))
-    assert np.array_equal(scale_01(values, clip_percentile=100), scale_01(values)), "the 100th percentile is the maximum"
+    assert np.array_equal(scale_01(values, clip_percentile=100), scale_01(values)), (
+        "the 100th percentile is the maximum"
+    )
 
 
 def test_robust_scaling_of_a_sparse_map_falls_back_to_the_maximum():
@@ -152,9 +160,11 @@ def test_robust_scaling_makes_a_heavy_tailed_map_readable():
     ],
 )
 def test_bad_clip_percentiles_are_named(bad, error, message):
-    for call in (lambda: scale_01(np.ones((3, 3)), clip_percentile=bad),
-                 lambda: discriminativity_map(np.ones((3, 3)), np.ones((3, 3)), clip_percentile=bad),
-                 lambda: discriminativity_score(np.ones((3, 3)), np.ones((3, 3)), clip_percentile=bad)):
+    for call in (
+        lambda: scale_01(np.ones((3, 3)), clip_percentile=bad),
+        lambda: discriminativity_map(np.ones((3, 3)), np.ones((3, 3)), clip_percentile=bad),
+        lambda: discriminativity_score(np.ones((3, 3)), np.ones((3, 3)), clip_percentile=bad),
+    ):
         with pytest.raises(error, match=message):
             call()
 
@@ -211,7 +221,9 @@ def test_tiny_differences_score_tiny_although_the_self_scaled_picture_is_full_ra
 def test_disjoint_maps_on_their_own_objects_score_one_and_on_each_others_zero():
     a, b = blob(1, 1), blob(2, 4)
     right_place = discriminativity_score(a, b, HALVES)
-    assert right_place == DiscriminativityReport(score=1.0, separation=1.0, localisation=1.0, correlation=right_place.correlation)
+    assert right_place == DiscriminativityReport(
+        score=1.0, separation=1.0, localisation=1.0, correlation=right_place.correlation
+    )
     wrong_place = discriminativity_score(a, b, (HALVES[1], HALVES[0]))
     assert wrong_place.separation == 1.0 and wrong_place.localisation == 0.0 and wrong_place.score == 0.0
 
@@ -222,7 +234,11 @@ def test_score_formula_on_a_hand_computed_example():
     # Scaled maps equal the inputs (max 1). D = [0.5, 0.5, 0, 0, -1, 0] per row; sum|D| = 2, sum(a + b) = 3.
     # Red (0.5 + 0.5) lies on the left half, blue (1) on the right: localisation 1.
     report = discriminativity_score(a, b, HALVES)
-    assert report.separation == pytest.approx(2 / 3) and report.localisation == 1.0 and report.score == pytest.approx(2 / 3)
+    assert (
+        report.separation == pytest.approx(2 / 3)
+        and report.localisation == 1.0
+        and report.score == pytest.approx(2 / 3)
+    )
     # Moving B's blob onto the left half puts its blue in A's region: localisation 1 / 2.
     b_left = np.array([[0.5, 0.0, 1.0, 0.0, 0.0, 0.0]] * 4)
     assert discriminativity_score(a, b_left, HALVES).localisation == pytest.approx(0.5)
@@ -260,11 +276,17 @@ def test_map_correlation_inside_a_mask_ignores_the_rest():
 @pytest.mark.parametrize(
     "masks, message",
     [
-        ((LEFT[:, :5], ~LEFT), r"mask_a has shape \(4, 5\) but the maps are 4 x 6; build masks on the model input's grid"),
+        (
+            (LEFT[:, :5], ~LEFT),
+            r"mask_a has shape \(4, 5\) but the maps are 4 x 6; build masks on the model input's grid",
+        ),
         ((LEFT, np.zeros((4, 6), dtype=bool)), r"mask_b is empty \(no True pixel\)"),
         ((LEFT, np.full((4, 6), 0.5)), r"mask_b must be boolean \(True on the object\) or 0/1"),
         (LEFT, r"masks must be a pair \(mask_a, mask_b\)"),
-        ((np.ones((4, 6), dtype=bool), np.ones((4, 6), dtype=bool)), r"mask_a and mask_b overlap \(24 pixels are in both\)"),
+        (
+            (np.ones((4, 6), dtype=bool), np.ones((4, 6), dtype=bool)),
+            r"mask_a and mask_b overlap \(24 pixels are in both\)",
+        ),
         ((LEFT, np.ones((4, 6), dtype=bool)), r"overlap \(12 pixels are in both\); mark each object's own pixels"),
     ],
 )
@@ -306,7 +328,13 @@ def test_paired_maps_gives_each_method_on_the_input_grid_from_one_forward_pass()
 @pytest.mark.parametrize(
     "class_a, class_b, error, message",
     [
-        ("cup", 1, ValueError, r"class_a 'cup' and class_b 1 are the same class \('cup', index 1\); the test compares two different classes"),
+        (
+            "cup",
+            1,
+            ValueError,
+            r"class_a 'cup' and class_b 1 are the same class \('cup', index 1\); "
+            r"the test compares two different classes",
+        ),
         ("dog", "DOG", ValueError, "are the same class"),
         ("cat", "cupp", ValueError, r"class_b: Unknown class name 'cupp'; closest: 'cup'"),
         (3, "cat", ValueError, r"class_a: Class index 3 is out of range; valid: 0-2"),
@@ -326,7 +354,12 @@ def test_imagenet_names_are_the_default_categories():
 def test_paired_maps_takes_one_image_only():
     with pytest.raises(ValueError, match=r"x must be one image, 1 x C x H x W or C x H x W, got \(2, 3, 8, 8\)"):
         paired_maps(tiny_net(), "1", torch.rand(2, 3, 8, 8), 0, 1, categories=CATEGORIES)
-    assert paired_maps(tiny_net(), "1", torch.rand(3, 8, 8), 0, 1, categories=CATEGORIES)["grad_cam"][0].shape == (1, 1, 8, 8)
+    assert paired_maps(tiny_net(), "1", torch.rand(3, 8, 8), 0, 1, categories=CATEGORIES)["grad_cam"][0].shape == (
+        1,
+        1,
+        8,
+        8,
+    )
 
 
 # --- lesson 04: the offline model's picture, and the two notebooks -----------------------------------
@@ -341,14 +374,20 @@ def test_the_lessons_claims_hold_on_the_composite(offline):
     pair = two_class_image(sample_image_path("cat"), sample_image_path("coffee"), crop_at=(0.5, 0.25))
     x = preprocess_imagenet_image(pair.image, offline.transforms, keep_aspect=False)
     pairs = paired_maps(offline.model, offline.target_layer, x, "Egyptian cat", "espresso")
-    gbp, cam, guided = (discriminativity_score(*pairs[m], pair.masks) for m in ("guided_backprop", "grad_cam", "guided_grad_cam"))
+    gbp, cam, guided = (
+        discriminativity_score(*pairs[m], pair.masks) for m in ("guided_backprop", "grad_cam", "guided_grad_cam")
+    )
     assert min(cam.score, guided.score) > 2 * gbp.score, (gbp, cam, guided)
     assert gbp.localisation > 0.9 and gbp.correlation > 0.5 and cam.correlation < 0.2
     assert min(map_correlation(*pairs["guided_backprop"], mask) for mask in pair.masks) > 0.85
-    # Paleness under the article's scaling is heavy tails, not cancelling: Guided Grad-CAM is as pale as GBP but separates more.
+    # Paleness under the article's scaling is heavy tails, not cancelling:
+    # Guided Grad-CAM is as pale as GBP but separates more.
     pale = {m: np.abs(discriminativity_map(*pairs[m])).mean() for m in ("guided_backprop", "guided_grad_cam")}
     assert max(pale.values()) < 0.05 and max(pale.values()) < 1.5 * min(pale.values())
-    article = {m: discriminativity_score(*pairs[m], clip_percentile=None).separation for m in ("guided_backprop", "guided_grad_cam")}
+    article = {
+        m: discriminativity_score(*pairs[m], clip_percentile=None).separation
+        for m in ("guided_backprop", "guided_grad_cam")
+    }
     assert article["guided_grad_cam"] > 1.5 * article["guided_backprop"]
 
 
@@ -358,7 +397,9 @@ def test_the_classifier_grid_explains_part_of_gbps_separation_not_its_location(o
     ablated = copy.deepcopy(offline.model)
     ablated.classifier[2] = nn.Identity()
     with_grid, without = (
-        discriminativity_score(*paired_maps(net, "features.12", x, "Egyptian cat", "espresso")["guided_backprop"], pair.masks)
+        discriminativity_score(
+            *paired_maps(net, "features.12", x, "Egyptian cat", "espresso")["guided_backprop"], pair.masks
+        )
         for net in (offline.model, ablated)
     )
     assert without.separation < 0.75 * with_grid.separation and without.localisation > 0.9, (with_grid, without)
@@ -369,7 +410,9 @@ def test_on_the_fruits_photo_grad_cam_separates_orange_from_lemon_and_gbp_does_n
     fruits = open_photo("fruits", offline)
     masks = (fruits.masks["orange"], fruits.masks["lemon"])
     pairs = paired_maps(offline.model, offline.target_layer, fruits.x, "orange", "lemon")
-    gbp, cam, guided = (discriminativity_score(*pairs[m], masks) for m in ("guided_backprop", "grad_cam", "guided_grad_cam"))
+    gbp, cam, guided = (
+        discriminativity_score(*pairs[m], masks) for m in ("guided_backprop", "grad_cam", "guided_grad_cam")
+    )
     assert gbp.correlation > 0.95 and gbp.separation < 0.06, gbp
     assert min(cam.separation, guided.separation) > 3 * gbp.separation, (gbp, cam, guided)
     picture = discriminativity_map(*pairs["grad_cam"], clip_percentile=GRADIENT_CLIP_PERCENTILE)

@@ -39,8 +39,13 @@ def two_layer_net() -> nn.Sequential:
     """Two convolutions on an 8 x 8 grid (layers "1" and "3"), in-place ReLUs, three classes."""
     torch.manual_seed(3)
     return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 3),
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(6, 6, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 3),
     ).eval()
 
 
@@ -57,7 +62,9 @@ def case() -> tuple[nn.Sequential, torch.Tensor, int]:
 def parts(net: nn.Module, layer: str, x: torch.Tensor, cls: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The layer's activations, the logit's gradient and the softmax probability's gradient."""
     kept = {}
-    handle = dict(net.named_modules())[layer].register_forward_hook(lambda m, i, out: kept.update(A=out.clone()) or kept["A"])
+    handle = dict(net.named_modules())[layer].register_forward_hook(
+        lambda m, i, out: kept.update(A=out.clone()) or kept["A"]
+    )
     try:
         logits = net(x)
     finally:
@@ -91,7 +98,10 @@ def test_a_right_grad_cam_passes_at_every_layer_and_the_check_prints_it(case, ca
     for layer in ("1", "3"):
         verdict = check_grad_cam(right_grad_cam, net, layer, x, cls, label=f"layer {layer}")
         assert verdict.passed
-    assert capsys.readouterr().out.splitlines()[0] == "layer 1: Correct: your Grad-CAM at 1 (8 x 8) equals utils.saliency.grad_cam."
+    assert (
+        capsys.readouterr().out.splitlines()[0]
+        == "layer 1: Correct: your Grad-CAM at 1 (8 x 8) equals utils.saliency.grad_cam."
+    )
 
 
 def grad_cam_mistake(kind: str):
@@ -108,7 +118,9 @@ def grad_cam_mistake(kind: str):
             "normalised": lambda: (c := right_grad_cam(net, layer, x, cls)) / c.max(),
             "other layer": lambda: right_grad_cam(net, "3" if layer == "1" else "1", x, cls),
             "top class": lambda: right_grad_cam(net, layer, x, int(net(x).argmax())),
-            "channels": lambda: F.relu(weighted(grad.mean(dim=(2, 3), keepdim=True), A) * torch.ones(1, 2, 1, 1)).squeeze(0),
+            "channels": lambda: F.relu(
+                weighted(grad.mean(dim=(2, 3), keepdim=True), A) * torch.ones(1, 2, 1, 1)
+            ).squeeze(0),
         }[kind]()
 
     return answer
@@ -141,8 +153,14 @@ def pooled_net() -> nn.Sequential:
     """Layer "1" on the 8 x 8 input grid, layer "4" on a 4 x 4 grid after max-pooling."""
     torch.manual_seed(0)
     return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     ).eval()
 
 
@@ -156,7 +174,9 @@ def test_a_grad_cam_at_a_layer_of_another_size_is_named_as_the_wrong_layer():
 def test_a_grad_cam_upsampled_to_the_input_is_named(mode):
     x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, layer, x, t, upsample=mode), pooled_net(), "4", x, 0)
-    assert verdict.reason == "upsampled" and "return it at the layer's own grid, 4 x 4" in verdict.message, verdict.message
+    assert verdict.reason == "upsampled" and "return it at the layer's own grid, 4 x 4" in verdict.message, (
+        verdict.message
+    )
 
 
 def test_a_grad_cam_that_leaves_a_hook_or_changes_the_mode_is_wrong_even_with_the_right_map(case):
@@ -204,7 +224,10 @@ def test_relu_backward_rule_gives_the_plain_gradient_gbp_and_leaves_the_model_as
     net, x, cls = case
     image = x.clone().requires_grad_(True)
     (plain,) = torch.autograd.grad(net(image)[0, cls], image)
-    for rule, expected in [(lambda g, i: g * (i > 0), plain), (lambda g, i: F.relu(g) * (i > 0), guided_backprop(net, x, cls))]:
+    for rule, expected in [
+        (lambda g, i: g * (i > 0), plain),
+        (lambda g, i: F.relu(g) * (i > 0), guided_backprop(net, x, cls)),
+    ]:
         image = x.clone().requires_grad_(True)
         with relu_backward_rule(net, rule):
             (got,) = torch.autograd.grad(net(image)[0, cls], image)
@@ -227,8 +250,12 @@ def test_the_deconvnet_rule_equals_captums_deconvolution_on_the_offline_model(ca
 
     loaded = load_model("squeezenet1_1", device="cpu")
     photo = open_photo("squirrel", loaded)
-    verdict = check_deconv_rule(lambda grad_output, relu_input: F.relu(grad_output), loaded.model, photo.x, photo.top_class, label="deconvnet")
-    assert verdict.passed and capsys.readouterr().out.startswith("deconvnet: Correct: your rule at every ReLU gives Captum's Deconvolution")
+    verdict = check_deconv_rule(
+        lambda grad_output, relu_input: F.relu(grad_output), loaded.model, photo.x, photo.top_class, label="deconvnet"
+    )
+    assert verdict.passed and capsys.readouterr().out.startswith(
+        "deconvnet: Correct: your rule at every ReLU gives Captum's Deconvolution"
+    )
     guided = diagnose_deconv_rule(lambda g, i: F.relu(g) * (i > 0), loaded.model, photo.x, photo.top_class)
     assert guided.reason == "guided rule" and "that is Guided Backpropagation" in guided.message
 
@@ -255,8 +282,22 @@ def clamps_in_place(g, i):
         (lambda g, i: g.no_such_method(), "raised", "raised AttributeError"),
         (torch.zeros(3), "type", "write a function my_deconv_rule"),
     ],
-    ids=["guided", "plain", "identity", "abs", "negative", "sign", "input", "in-place", "shape", "values", "type",
-         "network", "raised", "not-a-function"],
+    ids=[
+        "guided",
+        "plain",
+        "identity",
+        "abs",
+        "negative",
+        "sign",
+        "input",
+        "in-place",
+        "shape",
+        "values",
+        "type",
+        "network",
+        "raised",
+        "not-a-function",
+    ],
 )
 def test_each_deconv_mistake_is_named(case, rule, reason, words):
     net, x, cls = case
@@ -285,7 +326,9 @@ def maps() -> tuple[torch.Tensor, torch.Tensor]:
     """GBP 1 x 3 x 16 x 16 with both signs, and a 3 x 3 Grad-CAM with zeros (as after its ReLU)."""
     generator = torch.Generator().manual_seed(0)
     gbp = torch.randn(1, 3, 16, 16, generator=generator)
-    cam = F.relu(torch.randn(1, 1, 3, 3, generator=generator)) + torch.tensor([[[[0.0, 0.5, 0.0], [1.0, 0.0, 2.0], [0.0, 0.3, 0.0]]]])
+    cam = F.relu(torch.randn(1, 1, 3, 3, generator=generator)) + torch.tensor(
+        [[[[0.0, 0.5, 0.0], [1.0, 0.0, 2.0], [0.0, 0.3, 0.0]]]]
+    )
     return gbp, cam
 
 
@@ -306,7 +349,9 @@ def test_a_right_guided_grad_cam_passes_as_function_or_tensor(maps, capsys):
         return gbp * F.interpolate(cam, size=gbp.shape[-2:], mode="bilinear")
 
     assert check_guided_grad_cam(my_guided_grad_cam, gbp, cam, label="squirrel").passed
-    assert capsys.readouterr().out == "squirrel: Correct: your Guided Grad-CAM equals GBP x bilinear-upsampled Grad-CAM.\n"
+    assert (
+        capsys.readouterr().out == "squirrel: Correct: your Guided Grad-CAM equals GBP x bilinear-upsampled Grad-CAM.\n"
+    )
     assert diagnose_guided_grad_cam(my_guided_grad_cam(gbp, cam).numpy(), gbp, cam).passed
 
 
@@ -357,7 +402,9 @@ def test_an_unanswered_guided_grad_cam_is_not_attempted(maps):
     def my_guided_grad_cam(gbp, cam):
         raise NotImplementedError("write my_guided_grad_cam")
 
-    with pytest.raises(AnswerCheckError, match=r"^squirrel: Not attempted: my_guided_grad_cam raises NotImplementedError"):
+    with pytest.raises(
+        AnswerCheckError, match=r"^squirrel: Not attempted: my_guided_grad_cam raises NotImplementedError"
+    ):
         check_guided_grad_cam(my_guided_grad_cam, *maps, label="squirrel")
 
 
@@ -376,12 +423,12 @@ def text(cell: dict) -> str:
     return "".join(cell["source"])
 
 
-
-
 @pytest.mark.parametrize("lesson", list(LESSONS))
 def test_each_lesson_asks_two_to_four_questions_with_folded_answers(lesson):
     cells = read_cells(ROOT / "notebooks" / lesson)
-    questions = next(text(c) for c in cells if c["cell_type"] == "markdown" and "## Check your understanding" in text(c))
+    questions = next(
+        text(c) for c in cells if c["cell_type"] == "markdown" and "## Check your understanding" in text(c)
+    )
     section = questions.split("## Check your understanding", 1)[1].split("\n## ", 1)[0]
     asked = re.findall(r"^\d\. ", section, flags=re.MULTILINE)
     assert 2 <= len(asked) <= 4 and section.count("<details><summary>Answer</summary>") == len(asked)

@@ -40,9 +40,11 @@ def rich_pair() -> tuple[torch.Tensor, torch.Tensor]:
 
 def a_learners_answer(s_a, s_b):
     """What the lesson asks for, written the way a learner might."""
+
     def scaled(s):
         m = s[0].abs().sum(dim=0)
         return m / m.max() if m.max() > 0 else m
+
     return scaled(s_a) - scaled(s_b)
 
 
@@ -65,7 +67,10 @@ def test_a_deliberately_wrong_answer_is_caught_for_the_right_reason(rich_pair):
     def swapped(s_a, s_b):  # the classes in the wrong order
         return a_learners_answer(s_b, s_a)
 
-    with pytest.raises(AnswerCheckError, match=r"^GBP: Not yet right \(sign\): the answer is S_B - S_A: the classes are in the wrong order"):
+    with pytest.raises(
+        AnswerCheckError,
+        match=r"^GBP: Not yet right \(sign\): the answer is S_B - S_A: the classes are in the wrong order",
+    ):
         check_discriminativity_map(swapped, s_a, s_b, label="GBP")
 
 
@@ -74,12 +79,23 @@ def test_a_deliberately_wrong_answer_is_caught_for_the_right_reason(rich_pair):
     [
         (lambda a, b: a[0].abs().sum(0) - b[0].abs().sum(0), "not scaled", "divide each map by its own maximum"),
         (lambda a, b: b[0].abs().sum(0) - a[0].abs().sum(0), "not scaled", "classes are in the wrong order"),
-        (lambda a, b: (a[0].abs().sum(0) - b[0].abs().sum(0)) / max(a.abs().sum(1).max(), b.abs().sum(1).max()),
-         "joint scaling", "divided by the same maximum"),
-        (lambda a, b: (d := a[0].abs().sum(0) - b[0].abs().sum(0)) / d.abs().max(), "scaled difference", r"scale each map to \[0, 1\] first"),
+        (
+            lambda a, b: (a[0].abs().sum(0) - b[0].abs().sum(0)) / max(a.abs().sum(1).max(), b.abs().sum(1).max()),
+            "joint scaling",
+            "divided by the same maximum",
+        ),
+        (
+            lambda a, b: (d := a[0].abs().sum(0) - b[0].abs().sum(0)) / d.abs().max(),
+            "scaled difference",
+            r"scale each map to \[0, 1\] first",
+        ),
         (lambda a, b: min_max(a) - min_max(b), "min-max", "minimum was subtracted; divide by the maximum only"),
         (lambda a, b: a_learners_answer(a.clamp(min=0), b.clamp(min=0)), "reduction", "only the positive parts"),
-        (lambda a, b: a_learners_answer(a.sum(1, keepdim=True), b.sum(1, keepdim=True)), "reduction", "summed before taking absolute values"),
+        (
+            lambda a, b: a_learners_answer(a.sum(1, keepdim=True), b.sum(1, keepdim=True)),
+            "reduction",
+            "summed before taking absolute values",
+        ),
         (lambda a, b: a_learners_answer(a, a), "zero", "subtracted from itself"),
         (lambda a, b: a_learners_answer(a, torch.zeros_like(b)), "not subtracted", "subtract the scaled S_B"),
         (lambda a, b: a_learners_answer(a, b)[None].repeat(3, 1, 1), "channels", "reduce each map to one channel"),
@@ -87,12 +103,30 @@ def test_a_deliberately_wrong_answer_is_caught_for_the_right_reason(rich_pair):
         (lambda a, b: a_learners_answer(a, b) * float("nan"), "not finite", "leave an all-zero map at zero"),
         (lambda a, b: a_learners_answer(a, b) + 0.3, "values", r"the largest difference is at pixel"),
         (lambda a, b: 3 * a_learners_answer(a, b) + 0.3, "not scaled", r"outside \[-1, 1\]"),
-        (lambda a, b: "a string", "type", "the answer is a str; return the map as an H x W numpy array or torch tensor"),
+        (
+            lambda a, b: "a string",
+            "type",
+            "the answer is a str; return the map as an H x W numpy array or torch tensor",
+        ),
         (lambda a, b: a.no_such_method(), "raised", "raised AttributeError"),
     ],
     ids=[
-        "not-scaled", "not-scaled-and-swapped", "joint-scaling", "scaled-difference", "min-max", "positive-parts", "abs-of-sum",
-        "same-map-twice", "no-subtraction", "channels", "shape", "nan", "values", "out-of-range", "type", "raised",
+        "not-scaled",
+        "not-scaled-and-swapped",
+        "joint-scaling",
+        "scaled-difference",
+        "min-max",
+        "positive-parts",
+        "abs-of-sum",
+        "same-map-twice",
+        "no-subtraction",
+        "channels",
+        "shape",
+        "nan",
+        "values",
+        "out-of-range",
+        "type",
+        "raised",
     ],
 )
 def test_each_usual_mistake_is_named(rich_pair, mistake, reason, words):
@@ -102,7 +136,9 @@ def test_each_usual_mistake_is_named(rich_pair, mistake, reason, words):
     assert re.search(words, verdict.message), verdict.message
 
 
-@pytest.mark.parametrize("answer", [None, ..., NotImplemented, lambda a, b: None], ids=["None", "Ellipsis", "NotImplemented", "returns None"])
+@pytest.mark.parametrize(
+    "answer", [None, ..., NotImplemented, lambda a, b: None], ids=["None", "Ellipsis", "NotImplemented", "returns None"]
+)
 def test_no_answer_is_not_attempted(rich_pair, answer):
     verdict = diagnose_discriminativity_map(answer, *rich_pair)
     assert (verdict.status, verdict.reason, verdict.passed) == ("not attempted", "not attempted", False)
@@ -113,7 +149,9 @@ def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(ri
     def my_discriminativity_map(s_a, s_b):
         raise NotImplementedError("write my_discriminativity_map")
 
-    with pytest.raises(AnswerCheckError, match=r"^Grad-CAM: Not attempted: my_discriminativity_map raises NotImplementedError"):
+    with pytest.raises(
+        AnswerCheckError, match=r"^Grad-CAM: Not attempted: my_discriminativity_map raises NotImplementedError"
+    ):
         check_discriminativity_map(my_discriminativity_map, *rich_pair, label="Grad-CAM")
     assert capsys.readouterr().out == "", "a failed check prints nothing; the error says it all"
 
@@ -146,14 +184,17 @@ def test_a_learner_function_cannot_change_the_maps_it_is_checked_on(rich_pair):
     assert torch.equal(s_a, kept)
 
 
-
-
-
 @pytest.mark.parametrize(
     "answer, words",
     [
-        (lambda a, b: a_learners_answer(a, b).numpy() + 1j, r"the answer is a complex array \(dtype complex(64|128)\); the map is real"),
-        (lambda a, b: a_learners_answer(a, b).to(torch.complex64), r"the answer is a complex tensor \(dtype complex64\)"),
+        (
+            lambda a, b: a_learners_answer(a, b).numpy() + 1j,
+            r"the answer is a complex array \(dtype complex(64|128)\); the map is real",
+        ),
+        (
+            lambda a, b: a_learners_answer(a, b).to(torch.complex64),
+            r"the answer is a complex tensor \(dtype complex64\)",
+        ),
         (lambda a, b: a_learners_answer(a, b).numpy() > 0, r"the answer is a boolean array \(dtype bool\)"),
         (lambda a, b: a_learners_answer(a, b) > 0, r"the answer is a boolean tensor \(dtype bool\)"),
         (lambda a, b: a_learners_answer(a, b).numpy().astype(str), r"the answer is a array of dtype <U"),
@@ -216,12 +257,20 @@ def test_a_deliberately_wrong_edge_map_is_caught_for_the_right_reason(picture):
     [
         (lambda p: np.abs(ndimage.sobel(gray_of(p), axis=1)), "one direction", "only the horizontal gradient gx"),
         (lambda p: np.abs(ndimage.sobel(gray_of(p), axis=0)), "one direction", "only the vertical gradient gy"),
-        (lambda p: np.abs(ndimage.sobel(gray_of(p), axis=1)) + np.abs(ndimage.sobel(gray_of(p), axis=0)), "L1", r"\|gx\| \+ \|gy\|"),
+        (
+            lambda p: np.abs(ndimage.sobel(gray_of(p), axis=1)) + np.abs(ndimage.sobel(gray_of(p), axis=0)),
+            "L1",
+            r"\|gx\| \+ \|gy\|",
+        ),
         (lambda p: filters.sobel(p @ np.array([0.2125, 0.7154, 0.0721])), "gray", "luminance weights"),
         (lambda p: np.hypot(*np.gradient(gray_of(p))), "not Sobel", "plain differences"),
         (lambda p: ndimage.sobel(gray_of(p), axis=1) + ndimage.sobel(gray_of(p), axis=0), "sign", "negative values"),
         (lambda p: -edge_map(p), "sign", "negative values"),
-        (lambda p: np.stack([edge_map(p[..., c]) for c in range(3)], axis=-1), "channels", "one map per colour channel"),
+        (
+            lambda p: np.stack([edge_map(p[..., c]) for c in range(3)], axis=-1),
+            "channels",
+            "one map per colour channel",
+        ),
         (lambda p: edge_map(p)[:10], "shape", r"shape \(10, 28\), expected 24 x 28"),
         (lambda p: edge_map(p) * np.nan, "not finite", "NaN"),
         (lambda p: np.zeros(p.shape[:2]), "zero", "zero everywhere"),
@@ -231,8 +280,24 @@ def test_a_deliberately_wrong_edge_map_is_caught_for_the_right_reason(picture):
         (lambda p: [[1.0]], "type", "the answer is a list"),
         (lambda p: p.no_such_method(), "raised", "raised AttributeError"),
     ],
-    ids=["gx-only", "gy-only", "l1", "luminance", "np-gradient", "signed", "negated", "per-channel", "shape", "nan",
-         "zero", "offset", "bool", "complex", "list", "raised"],
+    ids=[
+        "gx-only",
+        "gy-only",
+        "l1",
+        "luminance",
+        "np-gradient",
+        "signed",
+        "negated",
+        "per-channel",
+        "shape",
+        "nan",
+        "zero",
+        "offset",
+        "bool",
+        "complex",
+        "list",
+        "raised",
+    ],
 )
 def test_each_usual_edge_map_mistake_is_named(picture, mistake, reason, words):
     verdict = diagnose_edge_map(mistake, picture)

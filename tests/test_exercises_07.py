@@ -31,8 +31,9 @@ def setting() -> tuple[nn.Module, torch.Tensor, np.ndarray]:
     return linear_net(), x, np.random.default_rng(1).random((12, 12))
 
 
-def by_hand(*, start: str = "blur", descending: bool = True, reveal: bool = True, softmax: bool = True,
-            first: bool = True) -> Callable[..., list[float]]:
+def by_hand(
+    *, start: str = "blur", descending: bool = True, reveal: bool = True, softmax: bool = True, first: bool = True
+) -> Callable[..., list[float]]:
     """A learner's insertion curve, written as the lesson asks; the flags make the usual mistakes."""
 
     def curve(model: nn.Module, x: torch.Tensor, saliency: np.ndarray, target: int, steps: int) -> list[float]:
@@ -91,7 +92,9 @@ def test_no_answer_and_a_crash_are_reported() -> None:
     assert diagnose_insertion_curve("a curve", model, x, saliency, 2, steps=STEPS).reason == "type"
     assert diagnose_insertion_curve(np.ones((2, 3)), model, x, saliency, 2, steps=STEPS).reason == "type"
     assert diagnose_insertion_curve(["a", "b"], model, x, saliency, 2, steps=STEPS).reason == "type"
-    assert diagnose_insertion_curve(torch.ones(5, dtype=torch.bool), model, x, saliency, 2, steps=STEPS).reason == "type"
+    assert (
+        diagnose_insertion_curve(torch.ones(5, dtype=torch.bool), model, x, saliency, 2, steps=STEPS).reason == "type"
+    )
 
 
 def test_the_learner_cannot_change_the_inputs_the_checker_uses() -> None:

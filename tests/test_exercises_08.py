@@ -41,7 +41,9 @@ def test_a_correct_answer_passes_as_function_number_or_tensor(gbp_like):
     assert diagnose_box_share(lambda s, b: np.float32(right(s, b)), gbp_like, BOX).passed
 
 
-def with_box(saliency: torch.Tensor, rows: slice, columns: slice, *, signed: bool = False, channel: bool = False) -> float:
+def with_box(
+    saliency: torch.Tensor, rows: slice, columns: slice, *, signed: bool = False, channel: bool = False
+) -> float:
     values = saliency[0]
     values = values[0].abs() if channel else (values.sum(0) if signed else values.abs().sum(0))
     return float(values[rows, columns].sum() / values.sum())
@@ -57,10 +59,14 @@ MISTAKES = {
         lambda s, b: with_box(s, slice(b.left, b.left + b.width), slice(b.top, b.top + b.height)),
         "rows and columns are swapped",
     ),
-    "box +1": (lambda s, b: with_box(s, slice(b.top, b.top + b.height + 1), slice(b.left, b.left + b.width + 1)),
-               "one pixel too large"),
-    "box -1": (lambda s, b: with_box(s, slice(b.top, b.top + b.height - 1), slice(b.left, b.left + b.width - 1)),
-               "one pixel too small"),
+    "box +1": (
+        lambda s, b: with_box(s, slice(b.top, b.top + b.height + 1), slice(b.left, b.left + b.width + 1)),
+        "one pixel too large",
+    ),
+    "box -1": (
+        lambda s, b: with_box(s, slice(b.top, b.top + b.height - 1), slice(b.left, b.left + b.width - 1)),
+        "one pixel too small",
+    ),
 }
 
 
@@ -145,8 +151,6 @@ def read_cells(path: Path) -> list[dict]:
 
 def tags(cell: dict) -> list[str]:
     return cell.get("metadata", {}).get("tags", [])
-
-
 
 
 def test_the_lesson_ends_with_questions_whose_answers_are_folded():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
@@ -75,8 +75,15 @@ def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
 
 def upload_value(content: bytes, name: str) -> tuple[dict, ...]:
     """What ipywidgets 8's FileUpload holds after a browser upload."""
-    return ({"name": name, "type": "", "size": len(content), "content": memoryview(content),
-             "last_modified": datetime(2024, 1, 1, tzinfo=timezone.utc)},)
+    return (
+        {
+            "name": name,
+            "type": "",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime(2024, 1, 1, tzinfo=UTC),
+        },
+    )
 
 
 def hook_count(model: torch.nn.Module) -> int:
@@ -195,8 +202,12 @@ def test_view_says_when_the_layer_and_the_opacity_apply() -> None:
 def test_render_png_is_a_png_that_depends_on_every_setting(cat: ImageAnalysis) -> None:
     top, second = cat.top[0].index, cat.top[1].index
     views = [
-        View(top), View(top, opacity=0.9), View(second), View(top, layer="features.11"),
-        View(top, method="guided_backprop"), View(top, method="guided_grad_cam"),
+        View(top),
+        View(top, opacity=0.9),
+        View(second),
+        View(top, layer="features.11"),
+        View(top, method="guided_backprop"),
+        View(top, method="guided_grad_cam"),
         View(top, method="discriminativity", other=second),
         View(top, method="discriminativity", other=second, base="guided_grad_cam"),
     ]
@@ -229,7 +240,9 @@ def explorer(loaded: LoadedModel, counter: ForwardCounter) -> SaliencyExplorer:
     return built
 
 
-def test_the_explorer_opens_on_the_first_sample_with_its_top_classes(explorer: SaliencyExplorer, loaded: LoadedModel) -> None:
+def test_the_explorer_opens_on_the_first_sample_with_its_top_classes(
+    explorer: SaliencyExplorer, loaded: LoadedModel
+) -> None:
     assert explorer.image_choice.value == "cat" and list(explorer.image_choice.options) == list(SAMPLE_IMAGES)
     assert [v for _, v in explorer.target.options] == [p.index for p in explorer.analysis.top]
     assert explorer.target.value == explorer.analysis.top[0].index
@@ -239,12 +252,19 @@ def test_the_explorer_opens_on_the_first_sample_with_its_top_classes(explorer: S
     assert shown(explorer) == render_png(explorer.analysis, explorer.view)
 
 
-def test_method_opacity_and_class_changes_reuse_the_forward_pass(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+def test_method_opacity_and_class_changes_reuse_the_forward_pass(
+    explorer: SaliencyExplorer, counter: ForwardCounter
+) -> None:
     seen = [shown(explorer)]
     changes = [
-        (explorer.method, "guided_backprop"), (explorer.method, "guided_grad_cam"), (explorer.opacity, 0.8),
-        (explorer.target, explorer.analysis.top[2].index), (explorer.method, "discriminativity"),
-        (explorer.other, explorer.analysis.top[3].index), (explorer.base, "guided_backprop"), (explorer.method, "grad_cam"),
+        (explorer.method, "guided_backprop"),
+        (explorer.method, "guided_grad_cam"),
+        (explorer.opacity, 0.8),
+        (explorer.target, explorer.analysis.top[2].index),
+        (explorer.method, "discriminativity"),
+        (explorer.other, explorer.analysis.top[3].index),
+        (explorer.base, "guided_backprop"),
+        (explorer.method, "grad_cam"),
     ]
     for control, value in changes:
         control.value = value
@@ -288,7 +308,9 @@ def test_a_new_layer_runs_saliency_maps_once_at_that_layer(
     assert len(calls) == 1 and counter.count == 3
 
 
-def test_typing_a_category_adds_it_and_a_typo_shows_a_message(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+def test_typing_a_category_adds_it_and_a_typo_shows_a_message(
+    explorer: SaliencyExplorer, counter: ForwardCounter
+) -> None:
     before = shown(explorer)
     explorer.class_name.value = "Espresso"
     assert explorer.target.value == 967 and explorer.target.label.startswith("espresso (")
@@ -296,7 +318,9 @@ def test_typing_a_category_adds_it_and_a_typo_shows_a_message(explorer: Saliency
     assert shown(explorer) != before and counter.count == 3
     typed = shown(explorer)
     explorer.class_name.value = "espreso maker"
-    assert "Unknown class name 'espreso maker'; closest: 'espresso maker'" in explorer.message.value.replace("&#x27;", "'")
+    assert "Unknown class name 'espreso maker'; closest: 'espresso maker'" in explorer.message.value.replace(
+        "&#x27;", "'"
+    )
     assert shown(explorer) == typed and explorer.target.value == 967
     explorer.method.value = "guided_backprop"  # still working
     assert shown(explorer) != typed and "Problem" not in explorer.message.value
@@ -314,7 +338,9 @@ def test_the_class_box_takes_the_exact_name_and_lists_an_ambiguous_one(explorer:
     assert explorer.target.value == 264 and shown(explorer) == shown_before
 
 
-def test_an_upload_error_of_any_kind_shows_one_line(explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_upload_error_of_any_kind_shows_one_line(
+    explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise OSError("disk on fire")
 
@@ -326,14 +352,20 @@ def test_an_upload_error_of_any_kind_shows_one_line(explorer: SaliencyExplorer, 
 BAD_UPLOADS = [
     (b"GIF89a? no, just text", {}, "is not an image PIL can read"),
     (png_bytes(Image.new("RGB", (64, 64)))[:60], {}, "PIL cannot decode it"),
-    (b"BM" + bytes(12) + (7).to_bytes(4, "little") + bytes(64), {}, "PIL cannot decode it (Unsupported BMP header type (7))"),
+    (
+        b"BM" + bytes(12) + (7).to_bytes(4, "little") + bytes(64),
+        {},
+        "PIL cannot decode it (Unsupported BMP header type (7))",
+    ),
     (png_bytes(Image.new("RGB", (64, 64)))[:20], {}, "PIL cannot decode it (Truncated File Read)"),  # cut inside IHDR
     (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_pixels": 10_000}, "300x200 pixels is over the limit"),
     (png_bytes(Image.new("RGB", (300, 200))), {"max_upload_bytes": 100}, "MB, over the limit"),
 ]
 
 
-def test_bad_uploads_show_a_message_and_the_explorer_keeps_working(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+def test_bad_uploads_show_a_message_and_the_explorer_keeps_working(
+    explorer: SaliencyExplorer, counter: ForwardCounter
+) -> None:
     methods = iter(["guided_backprop", "guided_grad_cam", "grad_cam", "guided_backprop", "guided_grad_cam", "grad_cam"])
     for content, limits, message in BAD_UPLOADS:  # not an image, unreadable (x3), too many pixels, too many bytes
         explorer.max_upload_bytes, explorer.max_upload_pixels = MAX_UPLOAD_BYTES, MAX_UPLOAD_PIXELS
@@ -411,8 +443,14 @@ def test_captum_methods_are_views_without_a_layer_and_can_be_compared() -> None:
     assert set(explorer_module.CAPTUM_METHODS) <= set(explorer_module.METHODS) & set(explorer_module.BASE_METHODS)
     assert not View(1, method="smoothgrad").uses_layer and not View(1, method="integrated_gradients").uses_layer
     assert View(1, method="integrated_gradients").captum_maps == (("integrated_gradients", 1),)
-    assert View(1, method="discriminativity", other=2, base="smoothgrad").captum_maps == (("smoothgrad", 1), ("smoothgrad", 2))
-    assert View(1, method="guided_backprop").captum_maps == () and View(1, method="discriminativity", other=2).captum_maps == ()
+    assert View(1, method="discriminativity", other=2, base="smoothgrad").captum_maps == (
+        ("smoothgrad", 1),
+        ("smoothgrad", 2),
+    )
+    assert (
+        View(1, method="guided_backprop").captum_maps == ()
+        and View(1, method="discriminativity", other=2).captum_maps == ()
+    )
 
 
 def test_smoothgrad_is_captums_noise_tunnel_seeded_and_leaves_the_global_random_state(
@@ -429,12 +467,20 @@ def test_smoothgrad_is_captums_noise_tunnel_seeded_and_leaves_the_global_random_
     torch.manual_seed(explorer_module.SMOOTHGRAD_SEED)
     stdev = explorer_module.SMOOTHGRAD_NOISE * float(cat.x.max() - cat.x.min())
     expected = NoiseTunnel(Saliency(loaded.model)).attribute(
-        cat.x.clone(), target=target, abs=False, nt_type="smoothgrad", nt_samples=2, nt_samples_batch_size=2, stdevs=stdev
+        cat.x.clone(),
+        target=target,
+        abs=False,
+        nt_type="smoothgrad",
+        nt_samples=2,
+        nt_samples_batch_size=2,
+        stdevs=stdev,
     )
     assert first.shape == (1, 3, 224, 224) and torch.allclose(first, expected, atol=1e-6)
 
 
-def test_integrated_gradients_starts_at_a_zero_baseline_and_is_nearly_complete(loaded: LoadedModel, cat: ImageAnalysis) -> None:
+def test_integrated_gradients_starts_at_a_zero_baseline_and_is_nearly_complete(
+    loaded: LoadedModel, cat: ImageAnalysis
+) -> None:
     target = cat.top[0].index
     analysis = ImageAnalysis(loaded, sample_image_path("cat"), top_k=1)
     attribution = analysis.attribution("integrated_gradients", target)
@@ -445,9 +491,13 @@ def test_integrated_gradients_starts_at_a_zero_baseline_and_is_nearly_complete(l
     assert abs(float(attribution.sum()) - change) < 0.1 * abs(change), (float(attribution.sum()), change)
 
 
-def test_the_captum_maps_render_as_gradient_maps_whatever_the_layer(cat: ImageAnalysis, counter: ForwardCounter) -> None:
+def test_the_captum_maps_render_as_gradient_maps_whatever_the_layer(
+    cat: ImageAnalysis, counter: ForwardCounter
+) -> None:
     top = cat.top[0]
-    pictures = {m: render_png(cat, View(top.index, method=m)) for m in ("guided_backprop", "smoothgrad", "integrated_gradients")}
+    pictures = {
+        m: render_png(cat, View(top.index, method=m)) for m in ("guided_backprop", "smoothgrad", "integrated_gradients")
+    }
     assert all(p.startswith(PNG_SIGNATURE) for p in pictures.values()) and len(set(pictures.values())) == 3
     computed = counter.count
     assert render_png(cat, View(top.index, method="smoothgrad", layer="features.11")) == pictures["smoothgrad"]
@@ -485,10 +535,14 @@ def test_a_captum_map_is_computed_once_per_image_class_and_method(
     assert select(explorer.method, "smoothgrad") == 0
     assert select(explorer.target, second) == 1 and steps[-1] != steps[0]  # another class: computed
     assert select(explorer.target, top) == 0 and steps[-1] == steps[0]
-    assert select(explorer.image_choice, "coffee") == 2  # another image: the prediction and SmoothGrad (no Grad-CAM yet)
+    assert (
+        select(explorer.image_choice, "coffee") == 2
+    )  # another image: the prediction and SmoothGrad (no Grad-CAM yet)
     assert explorer.method.value == "smoothgrad" and explorer.progress.layout.display == "none"
     assert select(explorer.image_choice, "cat") == 0 and steps[-1] == steps[0]
-    assert explorer.forward_passes == counter.count == 7  # 2 + 3 Captum maps + coffee 2: the explorer agrees with the hook
+    assert (
+        explorer.forward_passes == counter.count == 7
+    )  # 2 + 3 Captum maps + coffee 2: the explorer agrees with the hook
 
 
 def test_a_discriminativity_map_of_smoothgrad_computes_both_classes_once(

@@ -70,7 +70,9 @@ def test_only_the_lessons_check_cells_may_raise_and_they_call_a_checker(name: st
     checks = {i for i, c in enumerate(learner) if "check" in tags(c)}
     assert checks and checks == {i for i, c in enumerate(solution) if "check" in tags(c)}
     assert {i for i, c in enumerate(learner) if "raises-exception" in tags(c)} == checks
-    assert all(re.search(r"\bcheck_\w+\(", source(learner[i])) for i in checks), f"{name}: a check cell calls no checker"
+    assert all(re.search(r"\bcheck_\w+\(", source(learner[i])) for i in checks), (
+        f"{name}: a check cell calls no checker"
+    )
     assert not any("raises-exception" in tags(c) for c in solution), f"{name}: the solution's checks must pass"
 
 

@@ -45,7 +45,8 @@ Image.open(sample_image_path("cat")).save(ordinary, format="PNG")
 run(ordinary.getvalue())  # warm up: imports, the model's first forward pass, allocator pools
 before = peak()
 soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-resource.setrlimit(resource.RLIMIT_DATA, (int((before + cap_mb) * 2**20) if soft == resource.RLIM_INFINITY else soft, hard))
+limit = int((before + cap_mb) * 2**20) if soft == resource.RLIM_INFINITY else soft
+resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 try:
     shape = list(run(strip).shape)
 except MemoryError:
@@ -60,7 +61,11 @@ def test_a_thin_strip_stays_under_200_mb_of_extra_peak_memory(mode: str) -> None
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", CHILD, mode, str(STRIP_LENGTH), str(4 * LIMIT_MB)],
-        capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     measured = json.loads(result.stdout.strip().splitlines()[-1])

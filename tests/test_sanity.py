@@ -1,4 +1,4 @@
-"""utils.sanity: the paper's similarity measures, cascading and independent randomisation, the edge-detector baseline."""
+"""utils.sanity: the paper's similarity measures, cascading and independent randomisation, the edge baseline."""
 
 from __future__ import annotations
 
@@ -36,11 +36,19 @@ def small_net() -> nn.Sequential:
     """
     torch.manual_seed(0)
     net = nn.Sequential(
-        nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2),
+        nn.Conv2d(3, 4, 3),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
     )
     with torch.no_grad():
-        for tensor, value in zip((net[1].weight, net[1].bias, net[1].running_mean, net[1].running_var), (2.0, 0.5, 5.0, 7.0)):
+        for tensor, value in zip(
+            (net[1].weight, net[1].bias, net[1].running_mean, net[1].running_var), (2.0, 0.5, 5.0, 7.0)
+        ):
             tensor.fill_(value)
     return net.eval()
 
@@ -123,7 +131,9 @@ def test_rank_correlation_defines_constant_maps_with_a_warning_never_nan() -> No
 
 
 def test_rank_correlation_rejects_maps_of_different_sizes_naming_the_fix() -> None:
-    with pytest.raises(ValueError, match=r"a is 13 x 13 but b is 224 x 224; compare maps on the same grid .*upsample_cam"):
+    with pytest.raises(
+        ValueError, match=r"a is 13 x 13 but b is 224 x 224; compare maps on the same grid .*upsample_cam"
+    ):
         rank_correlation(np.ones((1, 1, 13, 13)), random_map(3, 224, 224))
     for measure in SIMILARITY_MEASURES.values():
         with pytest.raises(ValueError, match="compare maps on the same grid"):
@@ -207,7 +217,9 @@ def test_ssim_equals_skimage_on_max_normalised_magnitudes_with_data_range_one() 
 
 def test_ssim_shrinks_its_window_for_small_maps_and_rejects_tiny_ones() -> None:
     a, b = random_map(5, 6, seed=7), random_map(5, 6, seed=8)
-    expected = structural_similarity(np.abs(a) / np.abs(a).max(), np.abs(b) / np.abs(b).max(), data_range=1.0, win_size=5)
+    expected = structural_similarity(
+        np.abs(a) / np.abs(a).max(), np.abs(b) / np.abs(b).max(), data_range=1.0, win_size=5
+    )
     assert ssim(a, b) == pytest.approx(expected, abs=1e-12)
     with pytest.raises(ValueError, match="at least 3 x 3"):
         ssim(np.ones((2, 5)), np.ones((2, 5)))
@@ -241,7 +253,9 @@ def test_cascading_randomisation_randomises_one_more_layer_per_step_on_a_copy() 
         assert randomised is not model
         steps.append(name)
         for i, other in enumerate(names):
-            changed = any(not torch.equal(a, b) for a, b in zip(layer_state(randomised, other), layer_state(model, other)))
+            changed = any(
+                not torch.equal(a, b) for a, b in zip(layer_state(randomised, other), layer_state(model, other))
+            )
             assert changed == (i <= step), f"after randomising {name!r}, layer {other!r} changed={changed}"
     assert steps == names
     assert same_state(model, original)
@@ -261,7 +275,9 @@ def test_cascading_randomisation_yields_one_copy_that_keeps_mode_and_flags() -> 
 def test_cascading_randomisation_resets_batch_norm_statistics() -> None:
     model = small_net()  # running mean 5, running variance 7
     *_, (_, randomised) = cascading_randomisation(model)
-    assert torch.equal(randomised[1].running_mean, torch.zeros(4)) and torch.equal(randomised[1].running_var, torch.ones(4))
+    assert torch.equal(randomised[1].running_mean, torch.zeros(4)) and torch.equal(
+        randomised[1].running_var, torch.ones(4)
+    )
     assert float(model[1].running_mean[0]) == 5.0
 
 
@@ -296,7 +312,9 @@ def test_independent_randomisation_changes_exactly_one_layer_per_step_on_fresh_c
         assert randomised is not model and all(randomised is not other for other in seen)
         seen.append(randomised)
         for other in names:
-            changed = any(not torch.equal(a, b) for a, b in zip(layer_state(randomised, other), layer_state(model, other)))
+            changed = any(
+                not torch.equal(a, b) for a, b in zip(layer_state(randomised, other), layer_state(model, other))
+            )
             assert changed == (other == name), f"step {step} ({name!r}): layer {other!r} changed={changed}"
     assert [name for name, _ in independent_randomisation(model)] == names
     assert same_state(model, original) and torch.equal(torch.random.get_rng_state(), rng)
@@ -312,8 +330,11 @@ def test_independent_step_draws_the_same_weights_as_the_cascading_step() -> None
 
 @pytest.mark.parametrize("randomise", [cascading_randomisation, independent_randomisation])
 def test_a_single_layer_name_instead_of_a_list_is_named(randomise) -> None:
-    with pytest.raises(TypeError, match=r"layer_order must be a list of layers \(names or modules\), not a str; "
-                       r"for one layer pass a list of one, e.g. \['features.12'\]"):
+    with pytest.raises(
+        TypeError,
+        match=r"layer_order must be a list of layers \(names or modules\), not a str; "
+        r"for one layer pass a list of one, e.g. \['features.12'\]",
+    ):
         randomise(small_net(), "features.12")
     with pytest.raises(TypeError, match=r"not a Conv2d; for one layer pass a list of one"):
         randomise(small_net(), small_net()[0])
@@ -385,7 +406,11 @@ def test_edge_map_is_zero_on_a_flat_picture_and_leaves_its_input_alone() -> None
     ("picture", "error", "message"),
     [
         ([[0.0, 1.0]], TypeError, "picture must be a real numpy array or torch tensor"),
-        (np.zeros((3, 8, 8)), ValueError, r"picture must be H x W x 3 \(channels last\) or H x W, at least 3 x 3, got shape \(3, 8, 8\)"),
+        (
+            np.zeros((3, 8, 8)),
+            ValueError,
+            r"picture must be H x W x 3 \(channels last\) or H x W, at least 3 x 3, got shape \(3, 8, 8\)",
+        ),
         (np.zeros((2, 8)), ValueError, "at least 3 x 3"),
         (np.full((4, 4), np.nan), ValueError, "NaN or infinite"),
         (np.zeros((4, 4), dtype=complex), TypeError, "real numpy array"),
@@ -401,10 +426,22 @@ def test_edge_map_refuses_what_is_not_a_picture(picture, error, message) -> None
     [
         (lambda: randomisation_order(None), TypeError, "model must be a torch.nn.Module .*not NoneType"),
         (lambda: cascading_randomisation("net"), TypeError, "model must be a torch.nn.Module"),
-        (lambda: independent_randomisation(small_net(), seed=float("nan")), TypeError, "seed must be an integer, e.g. 0, not float"),
+        (
+            lambda: independent_randomisation(small_net(), seed=float("nan")),
+            TypeError,
+            "seed must be an integer, e.g. 0, not float",
+        ),
         (lambda: cascading_randomisation(small_net(), seed=True), TypeError, "seed must be an integer"),
-        (lambda: rank_correlation(np.ones((3, 3)), np.ones((3, 3)), absolute="yes"), TypeError, "absolute must be True or False, not str"),
-        (lambda: magnitude_pair(np.ones((3, 3)), np.ones((3, 3)), np.True_), TypeError, "names must be a pair of strings"),
+        (
+            lambda: rank_correlation(np.ones((3, 3)), np.ones((3, 3)), absolute="yes"),
+            TypeError,
+            "absolute must be True or False, not str",
+        ),
+        (
+            lambda: magnitude_pair(np.ones((3, 3)), np.ones((3, 3)), np.True_),
+            TypeError,
+            "names must be a pair of strings",
+        ),
     ],
     ids=["order-none", "cascading-str", "seed-nan", "seed-bool", "absolute-str", "names-bool"],
 )

@@ -116,10 +116,22 @@ def test_the_site_codes_docstring_examples_hold() -> None:
 
 
 def test_lessons_are_found_by_file_name_with_solutions_their_own_section() -> None:
-    names = ["book/index", "notebooks/10_later", "notebooks/solutions/02_first", "notebooks/02_first",
-             "notebooks/scratch", "notebooks/02 b", "notebooks/01_été", "docs/instructor_guide"]
+    names = [
+        "book/index",
+        "notebooks/10_later",
+        "notebooks/solutions/02_first",
+        "notebooks/02_first",
+        "notebooks/scratch",
+        "notebooks/02 b",
+        "notebooks/01_été",
+        "docs/instructor_guide",
+    ]
     assert course_site_ext.course_pages(names) == [
-        "notebooks/01_été", "notebooks/02 b", "notebooks/02_first", "notebooks/10_later", "notebooks/solutions/02_first",
+        "notebooks/01_été",
+        "notebooks/02 b",
+        "notebooks/02_first",
+        "notebooks/10_later",
+        "notebooks/solutions/02_first",
     ]
     assert course_site_ext.section_of("notebooks/solutions/02_first") == "Solutions"
 
@@ -140,11 +152,15 @@ def test_the_index_lists_every_notebook_in_order_and_every_link_resolves(course_
     index = page_of(course_site, "book/index")
     for row in rows:
         assert f'href="../{row["page"]}"' in index, f"the index does not link {row['page']}"
-    assert index.index('href="../notebooks/00_') < index.index('href="../notebooks/01_') < index.index('href="../notebooks/solutions/')
+    assert (
+        index.index('href="../notebooks/00_')
+        < index.index('href="../notebooks/01_')
+        < index.index('href="../notebooks/solutions/')
+    )
     assert 'href="../docs/instructor_guide.html"' in index
     assert broken_links(course_site) == []
     front = (course_site / "index.html").read_text()
-    assert 'url=book/index.html' in front, "build/html/index.html leads to the course's index"
+    assert "url=book/index.html" in front, "build/html/index.html leads to the course's index"
 
 
 def test_the_lesson_page_shows_every_figure_the_notebook_drew(course_site: Path) -> None:
@@ -202,7 +218,9 @@ def test_no_page_needs_the_network_to_show_its_text_figures_and_formulas(course_
     remote = []
     for page in pages(course_site):
         for tag, name, value in refs(page.read_text(encoding="utf-8")):
-            if tag in ("script", "img", "link", "iframe") and (urlsplit(value).scheme in ("http", "https") or value.startswith("//")):
+            if tag in ("script", "img", "link", "iframe") and (
+                urlsplit(value).scheme in ("http", "https") or value.startswith("//")
+            ):
                 remote.append(f"{page.relative_to(course_site)}: <{tag} {name}={value}>")
     assert remote == []
     math_page = page_of(course_site, "notebooks/01_grad_cam")
@@ -243,15 +261,30 @@ def test_the_repositorys_guide_agenda_matches_the_notebooks_as_committed() -> No
         )
     listed = {notebook for notebook, _, _ in rows}
     lessons = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
-    assert listed == lessons, f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}; run python book/build.py --update-guide"
+    assert listed == lessons, (
+        f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}; run python book/build.py --update-guide"
+    )
 
 
 def test_update_guide_writes_the_agenda_between_the_markers(tmp_path: Path) -> None:
     guide = tmp_path / "guide.md"
     guide.write_text(f"# Guide\n\n{course_site_ext.AGENDA_START}\nold\n{course_site_ext.AGENDA_END}\n\nAfter.\n")
-    row = {"docname": "notebooks/00_a", "notebook": "notebooks/00_a.ipynb", "section": "Lessons", "title": "00 · A",
-           "summary": "Do A.", "stated_minutes": 10, "prose_words": 300, "code_lines": 20, "executed": True,
-           "run_seconds": 6.0, "figures": 2, "estimate_minutes": 4.1, "slot_minutes": 10, "page": "notebooks/00_a.html"}
+    row = {
+        "docname": "notebooks/00_a",
+        "notebook": "notebooks/00_a.ipynb",
+        "section": "Lessons",
+        "title": "00 · A",
+        "summary": "Do A.",
+        "stated_minutes": 10,
+        "prose_words": 300,
+        "code_lines": 20,
+        "executed": True,
+        "run_seconds": 6.0,
+        "figures": 2,
+        "estimate_minutes": 4.1,
+        "slot_minutes": 10,
+        "page": "notebooks/00_a.html",
+    }
     builder.update_guide({"model": "squeezenet1_1", "lessons": [row]}, guide)
     text = guide.read_text()
     assert "| 0:00 | [00 · A](<../notebooks/00_a.ipynb>) | 300 | 20 | 6 s | 4 min | 10 min | 10 min |" in text
@@ -295,31 +328,46 @@ def test_a_failing_cell_fails_the_build_naming_the_notebook_and_cell_and_keeps_t
     assert "notebooks/01_broken.ipynb: cell 3 failed (ZeroDivisionError)" in result.stderr, result.stderr[-3000:]
     assert "x / 0" in result.stderr and "division by zero" in result.stderr
     assert (out / "index.html").read_text() == "the previous site" and sorted(p.name for p in out.iterdir()) == [
-        "index.html", "lessons.json"]
+        "index.html",
+        "lessons.json",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["course", "html"], "no staging folder is left behind"
 
 
-def test_file_names_with_accents_and_spaces_build_link_and_allow_tagged_errors(tmp_path: Path, site_builder: Builder) -> None:
+def test_file_names_with_accents_and_spaces_build_link_and_allow_tagged_errors(
+    tmp_path: Path, site_builder: Builder
+) -> None:
     source = _course(tmp_path)
     links = "Next: [the accented lesson](01_été.ipynb), [the spaced one](<02 b.ipynb>) and [again](02%20b.ipynb)."
     _notebook(source / "notebooks" / "00_start.ipynb", "00 · Start", "print(1)", markdown=links)
-    _notebook(source / "notebooks" / "01_été.ipynb", "01 · Été", ("raise ValueError('expected')", ["raises-exception"]),
-              "print('after the expected error')")
+    _notebook(
+        source / "notebooks" / "01_été.ipynb",
+        "01 · Été",
+        ("raise ValueError('expected')", ["raises-exception"]),
+        "print('after the expected error')",
+    )
     _notebook(source / "notebooks" / "02 b.ipynb", "02 · B", "print(2)")
     _notebook(source / "notebooks" / "solutions" / "01_été.ipynb", "01 · Été, answered", "print('answer')")
     out = tmp_path / "html"
     result = site_builder("--source", str(source), "--out", str(out), "--rerun")
     assert result.returncode == 0, result.stderr[-3000:]
     assert [(row["docname"], row["section"], row["executed"]) for row in manifest(out)["lessons"]] == [
-        ("notebooks/00_start", "Lessons", True), ("notebooks/01_été", "Lessons", True),
-        ("notebooks/02 b", "Lessons", True), ("notebooks/solutions/01_été", "Solutions", True)]
+        ("notebooks/00_start", "Lessons", True),
+        ("notebooks/01_été", "Lessons", True),
+        ("notebooks/02 b", "Lessons", True),
+        ("notebooks/solutions/01_été", "Solutions", True),
+    ]
     for name in ("01_été", "02 b", "solutions/01_été"):
-        assert (out / "notebooks" / f"{name}.html").is_file() and (out / "_sources" / "notebooks" / f"{name}.ipynb").is_file()
+        assert (out / "notebooks" / f"{name}.html").is_file() and (
+            out / "_sources" / "notebooks" / f"{name}.ipynb"
+        ).is_file()
     start = page_of(out, "notebooks/00_start")
     targets = [unquote(link) for link in local_links(start)]
     assert targets.count("01_été.html") >= 2 and targets.count("02 b.html") >= 3  # text links and the sidebar
     assert "[the spaced one]" not in start and "[again]" not in start, "no link is left as markdown text"
-    assert "ValueError" in page_of(out, "notebooks/01_été") and "after the expected error" in page_of(out, "notebooks/01_été")
+    assert "ValueError" in page_of(out, "notebooks/01_été") and "after the expected error" in page_of(
+        out, "notebooks/01_été"
+    )
     assert broken_links(out) == []
 
 

@@ -44,7 +44,9 @@ def test_http_from_notebook_kernels_is_refused_by_an_unreachable_proxy() -> None
 def test_tests_default_to_the_offline_model_unless_xai_model_says_otherwise() -> None:
     code = "import os, conftest; print(os.environ['XAI_MODEL'])"
     env = {k: v for k, v in os.environ.items() if k != "XAI_MODEL"}
-    chosen = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    chosen = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert chosen.stdout.strip() == "squeezenet1_1", chosen.stderr
     env["XAI_MODEL"] = "vgg16"
     kept = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -54,7 +56,18 @@ def test_tests_default_to_the_offline_model_unless_xai_model_says_otherwise() ->
 def test_a_notebook_that_is_not_collected_fails_the_run() -> None:
     """Without nbval's flag no notebook is collected: the run must fail, naming them."""
     result = subprocess.run(
-        [sys.executable, "-m", "pytest", "-o", "addopts=", "-p", "no:cacheprovider", "--collect-only", "-q", "notebooks"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-o",
+            "addopts=",
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-q",
+            "notebooks",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -113,7 +113,9 @@ def test_a_photo_that_cannot_be_loaded_is_named():
 # --- the model sees the picture as it is ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("weights", [VGG16_Weights.IMAGENET1K_V1, SqueezeNet1_1_Weights.IMAGENET1K_V1], ids=["vgg16", "squeezenet"])
+@pytest.mark.parametrize(
+    "weights", [VGG16_Weights.IMAGENET1K_V1, SqueezeNet1_1_Weights.IMAGENET1K_V1], ids=["vgg16", "squeezenet"]
+)
 def test_the_model_input_is_the_picture_pixel_for_pixel(weights):
     pair = two_class_image(sample_image_path("cat"), sample_image_path("coffee"))
     transforms = weights.transforms()

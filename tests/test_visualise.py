@@ -208,7 +208,9 @@ def test_inputs_are_never_changed_and_grad_tensors_work():
 
 def test_process_grads_is_the_articles_name_for_the_same_processing():
     attr = torch.tensor([[[-2.0, 0.0], [1.0, 4.0]]])
-    assert np.array_equal(process_grads(attr, mode="none", gamma=0.5), process_attributions(attr, mode="none", gamma=0.5))
+    assert np.array_equal(
+        process_grads(attr, mode="none", gamma=0.5), process_attributions(attr, mode="none", gamma=0.5)
+    )
     assert np.array_equal(process_grads(attr), [[0.5, 0.0], [0.25, 1.0]])
 
 
@@ -296,7 +298,9 @@ def test_show_image_draws_floats_as_they_are_not_rounded_to_8_bits():
 
 def test_show_image_refuses_values_outside_0_1_with_a_drawing_message():
     raw = process_attributions(torch.tensor([[[-2.0, 0.0], [1.0, 4.0]]]), mode="none", normalise=False)
-    with pytest.raises(ValueError, match=r"image values must lie in \[0, 1\] to be drawn as a picture, these span \[-2, 4\]") as caught:
+    with pytest.raises(
+        ValueError, match=r"image values must lie in \[0, 1\] to be drawn as a picture, these span \[-2, 4\]"
+    ) as caught:
         show_image(new_axes(), raw)
     assert type(caught.value) is ValueError and "load" not in str(caught.value)
 
@@ -337,7 +341,10 @@ def test_show_diverging_is_centred_on_zero():
 
 
 def test_importing_the_modules_prints_nothing_and_loads_no_pyplot():
-    modules = "utils.models, utils.datasets, utils.visualise, utils.saliency, utils.discriminativity, utils.sanity, utils.explorer"
+    modules = (
+        "utils.models, utils.datasets, utils.visualise, utils.saliency, utils.discriminativity, utils.sanity, "
+        "utils.explorer"
+    )
     code = f"import sys, {modules}; print('matplotlib.pyplot' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout == "False\n" and result.stderr == ""
@@ -373,14 +380,22 @@ def single_spike() -> np.ndarray:
 @pytest.mark.parametrize("mode", ["abs", "relu", "none"])
 @pytest.mark.parametrize(
     "attr",
-    [sparse_map(), np.full((20, 20), 3.0), np.full((20, 20), -2.0), single_spike(), torch.from_numpy(sparse_map())[None]],
+    [
+        sparse_map(),
+        np.full((20, 20), 3.0),
+        np.full((20, 20), -2.0),
+        single_spike(),
+        torch.from_numpy(sparse_map())[None],
+    ],
     ids=["sparse", "constant", "constant-negative", "single-spike", "sparse-tensor-1xHxW"],
 )
 def test_clip_percentile_keeps_the_0_1_promise_for_every_map(attr, mode) -> None:
     processed = process_attributions(attr, mode=mode, clip_percentile=99.5)
     assert processed.min() >= 0.0 and processed.max() <= 1.0, (processed.min(), processed.max())
     plain = process_attributions(attr, mode=mode)
-    if np.count_nonzero(np.asarray(attr)) <= 0.005 * np.asarray(attr).size:  # the percentile is 0: scaled by the maximum
+    if (
+        np.count_nonzero(np.asarray(attr)) <= 0.005 * np.asarray(attr).size
+    ):  # the percentile is 0: scaled by the maximum
         assert np.array_equal(processed, plain)
 
 
@@ -418,7 +433,9 @@ def test_display_imagenet_output_reads_a_sparse_tensor_like_its_dense_self(capsy
 def test_process_attributions_reads_a_sparse_tensor_like_its_dense_self() -> None:
     dense = torch.zeros(1, 4, 4)
     dense[0, 1, 2] = -3.0
-    assert np.array_equal(process_attributions(dense.to_sparse(), mode="none"), process_attributions(dense, mode="none"))
+    assert np.array_equal(
+        process_attributions(dense.to_sparse(), mode="none"), process_attributions(dense, mode="none")
+    )
 
 
 @pytest.mark.parametrize(

@@ -244,8 +244,7 @@ def _load_path(source: str | os.PathLike[str], min_side: int | None) -> Image.Im
     if path.is_symlink() and not path.exists():
         what = "a loop of symbolic links" if _is_link_loop(path) else "a symbolic link to a missing file"
         raise ImageLoadError(
-            f"Cannot load image {name}: it is {what};"
-            " point the link at an image, or pass the file itself."
+            f"Cannot load image {name}: it is {what}; point the link at an image, or pass the file itself."
         )
     if not path.exists():
         where = "" if path.is_absolute() else f" (relative paths start at {Path.cwd()})"
@@ -330,8 +329,7 @@ def _from_tensor(source: torch.Tensor) -> Image.Image:
     pixels = pixels.cpu()
     if pixels.is_complex():
         raise ImageLoadError(
-            f"Cannot load image {name}: pixel type {pixels.dtype} is not supported;"
-            " use uint8 or float."
+            f"Cannot load image {name}: pixel type {pixels.dtype} is not supported; use uint8 or float."
         )
     array = (pixels.double() if pixels.is_floating_point() else pixels).numpy()
     if array.ndim == 4:
@@ -607,13 +605,11 @@ def two_class_image(
     """
     if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 2:
         raise ValueError(
-            "size must be a whole number of pixels, at least 2 (224 for the course's "
-            f"models), got {describe(size)}."
+            f"size must be a whole number of pixels, at least 2 (224 for the course's models), got {describe(size)}."
         )
     if not (isinstance(crop_at, (tuple, list)) and len(crop_at) == 2):
         raise ValueError(
-            "crop_at must be a pair (left photo, right photo) of positions in [0, 1], got "
-            f"{describe(crop_at)}."
+            f"crop_at must be a pair (left photo, right photo) of positions in [0, 1], got {describe(crop_at)}."
         )
     for side, at in zip(("left", "right"), crop_at):
         if not 0.0 <= check_real(at, f"crop_at for the {side} photo") <= 1.0:

@@ -94,7 +94,8 @@ def paired_maps(
     ValueError: class_a 'cup' and class_b 1 are the same class ('cup', index 1); the test compares two ...
     """
     if categories is not None and (
-        isinstance(categories, (str, torch.Tensor)) or not isinstance(categories, Sequence)
+        isinstance(categories, (str, torch.Tensor))
+        or not isinstance(categories, Sequence)
         or not all(isinstance(name, str) for name in categories)
     ):
         raise TypeError(

@@ -22,10 +22,10 @@ from __future__ import annotations
 import html
 import io
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
@@ -158,8 +158,13 @@ def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SMOOTHGRAD_SEED)
         return NoiseTunnel(Saliency(model)).attribute(
-            x, target=target, abs=False, nt_type="smoothgrad", nt_samples=SMOOTHGRAD_SAMPLES,
-            nt_samples_batch_size=SMOOTHGRAD_SAMPLES, stdevs=stdev,
+            x,
+            target=target,
+            abs=False,
+            nt_type="smoothgrad",
+            nt_samples=SMOOTHGRAD_SAMPLES,
+            nt_samples_batch_size=SMOOTHGRAD_SAMPLES,
+            stdevs=stdev,
         )
 
 
@@ -302,13 +307,11 @@ class View:
             raise ValueError(f"Unknown base map {describe(self.base)}; valid: {', '.join(BASE_METHODS)}.")
         if self.layer is not None and not isinstance(self.layer, str):
             raise TypeError(
-                "layer must be a layer's dotted name or None (the target layer), not "
-                f"{describe(self.layer)}."
+                f"layer must be a layer's dotted name or None (the target layer), not {describe(self.layer)}."
             )
         if not 0.0 <= check_real(self.opacity, "opacity") <= 1.0:
             raise ValueError(
-                "opacity must lie in [0, 1] (0 = picture only, 1 = map only), got "
-                f"{describe(self.opacity)}."
+                f"opacity must lie in [0, 1] (0 = picture only, 1 = map only), got {describe(self.opacity)}."
             )
         if self.method == "discriminativity" and self.other is None:
             raise ValueError("The discriminativity map compares two classes; give the second one as other=.")
@@ -337,7 +340,9 @@ class View:
         return self.method != "discriminativity"
 
 
-def _gradient_overlay(photo: npt.NDArray[np.float32], saliency: torch.Tensor, opacity: float) -> npt.NDArray[np.float32]:
+def _gradient_overlay(
+    photo: npt.NDArray[np.float32], saliency: torch.Tensor, opacity: float
+) -> npt.NDArray[np.float32]:
     gray = process_attributions(saliency, mode="abs", grayscale=True, clip_percentile=GRADIENT_CLIP_PERCENTILE)
     return overlay_heatmap(photo, gray, alpha=opacity, cmap=GRADIENT_CMAP, normalise=False)
 
@@ -349,7 +354,9 @@ def _title(analysis: ImageAnalysis, view: View, layer: str) -> str:
         return f"{METHODS[view.base]}{at}: '{a.name}' (red) - '{b.name}' (blue)"
     title = f"{METHODS[view.method]}{at}: '{analysis.prediction(view.target).label()}'"
     if view.method in CAPTUM_METHODS:  # drawn as the other gradient maps are; say so, and what it cost
-        title += f"\n{_method_detail(view.method)}; |map| in gray, clipped at the {GRADIENT_CLIP_PERCENTILE:g}th percentile"
+        title += (
+            f"\n{_method_detail(view.method)}; |map| in gray, clipped at the {GRADIENT_CLIP_PERCENTILE:g}th percentile"
+        )
     return title
 
 
@@ -440,7 +447,9 @@ class SaliencyExplorer:
     ``max_upload_bytes`` or ``max_upload_pixels`` (attributes) are refused with a message.
     """
 
-    def __init__(self, loaded: LoadedModel, *, top_k: int = 5, samples: Mapping[str, ImageSource] | None = None) -> None:
+    def __init__(
+        self, loaded: LoadedModel, *, top_k: int = 5, samples: Mapping[str, ImageSource] | None = None
+    ) -> None:
         self.loaded = loaded
         self.top_k = top_k
         self._sources: dict[str, ImageSource] = dict(
@@ -460,8 +469,11 @@ class SaliencyExplorer:
         self.upload = widgets.FileUpload(accept="image/*", multiple=False, description="upload")
         self.target = widgets.Dropdown(description="class")
         self.class_name = widgets.Combobox(
-            options=list(loaded.categories), placeholder="or type a category", ensure_option=False,
-            continuous_update=False, description="",
+            options=list(loaded.categories),
+            placeholder="or type a category",
+            ensure_option=False,
+            continuous_update=False,
+            description="",
         )
         self.method = widgets.Dropdown(options=[(label, key) for key, label in METHODS.items()], description="method")
         self.base = widgets.Dropdown(options=[(METHODS[k], k) for k in BASE_METHODS], description="map of")
@@ -471,15 +483,17 @@ class SaliencyExplorer:
         self.image = widgets.Image(format="png")
         self.message = widgets.HTML()
         self.progress = widgets.HTML(layout=widgets.Layout(display="none"))
-        self.widget = widgets.VBox([
-            widgets.HBox([self.image_choice, self.upload]),
-            widgets.HBox([self.target, self.class_name]),
-            widgets.HBox([self.method, self.base, self.other]),
-            widgets.HBox([self.layer, self.opacity]),
-            self.progress,
-            self.message,
-            self.image,
-        ])
+        self.widget = widgets.VBox(
+            [
+                widgets.HBox([self.image_choice, self.upload]),
+                widgets.HBox([self.target, self.class_name]),
+                widgets.HBox([self.method, self.base, self.other]),
+                widgets.HBox([self.layer, self.opacity]),
+                self.progress,
+                self.message,
+                self.image,
+            ]
+        )
 
         self.image_choice.observe(self._on_image, "value")
         self.upload.observe(self._on_upload, "value")
@@ -499,8 +513,12 @@ class SaliencyExplorer:
     def view(self) -> View:
         """The ``View`` the controls describe."""
         return View(
-            target=self.target.value, method=self.method.value, layer=self.layer.value,
-            opacity=self.opacity.value, other=self.other.value, base=self.base.value,
+            target=self.target.value,
+            method=self.method.value,
+            layer=self.layer.value,
+            opacity=self.opacity.value,
+            other=self.other.value,
+            base=self.base.value,
         )
 
     @property
@@ -614,7 +632,8 @@ class SaliencyExplorer:
         for method, target in missing:
             name = self.analysis.prediction(target).name
             self.progress.value = (
-                f"<p><i>Computing {METHODS[method]} for '{html.escape(name)}' ({_method_detail(method)} in one batch)..."
+                f"<p><i>Computing {METHODS[method]} for '{html.escape(name)}' "
+                f"({_method_detail(method)} in one batch)..."
                 " It is kept: showing it again for this image and class is instant.</i></p>"
             )
             self.progress.layout.display = None  # shown now: ipywidgets sends the change before the work starts

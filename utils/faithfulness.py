@@ -302,12 +302,16 @@ def _curves(
     label = baseline if isinstance(baseline, str) else "image"
     found = []
     for (_, units), (deletion, insertion) in zip(ranked, inner):
-        found.append(Curves(
-            fractions=_counts(units, steps) / units,
-            deletion=np.r_[p_image, deletion, p_base],
-            insertion=np.r_[p_base, insertion, p_image],
-            target=index, baseline=label, patch=patch,
-        ))
+        found.append(
+            Curves(
+                fractions=_counts(units, steps) / units,
+                deletion=np.r_[p_image, deletion, p_base],
+                insertion=np.r_[p_base, insertion, p_image],
+                target=index,
+                baseline=label,
+                patch=patch,
+            )
+        )
     return found
 
 
@@ -338,8 +342,17 @@ def insertion_deletion(
     >>> curves.fractions.tolist(), curves.deletion.shape, 0 <= curves.insertion_auc <= 1
     ([0.0, 0.25, 0.5, 0.75, 1.0], (5,), True)
     """
-    return _curves(model, x, [saliency], target, steps=steps, baseline=baseline, patch=patch,
-                   categories=categories, batch_size=batch_size)[0]
+    return _curves(
+        model,
+        x,
+        [saliency],
+        target,
+        steps=steps,
+        baseline=baseline,
+        patch=patch,
+        categories=categories,
+        batch_size=batch_size,
+    )[0]
 
 
 # --- maps a method must beat ------------------------------------------------------------------
@@ -581,8 +594,17 @@ def report_card_rows(
     rows = []
     for i, (photo, image, target) in enumerate(zip(photos, images, classes)):
         own = computed.image(i)
-        curves = _curves(model, image, list(own.values()), target, steps=steps, baseline=baseline, patch=patch,
-                         categories=categories, batch_size=batch_size)
+        curves = _curves(
+            model,
+            image,
+            list(own.values()),
+            target,
+            steps=steps,
+            baseline=baseline,
+            patch=patch,
+            categories=categories,
+            batch_size=batch_size,
+        )
         for name, curve in zip(own, curves):
             seconds = computed.seconds[name]
             rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, seconds))

@@ -63,7 +63,9 @@ def open_photo(image: str | os.PathLike[str], loaded: LoadedModel) -> LessonPhot
     ((1, 3, 224, 224), ['lemon', 'orange'], 'lemon')
     """
     if not isinstance(loaded, LoadedModel):
-        raise TypeError(f"loaded must be the LoadedModel that utils.models.load_model() returns, not {describe(loaded)}.")
+        raise TypeError(
+            f"loaded must be the LoadedModel that utils.models.load_model() returns, not {describe(loaded)}."
+        )
     is_sample = isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES
     path = sample_image_path(image) if is_sample else image  # type: ignore[arg-type]
     x = preprocess_imagenet_image(path, loaded.transforms, device=loaded.device)

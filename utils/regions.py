@@ -22,8 +22,8 @@ import numpy.typing as npt
 import torch
 from matplotlib.path import Path as PolygonPath
 
-from utils.datasets import DATA_DIR, SAMPLE_IMAGES, load_image
 from utils.categories import check_flag, describe
+from utils.datasets import DATA_DIR, SAMPLE_IMAGES, load_image
 from utils.saliency import MapLike, as_float_array, drop_leading_ones, magnitude
 
 __all__ = [
@@ -66,7 +66,9 @@ def _read_regions(path: Path) -> Mapping[str, Mapping[str, Region]]:
     except FileNotFoundError:
         raise ValueError(f"Regions file {path} is missing; the course's own ships in its data/ folder.") from None
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"Regions file {path} is not valid ({error}); expected {{'images': {{file: {{label: ...}}}}}}.") from None
+        raise ValueError(
+            f"Regions file {path} is not valid ({error}); expected {{'images': {{file: {{label: ...}}}}}}."
+        ) from None
     return MappingProxyType(
         {
             file: MappingProxyType({label: _region(path, file, label, spec) for label, spec in regions.items()})
@@ -80,7 +82,9 @@ def _region(path: Path, file: str, label: str, spec: object) -> Region:
         polygons = tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in spec["polygons"])  # type: ignore[index]
         category = str(spec["category"])  # type: ignore[index]
     except (KeyError, TypeError, ValueError):
-        raise ValueError(f"Regions file {path}: region {label!r} of {file!r} needs a category and polygons of (x, y) pairs.") from None
+        raise ValueError(
+            f"Regions file {path}: region {label!r} of {file!r} needs a category and polygons of (x, y) pairs."
+        ) from None
     if not polygons or any(len(polygon) < 3 for polygon in polygons):
         raise ValueError(f"Regions file {path}: region {label!r} of {file!r} needs polygons of at least 3 vertices.")
     return Region(category=category, polygons=polygons)
@@ -115,7 +119,9 @@ def has_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike[s
     return _file_name(image) in marked_images(regions_file)
 
 
-def image_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE) -> Mapping[str, Region]:
+def image_regions(
+    image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE
+) -> Mapping[str, Region]:
     """The marked regions of ``image`` (a sample name such as ``"fruits"``, or a file name or path).
 
     >>> {label: region.category for label, region in image_regions("fruits").items()}
@@ -169,9 +175,12 @@ def _input_grid(size: tuple[int, int], transforms: Callable[..., torch.Tensor], 
     else:
         new_w, new_h = int(int(resize[0]) * width / height), int(resize[0])
     return _Grid(
-        scale_x=new_w / width, scale_y=new_h / height,
-        left=int(round((new_w - crop_w) / 2.0)), top=int(round((new_h - crop_h) / 2.0)),
-        height=crop_h, width=crop_w,
+        scale_x=new_w / width,
+        scale_y=new_h / height,
+        left=int(round((new_w - crop_w) / 2.0)),
+        top=int(round((new_h - crop_h) / 2.0)),
+        height=crop_h,
+        width=crop_w,
     )
 
 
@@ -209,7 +218,11 @@ def region_masks(
     from utils.datasets import _default_transforms  # the same default as preprocess_imagenet_image
 
     regions = image_regions(image, regions_file)
-    path = image if not (isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES) else DATA_DIR / _file_name(image)
+    path = (
+        image
+        if not (isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES)
+        else DATA_DIR / _file_name(image)
+    )
     grid = _input_grid(load_image(path).size, _default_transforms() if transforms is None else transforms, keep_aspect)
     masks = {}
     for label, region in regions.items():
@@ -223,7 +236,7 @@ def region_masks(
 
 
 def as_mask(mask: MapLike, shape: tuple[int, ...], name: str = "mask") -> Mask:
-    """A new boolean ``H x W`` copy of ``mask`` (boolean or 0/1, leading size-1 dimensions allowed), checked against ``shape``.
+    """A new boolean ``H x W`` copy of ``mask`` (boolean or 0/1, leading size-1 dimensions allowed), of ``shape``.
 
     >>> as_mask(np.array([[[1, 0]]]), (1, 2)).tolist()
     [[True, False]]

@@ -38,10 +38,11 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Iterator, Sequence, Union
+from typing import Any, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -78,8 +79,21 @@ INTERPOLATE_MODES: tuple[str, ...] = ("nearest", "nearest-exact", "bilinear", "b
 
 # Modules that keep a convolutional feature map a feature map (listed when they follow one).
 _ELEMENTWISE = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
-    nn.Mish, nn.Hardswish, nn.Hardtanh, nn.BatchNorm2d, nn.GroupNorm, nn.InstanceNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.PReLU,
+    nn.ELU,
+    nn.SELU,
+    nn.CELU,
+    nn.GELU,
+    nn.SiLU,
+    nn.Mish,
+    nn.Hardswish,
+    nn.Hardtanh,
+    nn.BatchNorm2d,
+    nn.GroupNorm,
+    nn.InstanceNorm2d,
 )
 PLAIN_CONTAINERS: tuple[type[nn.Module], ...] = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
 """Containers that only hold layers: never a layer (or a block) of their own."""
@@ -207,7 +221,9 @@ def _candidates(model: nn.Module, sentence: bool = False) -> str:
 def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """``x`` as an N x C x H x W batch matching the model's device and dtype (a C x H x W image: N=1)."""
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor (an image C x H x W or a batch N x C x H x W), not {type(x).__name__}.")
+        raise TypeError(
+            f"x must be a torch.Tensor (an image C x H x W or a batch N x C x H x W), not {type(x).__name__}."
+        )
     if x.layout != torch.strided:
         x = x.to_dense()
     if x.ndim == 3:
@@ -218,7 +234,9 @@ def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"x has dtype {x.dtype}; preprocess the image into a float tensor (the model's transforms).")
     weight = next(iter(model.parameters()), None)
     if weight is not None and weight.device != x.device:
-        raise ValueError(f"x is on {x.device} but the model is on {weight.device}; move one, e.g. x.to('{weight.device}').")
+        raise ValueError(
+            f"x is on {x.device} but the model is on {weight.device}; move one, e.g. x.to('{weight.device}')."
+        )
     if weight is not None and weight.dtype != x.dtype:
         raise ValueError(f"x has dtype {x.dtype} but the model's weights are {weight.dtype}; use x.to({weight.dtype}).")
     first_conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
@@ -266,7 +284,9 @@ def _check_range(classes: list[int], given: object, num_classes: int) -> None:
     for index in classes:
         if not 0 <= index < num_classes:
             named = f"Class {given!r} is index {index}, which" if isinstance(given, str) else f"Class index {index}"
-            raise ValueError(f"{named} is out of range; valid: 0-{num_classes - 1} (the model has {num_classes} outputs).")
+            raise ValueError(
+                f"{named} is out of range; valid: 0-{num_classes - 1} (the model has {num_classes} outputs)."
+            )
 
 
 def _label(given: object, classes: list[int], categories: Sequence[str] | None) -> str:
@@ -416,7 +436,9 @@ def _one_map(saliency: MapLike, name: str) -> npt.NDArray[np.float64]:
     shape = array.shape
     array = drop_leading_ones(array)
     if array.ndim not in (2, 3) or array.size == 0:
-        raise ValueError(f"{name} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1].")
+        raise ValueError(
+            f"{name} must be H x W, C x H x W or 1 x C x H x W, got shape {shape}; pass one map, e.g. maps[i:i + 1]."
+        )
     if not np.isfinite(array).all():
         raise ValueError(f"{name} contains NaN or infinite values; check the method that produced it.")
     return array
@@ -502,7 +524,9 @@ def _compute(
             last = step == len(passes) - 1
             grad = None  # a score that does not depend on anything with a gradient: reported below
             if score.requires_grad:
-                (grad,) = torch.autograd.grad(score, wrt, torch.ones_like(score), retain_graph=not last, allow_unused=True)
+                (grad,) = torch.autograd.grad(
+                    score, wrt, torch.ones_like(score), retain_graph=not last, allow_unused=True
+                )
             if grad is None and kind == "guided_backprop":
                 raise ValueError("The class score does not depend on the input x; check that the model uses its input.")
             if grad is None:
@@ -575,7 +599,9 @@ def _layer_activations(model: nn.Module, recorder: _Recorder, layer_name: str) -
     seen = recorder.activations
     if len(seen) != 1:
         how = "did not run in the forward pass" if not seen else f"ran {len(seen)} times in one forward pass"
-        raise ValueError(f"Layer {layer_name!r} {how}; choose a layer that runs once. {_candidates(model, sentence=True)}.")
+        raise ValueError(
+            f"Layer {layer_name!r} {how}; choose a layer that runs once. {_candidates(model, sentence=True)}."
+        )
     activation = seen[0]
     if not isinstance(activation, torch.Tensor) or activation.ndim != 4:
         shape = tuple(activation.shape) if isinstance(activation, torch.Tensor) else type(activation).__name__
@@ -593,8 +619,7 @@ def _layer_activations(model: nn.Module, recorder: _Recorder, layer_name: str) -
 def _require_layer(layer: object) -> None:
     if layer is None:
         raise TypeError(
-            "layer is None;"
-            " Grad-CAM needs a layer: a module of the model or its dotted name (see conv_layers)."
+            "layer is None; Grad-CAM needs a layer: a module of the model or its dotted name (see conv_layers)."
         )
 
 
@@ -607,8 +632,7 @@ def _upsample_mode(upsample: bool | str) -> str | None:
         return _interpolation(upsample)
     except ValueError:
         raise ValueError(
-            f"upsample={describe(upsample)};"
-            f" use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}."
+            f"upsample={describe(upsample)}; use False, True (nearest) or a mode: {', '.join(INTERPOLATE_MODES)}."
         ) from None
 
 
@@ -718,21 +742,24 @@ def saliency_maps(
     _require_layer(layer)
     if isinstance(targets, torch.Tensor):
         if targets.ndim > 1 or targets.is_floating_point():
-            raise ValueError(f"targets as a tensor must be 0-D or 1-D integers, not {targets.dtype} {tuple(targets.shape)}.")
+            raise ValueError(
+                f"targets as a tensor must be 0-D or 1-D integers, not {targets.dtype} {tuple(targets.shape)}."
+            )
         targets = targets.reshape(-1).tolist()
     if isinstance(targets, np.ndarray):
         targets = list(targets.reshape(-1)) if targets.ndim <= 1 else targets.tolist()
     if isinstance(targets, (set, frozenset, dict)):
         raise TypeError(
-            f"targets must be a class or a list of classes, not a {type(targets).__name__}: "
-            "it has no order."
+            f"targets must be a class or a list of classes, not a {type(targets).__name__}: it has no order."
         )
     given = [targets] if isinstance(targets, str) or not isinstance(targets, Sequence) else list(targets)
     if not given:
         raise ValueError("targets is empty; give at least one class (an index or a category name).")
     several = (list, tuple, set, dict, np.ndarray)
     if any(isinstance(t, several) or (isinstance(t, torch.Tensor) and t.ndim > 0) for t in given):
-        raise ValueError("Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam.")
+        raise ValueError(
+            "Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam."
+        )
     keys = list(dict.fromkeys(as_class_index(t) if isinstance(t, (torch.Tensor, np.integer)) else t for t in given))
     first_spelling: dict[int, Any] = {}  # class index -> the first key naming it: one set of backward passes each
     for key in keys:

@@ -115,13 +115,18 @@ class Box:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
                 raise TypeError(f"The box's {name} must be a whole number of pixels, not {describe(value)}.")
         size = self.image_size
-        if not (isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and s > 0 for s in size)):
+        if not (
+            isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and s > 0 for s in size)
+        ):
             raise ValueError(f"image_size must be (height, width) in pixels, got {describe(size)}.")
         if self.height < 1 or self.width < 1:
-            raise ValueError(f"The box is empty ({self.height} x {self.width} pixels); give it a height and width of at least 1.")
+            raise ValueError(
+                f"The box is empty ({self.height} x {self.width} pixels); give it a height and width of at least 1."
+            )
         if self.top < 0 or self.left < 0 or self.top + self.height > size[0] or self.left + self.width > size[1]:
             raise ValueError(
-                f"The box (rows {self.top}-{self.top + self.height - 1}, columns {self.left}-{self.left + self.width - 1}) "
+                f"The box (rows {self.top}-{self.top + self.height - 1}, "
+                f"columns {self.left}-{self.left + self.width - 1}) "
                 f"reaches outside the {size[0]} x {size[1]} image; move it or make it smaller."
             )
 
@@ -147,7 +152,9 @@ class Box:
         return inside
 
 
-def corner_box(corner: Corner = "bottom right", *, size: int = TAG_SIZE, image_size: int = IMAGE_SIZE, margin: int = 2) -> Box:
+def corner_box(
+    corner: Corner = "bottom right", *, size: int = TAG_SIZE, image_size: int = IMAGE_SIZE, margin: int = 2
+) -> Box:
     """The ``size x size`` box ``margin`` pixels in from a corner of a square ``image_size`` image.
 
     >>> corner_box()
@@ -218,7 +225,9 @@ def add_tag(images: torch.Tensor, box: Box, which: torch.Tensor | Sequence[bool]
     batch = images.unsqueeze(0) if images.ndim == 3 else images
     chosen = torch.ones(batch.shape[0], dtype=torch.bool) if which is None else _flags(which)
     if chosen.shape != (batch.shape[0],):
-        raise ValueError(f"which must give one True/False per image ({batch.shape[0]}), got shape {tuple(chosen.shape)}.")
+        raise ValueError(
+            f"which must give one True/False per image ({batch.shape[0]}), got shape {tuple(chosen.shape)}."
+        )
     patch = torch.from_numpy(tag_patch(box.height, box.width).copy()).to(batch.device, batch.dtype)
     out = batch.clone()
     out[chosen.to(batch.device), :, box.rows, box.columns] = patch
@@ -237,8 +246,12 @@ def _flags(which: object) -> torch.Tensor:
         flags = torch.as_tensor(which).cpu() if not isinstance(which, (str, bytes)) else None
     except (TypeError, ValueError, RuntimeError):
         flags = None
-    if flags is None or flags.layout != torch.strided or flags.is_complex() or flags.is_floating_point() and not bool(
-        torch.isin(flags, torch.tensor([0.0, 1.0])).all()
+    if (
+        flags is None
+        or flags.layout != torch.strided
+        or flags.is_complex()
+        or flags.is_floating_point()
+        and not bool(torch.isin(flags, torch.tensor([0.0, 1.0])).all())
     ):
         raise ValueError(f"which must give one True/False per image, not {describe(which)}.")
     return flags.to(torch.bool)
@@ -362,7 +375,9 @@ def tagged_dataset(
 
 def _with_tags(content: torch.Tensor, labels: torch.Tensor, box: Box, rule: str, seed: int) -> TaggedImages:
     tagged = _tagged_by_rule(labels, rule, seed)
-    return TaggedImages(images=add_tag(content, box, tagged), labels=labels, tagged=tagged, content=content, box=box, rule=rule)
+    return TaggedImages(
+        images=add_tag(content, box, tagged), labels=labels, tagged=tagged, content=content, box=box, rule=rule
+    )
 
 
 def retag(data: TaggedImages, tags: TagRule, *, box: Box | None = None, seed: int = 0) -> TaggedImages:
@@ -376,8 +391,10 @@ def retag(data: TaggedImages, tags: TagRule, *, box: Box | None = None, seed: in
         raise TypeError(f"data must be TaggedImages (from tagged_dataset), not {describe(data)}.")
     box = data.box if box is None else _check_box(box)
     if box.image_size != tuple(data.content.shape[-2:]):
-        raise ValueError(f"The box is on a {box.image_size[0]} x {box.image_size[1]} image but the data's images are "
-                         f"{data.content.shape[-2]} x {data.content.shape[-1]}; build the box for the images' size.")
+        raise ValueError(
+            f"The box is on a {box.image_size[0]} x {box.image_size[1]} image but the data's images are "
+            f"{data.content.shape[-2]} x {data.content.shape[-1]}; build the box for the images' size."
+        )
     return _with_tags(data.content, data.labels, box, tags, seed)
 
 
@@ -472,8 +489,16 @@ def train_classifier(
     _check_model(model)
     if not isinstance(data, TaggedImages):
         raise TypeError(f"data must be TaggedImages (from tagged_dataset or retag), not {describe(data)}.")
-    epochs, batch_size, seed = check_count(epochs, "epochs"), check_count(batch_size, "batch_size"), check_count(seed, "seed", 0)
-    if isinstance(lr, (bool, np.bool_)) or not isinstance(lr, (int, float, np.integer, np.floating)) or not 0 < lr < float("inf"):
+    epochs, batch_size, seed = (
+        check_count(epochs, "epochs"),
+        check_count(batch_size, "batch_size"),
+        check_count(seed, "seed", 0),
+    )
+    if (
+        isinstance(lr, (bool, np.bool_))
+        or not isinstance(lr, (int, float, np.integer, np.floating))
+        or not 0 < lr < float("inf")
+    ):
         raise ValueError(f"lr must be a positive learning rate such as 3e-3, not {describe(lr)}.")
     _as_batch(model, data.images[:1])  # the images fit the model (channels, device, dtype), said in one line
     trained = copy.deepcopy(model)
@@ -520,7 +545,9 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
             with torch.no_grad():
                 scores = model(batch)
         except RuntimeError as error:  # e.g. images too small for the model's convolutions and pools
-            raise ValueError(f"The model cannot take images of shape {tuple(batch.shape)}: {str(error).splitlines()[0]}") from None
+            raise ValueError(
+                f"The model cannot take images of shape {tuple(batch.shape)}: {str(error).splitlines()[0]}"
+            ) from None
         return torch.softmax(scores, dim=1).cpu()
     finally:
         for m, training in modes:
@@ -553,17 +580,18 @@ def box_share(saliency: MapLike, box: Box) -> float:
     >>> box = Box(top=0, left=0, height=1, width=1, image_size=(2, 2))
     >>> box_share(np.array([[3.0, 1.0], [0.0, 0.0]]), box)
     0.75
-    >>> box_share(np.ones((4, 4)), box)
+    >>> box_share(np.ones((4, 4)), box)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: The map is 4 x 4 but the box is on a 2 x 2 image; give one map on the image's grid (upsample Grad-CAM with upsample_cam).
+    ValueError: The map is 4 x 4 but the box is on a 2 x 2 image; give one map on the image's grid (...).
     """
     _check_box(box)
     values = magnitude(saliency, "saliency")
     if values.shape != box.image_size:
         raise ValueError(
-            f"The map is {' x '.join(map(str, values.shape))} but the box is on a {box.image_size[0]} x {box.image_size[1]} "
-            "image; give one map on the image's grid (upsample Grad-CAM with upsample_cam)."
+            f"The map is {' x '.join(map(str, values.shape))} but the box is on a "
+            f"{box.image_size[0]} x {box.image_size[1]} image; give one map on the image's grid "
+            "(upsample Grad-CAM with upsample_cam)."
         )
     top = float(values.max())
     return mass_share(values / top if top > 0 else values, box.mask())  # a share does not change with the scale

@@ -56,7 +56,7 @@ HEATMAP_CMAP = "jet"
 GRADIENT_CMAP = "gray"
 """Grayscale gradient maps: Guided Backpropagation and Guided Grad-CAM magnitudes."""
 GRADIENT_CLIP_PERCENTILE = 99.5
-"""Gradient maps are heavy-tailed: figures scale them by this percentile of |map| (not the maximum) and clip above it."""
+"""Gradient maps are heavy-tailed: figures divide them by this percentile of |map| (not the maximum) and clip."""
 DIVERGING_CMAP = "bwr"
 """Signed maps centred on zero, e.g. class A minus class B: red = positive (A), blue = negative (B)."""
 
@@ -484,8 +484,7 @@ def draw_regions(
     listed = isinstance(colours, Sequence) and not isinstance(colours, str) and len(colours) > 0
     if not listed or not all(map(is_color_like, colours)):
         raise ValueError(
-            "colours must be a non-empty list of colours, e.g. ('white', 'black');"
-            f" got {describe(colours)}."
+            f"colours must be a non-empty list of colours, e.g. ('white', 'black'); got {describe(colours)}."
         )
     if not check_real(linewidth, "linewidth") > 0 or not math.isfinite(linewidth):
         raise ValueError(f"linewidth must be a positive number of points, got {describe(linewidth)}.")

@@ -31,7 +31,7 @@ import re
 import shutil
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from importlib.util import find_spec
 from pathlib import Path
@@ -52,7 +52,10 @@ ROOT = Path(__file__).resolve().parents[2]
 SECTIONS = (("Lessons", "notebooks/"), ("Solutions", "notebooks/solutions/"))
 """Each section of the course and the folder (under the site's source) its notebooks live in."""
 PAGE_NAME = re.compile(r"\d\d[_ -][^/]+")
-"""A page of a section: two digits, ``_`` (or a space or ``-``), then any name (``01_grad_cam``, ``01_été``, ``02 b``)."""
+"""A page of a section: two digits, ``_`` (or a space or ``-``), then any name.
+
+For example ``01_grad_cam``, ``01_été`` or ``02 b``.
+"""
 GUIDE = "docs/instructor_guide"
 """The instructor guide's page."""
 CONTENTS_MARKER = "<!-- course:contents -->"
@@ -117,8 +120,8 @@ def outline(nb: NotebookNode, fallback_title: str = "Untitled") -> Outline:
     ...     nbformat.v4.new_markdown_cell("# 01 · Grad-CAM\\n\\n**Able to do (about 25 minutes):**\\n\\n"
     ...                                   "- write Grad-CAM\\n  from scratch;\\n- check it."),
     ...     nbformat.v4.new_code_cell("import torch\\n\\nx = torch.ones(3)")])
-    >>> outline(nb)
-    Outline(title='01 · Grad-CAM', summary='Write Grad-CAM from scratch.', stated_minutes=25, prose_words=14, code_lines=2)
+    >>> outline(nb)  # doctest: +ELLIPSIS
+    Outline(title='01 · Grad-CAM', summary='Write Grad-CAM from scratch.', stated_minutes=25, ...)
     """
     markdown = [cell.source for cell in nb.cells if cell.cell_type == "markdown"]
     code = [cell.source for cell in nb.cells if cell.cell_type == "code"]
@@ -221,8 +224,11 @@ def report(page: Page) -> dict[str, Any]:
     (4.1, 10)
     """
     estimate = estimate_minutes(page.prose_words, page.code_lines, page.run_seconds or 0.0)
-    return {**asdict(page), "estimate_minutes": round(estimate, 1),
-            "slot_minutes": slot_minutes(estimate, page.stated_minutes)}
+    return {
+        **asdict(page),
+        "estimate_minutes": round(estimate, 1),
+        "slot_minutes": slot_minutes(estimate, page.stated_minutes),
+    }
 
 
 # --- markdown the build writes -------------------------------------------------------------------
@@ -238,7 +244,9 @@ def md_text(text: str) -> str:
 
 
 def without_links(markdown: str) -> str:
-    """The notebook's own markdown, each link replaced by its text (its target is relative to the notebook, not the index).
+    """The notebook's own markdown, each link replaced by its text.
+
+    A link's target is relative to the notebook, not to the index, so only its text is kept.
 
     >>> without_links("Compute the *vanilla gradient* (see [lesson 01](01_grad_cam.ipynb)).")
     'Compute the *vanilla gradient* (see lesson 01).'
@@ -258,8 +266,10 @@ def md_link(text: str, target: str) -> str:
 def model_banner(name: str, description: str, built: datetime) -> str:
     """The line on every page that says which model produced the figures (HTML).
 
-    >>> model_banner("squeezenet1_1", "SqueezeNet 1.1", datetime(2026, 1, 2, tzinfo=timezone.utc))
-    'Figures on this site were produced by <b>SqueezeNet 1.1</b> (<code>XAI_MODEL=squeezenet1_1</code>), built 2026-01-02.'
+    >>> print(model_banner("squeezenet1_1", "SqueezeNet 1.1", datetime(2026, 1, 2, tzinfo=UTC)))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    Figures on this site were produced by <b>SqueezeNet 1.1</b>
+    (<code>XAI_MODEL=squeezenet1_1</code>), built 2026-01-02.
     """
     return (
         f"Figures on this site were produced by <b>{escape(description)}</b> "
@@ -305,7 +315,11 @@ def contents_markdown(pages: Sequence[Page], from_doc: str, *, guide: bool, mode
         for p in listed:
             stated = f"about {p.stated_minutes} minutes; " if p.stated_minutes else ""
             figures = f"{p.figures} figure{'s' * (p.figures != 1)}"
-            ran = f"runs in {p.run_seconds:.0f} s" if p.executed and p.run_seconds is not None else "not executed in this build"
+            ran = (
+                f"runs in {p.run_seconds:.0f} s"
+                if p.executed and p.run_seconds is not None
+                else "not executed in this build"
+            )
             link = md_link(p.title, relative_link(f"{p.docname}.ipynb", from_doc))
             items.append(f"- **{link}**: {without_links(p.summary)} *({stated}{figures}; {ran})*")
         parts.append("\n".join(items))
@@ -313,8 +327,9 @@ def contents_markdown(pages: Sequence[Page], from_doc: str, *, guide: bool, mode
     if guide:
         parts += [
             "## For instructors",
-            f"{md_link('The instructor guide', relative_link(GUIDE + '.md', from_doc))}: the agenda with times measured by this build, what to "
-            "prepare, where learners get stuck, and how to hand out the challenge.",
+            f"{md_link('The instructor guide', relative_link(GUIDE + '.md', from_doc))}: "
+            "the agenda with times measured by this build, what to prepare, where learners get stuck, "
+            "and how to hand out the challenge.",
             toctree("For instructors", [GUIDE]),
         ]
     parts += [
@@ -343,7 +358,8 @@ def agenda_markdown(pages: Sequence[Page], model_name: str, from_doc: str = GUID
         stated = f"{page.stated_minutes} min" if page.stated_minutes else "-"
         ran = f"{page.run_seconds:.0f} s" if page.executed and page.run_seconds is not None else "not run"
         rows.append(
-            f"| {elapsed // 60}:{elapsed % 60:02d} | {md_link(page.title, relative_link(page.docname + '.ipynb', from_doc))} "
+            f"| {elapsed // 60}:{elapsed % 60:02d} "
+            f"| {md_link(page.title, relative_link(page.docname + '.ipynb', from_doc))} "
             f"| {page.prose_words} | {page.code_lines} | {ran} | {row['estimate_minutes']:.0f} min "
             f"| {stated} | {row['slot_minutes']} min |"
         )
@@ -353,7 +369,7 @@ def agenda_markdown(pages: Sequence[Page], model_name: str, from_doc: str = GUID
         f"*How the times are derived:* `make html` counts each lesson's words of prose and non-empty lines of "
         f"code and measures how long the whole notebook takes to execute (`XAI_MODEL={model_name}`, "
         f"{os.cpu_count()} CPU cores). Reading + running = words / {PROSE_WORDS_PER_MINUTE} + lines / "
-        f"{CODE_LINES_PER_MINUTE} + run time, in minutes. *Lesson says* is the lesson's own \"about N minutes\", "
+        f'{CODE_LINES_PER_MINUTE} + run time, in minutes. *Lesson says* is the lesson\'s own "about N minutes", '
         f"which includes thinking and typing that reading cannot measure. The slot is the larger of the two, rounded "
         f"up to {SLOT_STEP_MINUTES} minutes. Solutions are not on the agenda."
     )
@@ -385,7 +401,9 @@ def failed_cell(doctree: nodes.document) -> tuple[int, str, str] | None:
         tags = (cell.get("cell_metadata") or {}).get("tags") or []
         errors = [n for n in cell.findall(nodes.literal_block) if "traceback" in n["classes"]]
         if errors and "raises-exception" not in tags:
-            source = next((n.astext() for n in cell.findall(nodes.container) if n.get("nb_element") == "cell_code_source"), "")
+            source = next(
+                (n.astext() for n in cell.findall(nodes.container) if n.get("nb_element") == "cell_code_source"), ""
+            )
             return cell["cell_index"], source, errors[0].astext()
     return None
 
@@ -404,9 +422,10 @@ def cell_named_in(traceback: str, nb: NotebookNode) -> int | None:
 
 
 def failure_message(notebook: str, cell_index: int | None, error: str, source: str, traceback: str) -> str:
-    """One line naming the notebook, the cell (1-based, counting every cell) and the error, then the cell and its traceback.
+    """One line naming the notebook, the cell (1-based, counting every cell) and the error; the cell; its traceback.
 
-    >>> print(failure_message("notebooks/01_x.ipynb", 2, "ZeroDivisionError", "x / 0", "ZeroDivisionError: division by zero"))
+    >>> error = "ZeroDivisionError: division by zero"
+    >>> print(failure_message("notebooks/01_x.ipynb", 2, "ZeroDivisionError", "x / 0", error))
     notebooks/01_x.ipynb: cell 3 failed (ZeroDivisionError):
         x / 0
     ZeroDivisionError: division by zero
@@ -457,13 +476,21 @@ def set_up(app: Sphinx, config: Config) -> None:
     except (ModelUnavailableError, ValueError) as error:
         raise CourseSiteError(str(error)) from None
     os.environ["XAI_MODEL"] = loaded.name  # the kernels inherit it: "auto" is settled once for every page
-    built = datetime.now(timezone.utc)
+    built = datetime.now(UTC)
     app.course_model = (loaded.name, loaded.description, built)  # type: ignore[attr-defined]
-    config.html_theme_options = {**config.html_theme_options, "announcement": model_banner(loaded.name, loaded.description, built)}
+    config.html_theme_options = {
+        **config.html_theme_options,
+        "announcement": model_banner(loaded.name, loaded.description, built),
+    }
     if config.nb_execution_mode == "cache" and not config.nb_execution_cache_path:
         config.nb_execution_cache_path = str(cache_folder(ROOT / "build" / "jupyter_cache" / loaded.name))
     if config.course_without_solutions:
-        config.exclude_patterns = [*config.exclude_patterns, "notebooks/solutions", "notebooks/solutions/**", f"{GUIDE}.md"]
+        config.exclude_patterns = [
+            *config.exclude_patterns,
+            "notebooks/solutions",
+            "notebooks/solutions/**",
+            f"{GUIDE}.md",
+        ]
     only = _only_matcher(config.course_only)
     if only is not None:  # the other notebooks are still pages (so links resolve), but not executed
         srcdir = Path(app.srcdir)
@@ -573,8 +600,10 @@ def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
     else:
         note = nodes.admonition(classes=["warning"])
         note += nodes.title(text="Not executed in this build")
-        note += nodes.paragraph(text="This page shows the notebook without outputs: the site was built with --only. "
-                                     "make html executes every lesson.")
+        note += nodes.paragraph(
+            text="This page shows the notebook without outputs: the site was built with --only. "
+            "make html executes every lesson."
+        )
         first_section = next(iter(doctree.findall(nodes.section)), doctree)
         first_section.insert(1 if first_section is not doctree else 0, note)
     _pages(env)[docname] = page
@@ -594,7 +623,9 @@ def note_widgets(doctree: nodes.document) -> int:
     """
     views = [node for node in doctree.findall(nodes.raw) if WIDGET_VIEW in node.astext()]
     for view in views:
-        view.parent.insert(view.parent.index(view) + 1, nodes.paragraph(text=WIDGET_NOTE, classes=["course-widget-note"]))
+        view.parent.insert(
+            view.parent.index(view) + 1, nodes.paragraph(text=WIDGET_NOTE, classes=["course-widget-note"])
+        )
     return len(views)
 
 
@@ -620,10 +651,15 @@ def finish(app: Sphinx, exception: Exception | None) -> None:
     name, description, built = app.course_model  # type: ignore[attr-defined]
     pages = [_pages(app.env)[d] for d in course_pages(_pages(app.env))]
     manifest = {
-        "model": name, "model_description": description, "built": built.isoformat(), "cpu_cores": os.cpu_count(),
+        "model": name,
+        "model_description": description,
+        "built": built.isoformat(),
+        "cpu_cores": os.cpu_count(),
         "lessons": [{**report(p), "page": app.builder.get_target_uri(p.docname)} for p in pages],
     }
-    Path(app.outdir, "lessons.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    Path(app.outdir, "lessons.json").write_text(
+        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

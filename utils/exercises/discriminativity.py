@@ -173,8 +173,7 @@ def _mistakes(
         ("not subtracted", "the answer is S_A alone, scaled; subtract the scaled S_B.", scale_01(a)),
         (
             "zero",
-            "the answer is zero everywhere: was a map subtracted from itself? Use S_A for class A and S_B for class "
-            "B.",
+            "the answer is zero everywhere: was a map subtracted from itself? Use S_A for class A and S_B for class B.",
             np.zeros_like(expected),
         ),
     ]

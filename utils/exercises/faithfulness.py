@@ -86,15 +86,24 @@ def diagnose_insertion_curve(
     if _matches(curve, reference.insertion):
         return correct(f"your insertion curve matches the reference (AUC {reference.insertion_auc:.3f}).")
     if curve.min() < -_TOLERANCE or curve.max() > 1 + _TOLERANCE:
-        return wrong("logits", f"values from {curve.min():.2f} to {curve.max():.2f}: use the class probability, "
-                               "torch.softmax(logits, dim=1)[:, target], not the raw scores.")
+        return wrong(
+            "logits",
+            f"values from {curve.min():.2f} to {curve.max():.2f}: use the class probability, "
+            "torch.softmax(logits, dim=1)[:, target], not the raw scores.",
+        )
     if _matches(curve, reference.deletion):
-        return wrong("deletion", "this is the deletion curve: start from the blurred image and REVEAL x's pixels, "
-                                 "rather than removing them from x.")
+        return wrong(
+            "deletion",
+            "this is the deletion curve: start from the blurred image and REVEAL x's pixels, "
+            "rather than removing them from x.",
+        )
     reversed_order = insertion_deletion(model, x, -_as_array(saliency), target, steps=steps, baseline="blur")
     if _matches(curve, reversed_order.insertion):
-        return wrong("order", "the pixels come in reverse order: reveal the map's HIGHEST values first "
-                              "(np.argsort(-values) or descending=True).")
+        return wrong(
+            "order",
+            "the pixels come in reverse order: reveal the map's HIGHEST values first "
+            "(np.argsort(-values) or descending=True).",
+        )
     if _matches(curve, insertion_deletion(model, x, saliency, target, steps=steps, baseline="zero").insertion):
         return wrong(
             "baseline", "the pixels are revealed on zeros: start from replacement(x, 'blur'), the blurred image."

@@ -73,23 +73,44 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
         return (alpha * activations).sum(dim=0)
 
     return [
-        ("no ReLU", "the map has negative values: apply a ReLU to the weighted sum, keeping only evidence for the "
-         "class.",
-         weighted(mean)),
-        ("max instead of mean", "the channel weights are the maximum of the gradients; average them over the grid "
-         "(Eq. 1).",
-         F.relu(weighted(grad.amax(dim=(1, 2), keepdim=True)))),
-        ("sum instead of mean", "the map is h*w times too large: the weights must be the *mean* of the gradients, "
-         "not their sum.",
-         F.relu(weighted(grad.sum(dim=(1, 2), keepdim=True)))),
-        ("no pooling", "the gradients were multiplied with the activations pixel by pixel; average each channel's "
-         "gradients over the grid first, one weight per channel.", F.relu((grad * A).sum(dim=0))),
-        ("absolute gradients", "the weights are means of |gradient|; keep the signs, so that channels that lower "
-         "the score count against the class.", F.relu(weighted(grad.abs().mean(dim=(1, 2), keepdim=True)))),
-        ("no weights", "the channels were summed without weights; weight each by its mean gradient (Eq. 1-2).",
-         F.relu(A.sum(dim=0))),
-        ("softmax", "the gradients are those of the softmax probability; use the class score y_c, the logit "
-         "before the softmax.", F.relu(weighted(p["grad_p"].mean(dim=(1, 2), keepdim=True)))),
+        (
+            "no ReLU",
+            "the map has negative values: apply a ReLU to the weighted sum, keeping only evidence for the class.",
+            weighted(mean),
+        ),
+        (
+            "max instead of mean",
+            "the channel weights are the maximum of the gradients; average them over the grid (Eq. 1).",
+            F.relu(weighted(grad.amax(dim=(1, 2), keepdim=True))),
+        ),
+        (
+            "sum instead of mean",
+            "the map is h*w times too large: the weights must be the *mean* of the gradients, not their sum.",
+            F.relu(weighted(grad.sum(dim=(1, 2), keepdim=True))),
+        ),
+        (
+            "no pooling",
+            "the gradients were multiplied with the activations pixel by pixel; average each channel's "
+            "gradients over the grid first, one weight per channel.",
+            F.relu((grad * A).sum(dim=0)),
+        ),
+        (
+            "absolute gradients",
+            "the weights are means of |gradient|; keep the signs, so that channels that lower "
+            "the score count against the class.",
+            F.relu(weighted(grad.abs().mean(dim=(1, 2), keepdim=True))),
+        ),
+        (
+            "no weights",
+            "the channels were summed without weights; weight each by its mean gradient (Eq. 1-2).",
+            F.relu(A.sum(dim=0)),
+        ),
+        (
+            "softmax",
+            "the gradients are those of the softmax probability; use the class score y_c, the logit "
+            "before the softmax.",
+            F.relu(weighted(p["grad_p"].mean(dim=(1, 2), keepdim=True))),
+        ),
     ]
 
 
@@ -170,8 +191,11 @@ def _compare(
         for mode in ("nearest", "bilinear"):
             up = upsample_cam(expected[None, None], got.shape, mode)[0, 0]
             if _close(got, up) or _same_up_to_scale(got, up):
-                return wrong("upsampled", f"the map was upsampled to {tuple(got.shape)}; return it at the layer's own "
-                             f"grid, {h} x {w} (upsampling is for display).")
+                return wrong(
+                    "upsampled",
+                    f"the map was upsampled to {tuple(got.shape)}; return it at the layer's own "
+                    f"grid, {h} x {w} (upsampling is for display).",
+                )
     if got.shape != expected.shape:
         other = _other_layer(model, layer, x, target, got)
         where = f"; it is Grad-CAM at {other!r}. Use the layer you are given" if other else ""
@@ -191,8 +215,11 @@ def _compare(
     with torch.no_grad():
         top = int(model(x.detach()).argmax(dim=1)[0])
     if top != target and _close(got, grad_cam(model, layer, x, top)[0, 0].double().cpu()):
-        return wrong("target ignored", f"the answer is the map of the top class ({top}), not of target {target}; "
-                     "use the score of the class you are given.")
+        return wrong(
+            "target ignored",
+            f"the answer is the map of the top class ({top}), not of target {target}; "
+            "use the score of the class you are given.",
+        )
     row, col = np.unravel_index(int((got - expected).abs().argmax()), (h, w))
     return wrong(
         "values",

@@ -118,19 +118,39 @@ def _table() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 _MISTAKES: tuple[tuple[str, str, ReluRule], ...] = (
-    ("guided rule", "your rule also keeps the forward mask (relu_input > 0): that is Guided Backpropagation. "
-     "The deconvnet ignores the forward input.", lambda g, x: F.relu(g) * (x > 0)),
-    ("ordinary gradient", "your rule is the ReLU's ordinary backward, grad_output * (relu_input > 0); the "
-     "deconvnet ignores the forward input and keeps the positive part of the gradient.", lambda g, x: g * (x > 0)),
+    (
+        "guided rule",
+        "your rule also keeps the forward mask (relu_input > 0): that is Guided Backpropagation. "
+        "The deconvnet ignores the forward input.",
+        lambda g, x: F.relu(g) * (x > 0),
+    ),
+    (
+        "ordinary gradient",
+        "your rule is the ReLU's ordinary backward, grad_output * (relu_input > 0); the "
+        "deconvnet ignores the forward input and keeps the positive part of the gradient.",
+        lambda g, x: g * (x > 0),
+    ),
     ("identity", "your rule passes every gradient through unchanged; keep only its positive part.", lambda g, x: g),
-    ("absolute value", "your rule returns |grad_output|; negative gradients must become 0, not positive.",
-     lambda g, x: g.abs()),
-    ("negative part", "your rule keeps the negative part of the gradient; keep the positive part, max(grad_output, 0).",
-     lambda g, x: g.clamp(max=0)),
-    ("sign", "your rule returns max(-grad_output, 0); keep the positive part of grad_output itself.",
-     lambda g, x: F.relu(-g)),
-    ("forward input", "your rule returns max(relu_input, 0), the forward pass; apply the ReLU to grad_output instead.",
-     lambda g, x: F.relu(x)),
+    (
+        "absolute value",
+        "your rule returns |grad_output|; negative gradients must become 0, not positive.",
+        lambda g, x: g.abs(),
+    ),
+    (
+        "negative part",
+        "your rule keeps the negative part of the gradient; keep the positive part, max(grad_output, 0).",
+        lambda g, x: g.clamp(max=0),
+    ),
+    (
+        "sign",
+        "your rule returns max(-grad_output, 0); keep the positive part of grad_output itself.",
+        lambda g, x: F.relu(-g),
+    ),
+    (
+        "forward input",
+        "your rule returns max(relu_input, 0), the forward pass; apply the ReLU to grad_output instead.",
+        lambda g, x: F.relu(x),
+    ),
 )
 
 
@@ -148,14 +168,19 @@ def _rule_on_table(answer: Any) -> Verdict | None:
     if isinstance(got, Verdict):
         return got
     if not torch.equal(given_g, grad_output) or not torch.equal(given_x, relu_input):
-        return wrong("in place", "your rule changed its arguments in place (e.g. clamp_); return a new tensor, "
-                     "e.g. F.relu(grad_output).")
+        return wrong(
+            "in place",
+            "your rule changed its arguments in place (e.g. clamp_); return a new tensor, e.g. F.relu(grad_output).",
+        )
     if not isinstance(got, torch.Tensor):
         return wrong("type", f"your rule returned a {type(got).__name__}; return a tensor shaped like grad_output.")
     if got.shape != grad_output.shape:
         given = tuple(grad_output.shape)
-        return wrong("shape", f"your rule returned shape {tuple(got.shape)} for a gradient of shape {given}; "
-                     "return one value per element.")
+        return wrong(
+            "shape",
+            f"your rule returned shape {tuple(got.shape)} for a gradient of shape {given}; "
+            "return one value per element.",
+        )
     got = got.detach().to(torch.float32)
     if torch.allclose(got, deconv_rule(grad_output, relu_input)):
         return None
@@ -164,8 +189,11 @@ def _rule_on_table(answer: Any) -> Verdict | None:
             return wrong(reason, text)
     i, j = np.unravel_index(int((got - deconv_rule(grad_output, relu_input)).abs().argmax()), (5, 5))
     g, x = float(grad_output[0, i, j]), float(relu_input[0, i, j])
-    return wrong("values", f"for grad_output = {g:g} and relu_input = {x:g} your rule gives {float(got[0, i, j]):g}; "
-                 f"the deconvnet gives max({g:g}, 0) = {max(g, 0.0):g}.")
+    return wrong(
+        "values",
+        f"for grad_output = {g:g} and relu_input = {x:g} your rule gives {float(got[0, i, j]):g}; "
+        f"the deconvnet gives max({g:g}, 0) = {max(g, 0.0):g}.",
+    )
 
 
 def _captum_deconvolution(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -210,10 +238,14 @@ def diagnose_deconv_rule(answer: ReluRule | Any, model: nn.Module, x: torch.Tens
     scale = float(expected.abs().max()) or 1.0
     gap = float((got.to(expected.dtype) - expected).abs().max()) / scale
     if got.shape != expected.shape or gap > TOLERANCE:
-        return wrong("network", "your rule is right on the table but the network's map differs from Captum's "
-                     f"Deconvolution by {gap:.1e} of its maximum; make it work elementwise on tensors of any shape.")
-    return correct(f"your rule at every ReLU gives Captum's Deconvolution (largest difference {gap:.1e} of its "
-                   "maximum).")
+        return wrong(
+            "network",
+            "your rule is right on the table but the network's map differs from Captum's "
+            f"Deconvolution by {gap:.1e} of its maximum; make it work elementwise on tensors of any shape.",
+        )
+    return correct(
+        f"your rule at every ReLU gives Captum's Deconvolution (largest difference {gap:.1e} of its maximum)."
+    )
 
 
 def check_deconv_rule(

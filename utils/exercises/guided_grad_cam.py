@@ -10,7 +10,8 @@ normalised Grad-CAM or product, a sum instead of a product, one channel instead 
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,23 +60,42 @@ def _mistakes(gbp: torch.Tensor, cam: torch.Tensor) -> list[tuple[str, str, torc
     product = gbp * bilinear
     peak = float(product.abs().max()) or 1.0
     found = [
-        (mode, f"Grad-CAM was upsampled with mode={mode!r}; the paper's figure uses mode=\"bilinear\".",
-         gbp * upsample_cam(cam, size, mode))
+        (
+            mode,
+            f'Grad-CAM was upsampled with mode={mode!r}; the paper\'s figure uses mode="bilinear".',
+            gbp * upsample_cam(cam, size, mode),
+        )
         for mode in ("nearest", "nearest-exact", "bicubic", "area")
     ]
     corners = torch.nn.functional.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=True)
     return found + [
-        ("align_corners", "align_corners=True moves the coarse cells' centres to the image's corners; leave it at its "
-         "default (False), as utils.saliency and Captum do.", gbp * corners),
-        ("normalised Grad-CAM", "Grad-CAM was divided by its maximum; Guided Grad-CAM multiplies by the map itself "
-         "(scale only the picture you draw).", gbp * bilinear / top),
-        ("normalised product", "the product was divided by its maximum; return it unscaled (scale only the picture "
-         "you draw).",
-         product / peak),
-        ("sum instead of product", "GBP and Grad-CAM were added; Guided Grad-CAM multiplies them pixel by pixel.",
-         gbp + bilinear),
-        ("absolute value", "the answer is |GBP x Grad-CAM|; keep the signs (a picture may take |.| later).",
-         product.abs()),
+        (
+            "align_corners",
+            "align_corners=True moves the coarse cells' centres to the image's corners; leave it at its "
+            "default (False), as utils.saliency and Captum do.",
+            gbp * corners,
+        ),
+        (
+            "normalised Grad-CAM",
+            "Grad-CAM was divided by its maximum; Guided Grad-CAM multiplies by the map itself "
+            "(scale only the picture you draw).",
+            gbp * bilinear / top,
+        ),
+        (
+            "normalised product",
+            "the product was divided by its maximum; return it unscaled (scale only the picture you draw).",
+            product / peak,
+        ),
+        (
+            "sum instead of product",
+            "GBP and Grad-CAM were added; Guided Grad-CAM multiplies them pixel by pixel.",
+            gbp + bilinear,
+        ),
+        (
+            "absolute value",
+            "the answer is |GBP x Grad-CAM|; keep the signs (a picture may take |.| later).",
+            product.abs(),
+        ),
         ("Grad-CAM only", "the answer is the upsampled Grad-CAM alone; multiply it with GBP.", bilinear.expand_as(gbp)),
         ("GBP only", "the answer is GBP alone; multiply it with the upsampled Grad-CAM.", gbp),
     ]
@@ -108,14 +128,18 @@ def diagnose_guided_grad_cam(answer: GuidedGradCamAnswer | Any, gbp: torch.Tenso
         return got
     expected = gbp64 * upsample_cam(cam64, gbp.shape[-2:], "bilinear")
     if not torch.isfinite(got).all():
-        return wrong("not finite", "the answer contains NaN or infinite values; do not divide by a maximum that may "
-                     "be 0.")
+        return wrong(
+            "not finite", "the answer contains NaN or infinite values; do not divide by a maximum that may be 0."
+        )
     if _close(got, expected):
         return correct("your Guided Grad-CAM equals GBP x bilinear-upsampled Grad-CAM.")
     if got.numel() == expected[:, :1].numel() and got.shape[-2:] == expected.shape[-2:]:
-        return wrong("channels", f"the answer has one channel (shape {tuple(got.shape)}); keep GBP's {gbp.shape[1]} "
-                     "channels "
-                     "(the one-channel Grad-CAM broadcasts over them).")
+        return wrong(
+            "channels",
+            f"the answer has one channel (shape {tuple(got.shape)}); keep GBP's {gbp.shape[1]} "
+            "channels "
+            "(the one-channel Grad-CAM broadcasts over them).",
+        )
     if got.shape != expected.shape:
         small = got.ndim >= 2 and tuple(got.shape[-2:]) != tuple(expected.shape[-2:])
         hint = ' Upsample Grad-CAM to GBP\'s size first, with F.interpolate(cam, size=..., mode="bilinear").'
@@ -126,8 +150,11 @@ def diagnose_guided_grad_cam(answer: GuidedGradCamAnswer | Any, gbp: torch.Tenso
             return wrong(reason, text)
     index = np.unravel_index(int((got - expected).abs().argmax()), tuple(expected.shape))
     where = tuple(int(i) for i in index)
-    return wrong("values", f"the largest difference is at {where}: expected {float(expected[index]):.4g}, got "
-                 f'{float(got[index]):.4g}; compute gbp * F.interpolate(cam, size=gbp.shape[-2:], mode="bilinear").')
+    return wrong(
+        "values",
+        f"the largest difference is at {where}: expected {float(expected[index]):.4g}, got "
+        f'{float(got[index]):.4g}; compute gbp * F.interpolate(cam, size=gbp.shape[-2:], mode="bilinear").',
+    )
 
 
 def check_guided_grad_cam(

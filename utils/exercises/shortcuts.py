@@ -37,7 +37,9 @@ def _number(answer: Any) -> float | Verdict:
         answer = answer.detach().cpu().numpy()
     values = np.asarray(answer)
     if values.dtype == object or not np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
-        return wrong("not a number", f"the answer is a {type(answer).__name__}; return one number, the share (a float).")
+        return wrong(
+            "not a number", f"the answer is a {type(answer).__name__}; return one number, the share (a float)."
+        )
     if values.size != 1:
         return wrong(
             "not a number",
@@ -56,7 +58,9 @@ def _shares_of(values: npt.NDArray[np.float64], inside: npt.NDArray[np.bool_]) -
 
 def _mistakes(saliency: MapLike, box: Box) -> dict[str, tuple[float, str]]:
     """What the usual mistakes would return on this map, with the words that explain each."""
-    array = saliency.detach().cpu().double().numpy() if isinstance(saliency, torch.Tensor) else np.asarray(saliency, float)
+    array = (
+        saliency.detach().cpu().double().numpy() if isinstance(saliency, torch.Tensor) else np.asarray(saliency, float)
+    )
     while array.ndim > 2 and array.shape[0] == 1:
         array = array[0]
     channels = array if array.ndim == 3 else array[None]
@@ -82,15 +86,26 @@ def _mistakes(saliency: MapLike, box: Box) -> dict[str, tuple[float, str]]:
     }
     magnitudes = magnitude(saliency)
     height, width = box.image_size
-    if (box.top, box.height) != (box.left, box.width) and box.left + box.width <= height and box.top + box.height <= width:
+    if (
+        (box.top, box.height) != (box.left, box.width)
+        and box.left + box.width <= height
+        and box.top + box.height <= width
+    ):
         swapped = np.zeros_like(inside)
-        swapped[box.left : box.left + box.width, box.top : box.top + box.height] = True  # rows from left, columns from top
+        swapped[box.left : box.left + box.width, box.top : box.top + box.height] = (
+            True  # rows from left, columns from top
+        )
         found["rows and columns"] = (
             _shares_of(magnitudes, swapped),
             "rows and columns are swapped: rows are the first index (top, height), columns the second (left, width).",
         )
     for grow, words in ((1, "one pixel too large (the end is not part of the box)"), (-1, "one pixel too small")):
-        if box.height + grow >= 1 and box.width + grow >= 1 and box.top + box.height + grow <= height and box.left + box.width + grow <= width:
+        if (
+            box.height + grow >= 1
+            and box.width + grow >= 1
+            and box.top + box.height + grow <= height
+            and box.left + box.width + grow <= width
+        ):
             other = np.zeros_like(inside)
             other[box.top : box.top + box.height + grow, box.left : box.left + box.width + grow] = True
             found[f"box {'+' if grow > 0 else '-'}1"] = (
@@ -118,7 +133,11 @@ def diagnose_box_share(answer: Any, saliency: MapLike, box: Box) -> Verdict:
     if abs(got - expected) <= _TOLERANCE * max(1.0, abs(expected)):
         return correct(f"{got:.3f} of the map's mass lies in the box (the box is {box.share:.1%} of the image).")
     for reason, (value, words) in _mistakes(saliency, box).items():
-        if np.isfinite(value) and abs(got - value) <= _TOLERANCE * max(1.0, abs(value)) and abs(value - expected) > _TOLERANCE:
+        if (
+            np.isfinite(value)
+            and abs(got - value) <= _TOLERANCE * max(1.0, abs(value))
+            and abs(value - expected) > _TOLERANCE
+        ):
             return wrong(reason, f"got {got:.4f}, expected {expected:.4f}: {words}")
     if not 0.0 <= got <= 1.0:
         return wrong("range", f"got {got:.4f}; a share lies between 0 and 1 (expected {expected:.4f}).")

@@ -14,6 +14,7 @@ from PIL import Image
 
 import utils.explorer as explorer_module
 from utils.datasets import SAMPLE_IMAGES, ImageLoadError, sample_image_path
+from utils.discriminativity import discriminativity_map
 from utils.explorer import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_PIXELS,
@@ -226,7 +227,14 @@ def test_render_figure_titles_and_scales(cat: ImageAnalysis) -> None:
     gbp = render_figure(cat, View(top.index, method="guided_backprop"))
     assert gbp.axes[1].get_title() == f"Guided Backprop: '{top.label()}'"  # no layer: GBP has none
     diverging = render_figure(cat, View(top.index, method="discriminativity", other=second.index))
-    assert diverging.axes[1].get_title() == f"Grad-CAM at features.12: '{top.name}' (red) - '{second.name}' (blue)"
+    assert diverging.axes[1].get_title() == (
+        f"Grad-CAM at features.12: '{top.name}' (red) - '{second.name}' (blue)\n"
+        "each map divided by its 99.5th percentile of |map|, clipped at 1"
+    )
+    drawn = diverging.axes[1].images[0].get_array()
+    maps = [cat.maps("features.12", c)["grad_cam"] for c in (top.index, second.index)]
+    expected = discriminativity_map(*maps, clip_percentile=99.5)
+    assert np.allclose(drawn, expected)  # lesson 04's readable scaling, not the maximum
     assert diverging.axes[1].images[0].get_clim() == (-1.0, 1.0) and len(diverging.axes) == 3  # with a colour bar
 
 

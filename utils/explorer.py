@@ -351,7 +351,10 @@ def _title(analysis: ImageAnalysis, view: View, layer: str) -> str:
     at = f" at {layer}" if view.uses_layer else ""
     if view.method == "discriminativity":
         a, b = analysis.prediction(view.target), analysis.prediction(view.other)  # type: ignore[arg-type]
-        return f"{METHODS[view.base]}{at}: '{a.name}' (red) - '{b.name}' (blue)"
+        return (
+            f"{METHODS[view.base]}{at}: '{a.name}' (red) - '{b.name}' (blue)\n"
+            f"each map divided by its {GRADIENT_CLIP_PERCENTILE:g}th percentile of |map|, clipped at 1"
+        )
     title = f"{METHODS[view.method]}{at}: '{analysis.prediction(view.target).label()}'"
     if view.method in CAPTUM_METHODS:  # drawn as the other gradient maps are; say so, and what it cost
         title += (
@@ -372,7 +375,9 @@ def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None
     saliency = _map_of(analysis, view.map_kind, layer, view.target)
     if view.method == "discriminativity":
         other = _map_of(analysis, view.map_kind, layer, view.other)  # type: ignore[arg-type]
-        show_diverging(ax, discriminativity_map(saliency, other), title, limit=1.0)
+        # Lesson 04's readable scaling: a few extreme pixels would otherwise leave every gradient map pale.
+        picture = discriminativity_map(saliency, other, clip_percentile=GRADIENT_CLIP_PERCENTILE)
+        show_diverging(ax, picture, title, limit=1.0)
     elif view.method == "grad_cam":
         show_image(ax, overlay_heatmap(analysis.photo, saliency[0, 0], alpha=view.opacity), title)
     else:

@@ -7,6 +7,11 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+UV := $(BIN)/uv
+# uv installs the pinned requirements (about 25 s for 6 GB, against 2.5 min for pip); pip only bootstraps it. Modules
+# are compiled at install (--compile-bytecode), as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else would.
+# uv reads UV_* settings (UV_INDEX_URL, UV_EXTRA_INDEX_URL, ...), not pip.conf: set those for a package mirror.
+UV_VERSION := 0.13.8
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
@@ -24,13 +29,16 @@ $(BIN)/python:
 	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The course needs Python 3.11; set PYTHON=/path/to/python3.11")'
 	"$(PYTHON)" -m venv "$(VENV)"
 
-$(RUNTIME_STAMP): requirements.txt pyproject.toml | $(BIN)/python
-	"$(BIN)/python" -m pip install --disable-pip-version-check -r requirements.txt
-	"$(BIN)/python" -m pip install --disable-pip-version-check --no-deps -e .
+$(UV): | $(BIN)/python
+	"$(BIN)/python" -m pip install --disable-pip-version-check --quiet "uv==$(UV_VERSION)"
+
+$(RUNTIME_STAMP): requirements.txt pyproject.toml | $(UV)
+	"$(UV)" pip install --compile-bytecode --python "$(BIN)/python" -r requirements.txt
+	"$(UV)" pip install --python "$(BIN)/python" --no-deps -e .
 	touch "$@"
 
 $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
-	"$(BIN)/python" -m pip install --disable-pip-version-check -r requirements-dev.txt
+	"$(UV)" pip install --compile-bytecode --python "$(BIN)/python" -r requirements-dev.txt
 	touch "$@"
 
 # JupyterLab refuses to run as root (containers, some cloud machines) unless told to.
@@ -38,7 +46,7 @@ lab: $(RUNTIME_STAMP)
 	"$(BIN)/jupyter" lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 test: $(DEV_STAMP)
-	"$(BIN)/python" -m pytest
+	"$(BIN)/python" -m pytest -n auto
 
 weights: $(RUNTIME_STAMP)
 	"$(BIN)/python" -m utils.models download

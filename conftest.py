@@ -9,9 +9,14 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import ipaddress
+import json
 import os
 import socket
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +26,12 @@ NOTEBOOKS = ROOT / "notebooks"
 
 os.environ.setdefault("XAI_MODEL", "squeezenet1_1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Under pytest-xdist (make test: -n auto) each worker, and each notebook kernel it starts, gets its share of the cores:
+# two workers each running torch on every core would spend their time waiting for each other.
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_var, str(max(1, (os.cpu_count() or 1) // _WORKERS)))
 for _var in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
     os.environ[_var] = "http://127.0.0.1:9"  # discard port: refused at once
 os.environ["no_proxy"] = os.environ["NO_PROXY"] = "localhost,127.0.0.1,::1"
@@ -79,3 +90,138 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     missing = sorted(str(p.relative_to(ROOT)) for p in requested - collected)
     if missing:
         raise pytest.UsageError(f"notebooks not collected (is nbval enabled?): {', '.join(missing)}")
+
+
+# --- Parallel runs (make test: pytest -n auto) ---------------------------------------------------------------------
+# A notebook's cells share one kernel, so each notebook runs whole and in order on one worker; so does each test
+# file (its fixtures are built once), and the two files that share the built site (tests/conftest.py's session
+# fixture ``course_site``) run on the same worker.
+SITE_TEST_FILES = ("test_site.py", "test_browser.py")
+
+
+def _notebook_cell(item: pytest.Item) -> bool:
+    return type(item).__name__ == "IPyNbCell" and str(item.path).endswith(".ipynb")
+
+
+def course_scope(nodeid: str) -> str:
+    """The unit of work a worker takes: the file a test or notebook cell is in; the site's tests together.
+
+    >>> course_scope("notebooks/01_grad_cam.ipynb::Cell 3"), course_scope("tests/test_browser.py::test_x[a::b]")
+    ('notebooks/01_grad_cam.ipynb', 'the site tests')
+    """
+    path = nodeid.split("::", 1)[0]
+    return "the site tests" if path.rsplit("/", 1)[-1] in SITE_TEST_FILES else path
+
+
+class CourseScheduling:
+    """pytest-xdist's scheduling hook: registered only when pytest-xdist is installed and enabled."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+        from xdist.scheduler import LoadScopeScheduling
+
+        class ByCourseScope(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                return course_scope(nodeid)
+
+        return ByCourseScope(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(CourseScheduling(), "course-scheduling")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _executed.expect(items)
+
+
+# --- The notebooks nbval ran, kept for the site -------------------------------------------------------------------
+class ExecutedNotebooks:
+    """Keep each notebook nbval ran whole and without a failure as an executed notebook, for ``make html``.
+
+    nbval executes every notebook in the test run; the site (book/_ext/course_site.py) takes these
+    outputs into MyST-NB's cache instead of executing the same code a second time. A notebook is kept
+    only when every one of its cells ran in this session and passed; it goes to
+    ``build/executed/<model>/<fingerprint>/<path>.ipynb`` with its wall time (kernel start included)
+    beside it, where ``<fingerprint>`` is ``course_site.code_fingerprint()`` (utils/, data/, the pins).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.expected: dict[Path, int] = {}
+        self.cells: dict[Path, list[tuple[pytest.Item, bool]]] = {}
+        self.started: dict[Path, float] = {}
+
+    def expect(self, items: list[pytest.Item]) -> None:
+        self.expected = {}
+        for item in items:
+            if _notebook_cell(item):
+                path = Path(str(item.path)).resolve()
+                self.expected[path] = self.expected.get(path, 0) + 1
+
+    def start(self, item: pytest.Item) -> None:
+        path = Path(str(item.path)).resolve()
+        if path not in self.started:
+            self.started[path] = time.monotonic()
+
+    def ran(self, item: pytest.Item, passed: bool) -> None:
+        path = Path(str(item.path)).resolve()
+        done = self.cells.setdefault(path, [])
+        done.append((item, passed))
+        if len(done) == self.expected.get(path) and all(ok for _, ok in done):
+            self.write(path, [cell for cell, _ in done], time.monotonic() - self.started[path])
+
+    @functools.cached_property
+    def folder(self) -> Path | None:
+        model = os.environ.get("XAI_MODEL", "")
+        if model in ("", "auto"):
+            return None  # which model the kernels loaded is not known here; the site executes what it needs
+        sys.path.insert(0, str(self.root / "book" / "_ext"))
+        try:
+            import course_site
+        finally:
+            sys.path.pop(0)
+        return course_site.EXECUTED / model / course_site.code_fingerprint(self.root)
+
+    def write(self, path: Path, cells: list[pytest.Item], seconds: float) -> None:
+        import nbformat
+
+        folder = self.folder
+        if folder is None or self.root not in path.parents:
+            return
+        from ipykernel.ipkernel import IPythonKernel  # the kernel nbval ran (--nbval-current-env)
+
+        nb = copy.deepcopy(cells[0].parent.nb)  # nbval's own reading of the notebook
+        nb.metadata.language_info = copy.deepcopy(IPythonKernel.language_info)  # as nbclient records it
+        by_id = {id(cell.cell): cell for cell in cells}
+        count = 0
+        for index, source_cell in enumerate(cells[0].parent.nb.cells):
+            if id(source_cell) in by_id:
+                count += 1
+                nb.cells[index].outputs = by_id[id(source_cell)].test_outputs or []
+                nb.cells[index].execution_count = count
+        target = folder / path.relative_to(self.root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.with_suffix(".json").write_text(json.dumps({"seconds": round(seconds, 2)}), encoding="utf-8")
+        partial = target.with_name(f".{target.name}.{os.getpid()}")
+        nbformat.write(nb, partial)
+        partial.replace(target)  # a site build running beside the tests sees the whole notebook or none
+
+
+_executed = ExecutedNotebooks(ROOT)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item: pytest.Item):  # noqa: ANN201 (a hook wrapper)
+    if _notebook_cell(item):
+        _executed.start(item)  # before nbval starts the kernel in the first cell's set-up
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # noqa: ANN201 (a hook wrapper)
+    outcome = yield
+    report = outcome.get_result()
+    if _notebook_cell(item) and (report.when == "call" or (report.when == "setup" and not report.passed)):
+        _executed.ran(item, report.when == "call" and report.passed)

@@ -44,6 +44,7 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.errors import SphinxError
+from sphinx.util import logging
 from sphinx.util.matching import Matcher
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,6 +57,8 @@ PAGE_NAME = re.compile(r"\d\d[_ -][^/]+")
 
 For example ``01_grad_cam``, ``01_été`` or ``02 b``.
 """
+EXECUTED = ROOT / "build" / "executed"
+"""Where the test run leaves the notebooks nbval executed (conftest.py), by model and ``code_fingerprint()``."""
 GUIDE = "docs/instructor_guide"
 """The instructor guide's page."""
 CONTENTS_MARKER = "<!-- course:contents -->"
@@ -483,7 +486,12 @@ def set_up(app: Sphinx, config: Config) -> None:
         "announcement": model_banner(loaded.name, loaded.description, built),
     }
     if config.nb_execution_mode == "cache" and not config.nb_execution_cache_path:
-        config.nb_execution_cache_path = str(cache_folder(ROOT / "build" / "jupyter_cache" / loaded.name))
+        fingerprint = code_fingerprint()
+        cache = cache_folder(ROOT / "build" / "jupyter_cache" / loaded.name, fingerprint)
+        taken = take_executed(EXECUTED / loaded.name / fingerprint, cache)
+        if taken:
+            logging.getLogger(__name__).info(f"outputs of the test run (nbval) taken for {len(taken)} notebook(s)")
+        config.nb_execution_cache_path = str(cache)
     if config.course_without_solutions:
         config.exclude_patterns = [
             *config.exclude_patterns,
@@ -539,6 +547,34 @@ def cache_folder(folder: Path, fingerprint: str | None = None) -> Path:
         folder.mkdir(parents=True)
         stamp.write_text(fingerprint, encoding="utf-8")
     return folder
+
+
+def take_executed(executed: Path, cache: Path) -> list[str]:
+    """Move the notebooks the test run executed (``executed``) into MyST-NB's cache (``cache``); return their names.
+
+    nbval executes every notebook in ``make test``; conftest.py keeps each notebook that ran whole
+    and passed, with its outputs and wall time, under ``build/executed/<model>/<code_fingerprint()>/``.
+    MyST-NB's cache recognises a notebook by its code, so a page takes these outputs only while its
+    code is the code that ran; any other notebook is executed by the build as usual.
+    """
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+
+    taken: list[str] = []
+    if not executed.is_dir():
+        return taken
+    store = get_cache(str(cache))
+    for path in sorted(executed.rglob("*.ipynb")):
+        timing = path.with_suffix(".json")
+        source = ROOT / path.relative_to(executed)
+        if timing.is_file() and source.is_file():
+            seconds = json.loads(timing.read_text(encoding="utf-8"))["seconds"]
+            bundle = CacheBundleIn(nbformat.read(path, as_version=4), str(source), data={"execution_seconds": seconds})
+            store.cache_notebook_bundle(bundle, check_validity=False, overwrite=True)
+            taken.append(source.relative_to(ROOT).as_posix())
+        path.unlink()
+        timing.unlink(missing_ok=True)
+    return taken
 
 
 def read_notebooks_first(app: Sphinx, env: BuildEnvironment, docnames: list[str]) -> None:

@@ -418,7 +418,8 @@ def render_png(analysis: ImageAnalysis, view: View, *, dpi: int = 80) -> bytes:
     if check_count(dpi, "dpi") > 600:
         raise ValueError(f"dpi must be at most 600 for a figure on screen, got {int(dpi)}.")
     buffer = io.BytesIO()
-    render_figure(analysis, view).savefig(buffer, format="png", dpi=dpi)
+    # The fastest zlib level: the same pixels (PNG is lossless), drawn again at every change of a control.
+    render_figure(analysis, view).savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
 
 

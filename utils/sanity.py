@@ -29,8 +29,6 @@ from types import MappingProxyType
 import numpy as np
 import numpy.typing as npt
 import torch
-from scipy import ndimage
-from scipy.stats import spearmanr
 from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from torch import nn
@@ -133,6 +131,8 @@ def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
     defined = _if_constant(first, second, "rank correlation")
     if defined is not None:
         return defined
+    from scipy.stats import spearmanr  # here, not at the top: half a second to import, for this function only
+
     return float(spearmanr(first.ravel(), second.ravel()).statistic)
 
 
@@ -227,6 +227,8 @@ def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np
     if not np.isfinite(values).all():
         raise ValueError("picture contains NaN or infinite values.")
     gray = values.astype(np.float64).mean(axis=-1) if values.ndim == 3 else values.astype(np.float64)
+    from scipy import ndimage  # here, not at the top: a quarter of a second to import, for this function only
+
     return np.hypot(ndimage.sobel(gray, axis=1), ndimage.sobel(gray, axis=0))
 
 

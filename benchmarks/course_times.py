@@ -1,0 +1,87 @@
+"""How long each notebook takes to run on its own, and the whole course under nbval as ``make test`` runs it.
+
+Issue 9's limits: each lesson in at most 12 s (lessons 07 and 08: 20 s and 25 s) on the 2-core CI
+machine with the offline model, and the whole course (lessons and solutions) in at most 90 s under
+nbval. A notebook's time is what a learner waits for "Restart and run all": a fresh kernel started,
+every cell executed (nbclient, as MyST-NB runs it), the kernel stopped. The course's time is the wall
+time of ``pytest -n auto notebooks/`` (nbval, every notebook whole on one worker; see conftest.py).
+
+    .venv/bin/python benchmarks/course_times.py             # every notebook alone, then the course
+    .venv/bin/python benchmarks/course_times.py --only 05   # one notebook (a prefix of the file name)
+
+Times on a busy machine are longer: run it on a quiet one. It is not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+LIMITS_S = {"07": 20.0, "08": 25.0}
+"""Lessons with a limit of their own (issues 10 and 13); every other lesson: ``DEFAULT_LIMIT_S``."""
+DEFAULT_LIMIT_S = 12.0
+COURSE_LIMIT_S = 90.0
+
+
+def notebooks(only: str = "") -> list[Path]:
+    found = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")) + sorted(
+        (ROOT / "notebooks" / "solutions").glob("[0-9][0-9]_*.ipynb")
+    )
+    return [path for path in found if path.name.startswith(only)]
+
+
+def run_alone(path: Path) -> float:
+    """Seconds to start a kernel, run every cell of ``path`` and stop the kernel."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    client.execute()
+    return time.perf_counter() - start
+
+
+def run_course() -> float:
+    """Seconds for ``pytest -n auto notebooks/`` (nbval), as ``make test`` runs the notebooks."""
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "auto", "notebooks"], cwd=ROOT, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"the notebooks failed under nbval:\n{result.stdout[-3000:]}")
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="notebooks whose file name starts with this (e.g. 05)")
+    parser.add_argument("--no-course", action="store_true", help="skip the whole-course run under nbval")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("XAI_MODEL", "squeezenet1_1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    over = 0
+    print(f"{'notebook':48s} {'seconds':>8s} {'limit':>6s}")
+    for path in notebooks(args.only):
+        seconds = run_alone(path)
+        limit = LIMITS_S.get(path.name[:2], DEFAULT_LIMIT_S)
+        lesson = path.parent.name == "notebooks"
+        flag = "" if not lesson or seconds <= limit else "  over"
+        over += bool(flag)
+        print(f"{path.relative_to(ROOT).as_posix():48s} {seconds:8.1f} {limit if lesson else '':>6}{flag}")
+    if not args.no_course and not args.only:
+        seconds = run_course()
+        flag = "" if seconds <= COURSE_LIMIT_S else "  over"
+        over += bool(flag)
+        print(f"{'the whole course under nbval (pytest -n auto)':48s} {seconds:8.1f} {COURSE_LIMIT_S:6.0f}{flag}")
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -115,6 +115,22 @@ def test_rank_correlation_equals_scipy_spearman_of_the_channel_summed_magnitudes
     assert -0.3 < rank_correlation(a, b) < 0.3  # unrelated noise
 
 
+def test_rank_correlation_equals_scipy_spearman_with_ties_and_after_an_array_changes_in_place() -> None:
+    """Ranks and HOG features are remembered by content: a map changed in place is ranked anew."""
+    a = np.round(random_map(32, 32, seed=4), 1)  # many ties, as in maps with zeros
+    b = np.round(random_map(32, 32, seed=5), 1)
+    assert rank_correlation(a, b) == pytest.approx(spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic, abs=1e-12)
+    before = hog_correlation(a, b)
+    a[:16] = a[:16][::-1].copy()  # the same object, other content
+    assert rank_correlation(a, b) == pytest.approx(spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic, abs=1e-12)
+    ma, mb = np.abs(a), np.abs(b)
+    assert hog_correlation(a, b) == pytest.approx(np.corrcoef(hog(ma / ma.max()), hog(mb / mb.max()))[0, 1], abs=1e-9)
+    assert hog_correlation(a, b) != before
+    for _ in range(12):  # more maps than are remembered: the first is computed again, with the same result
+        rank_correlation(random_map(32, 32, seed=_ + 20), b)
+    assert rank_correlation(a, b) == pytest.approx(spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic, abs=1e-12)
+
+
 def test_rank_correlation_of_reversed_ranks_is_minus_one() -> None:
     a = np.arange(1.0, 17.0).reshape(4, 4)
     assert rank_correlation(a, 1.0 / a) == pytest.approx(-1.0)

@@ -22,14 +22,16 @@ weights it claims to explain are gone does not explain those weights.
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
 import torch
-from skimage.feature import hog
 from skimage.metrics import structural_similarity
 from torch import nn
 
@@ -51,6 +53,51 @@ __all__ = [
 
 _SSIM_WINDOW = 7  # skimage's default window side; smaller maps get the largest odd side that fits
 _HOG_CELL, _HOG_BLOCK = 8, 3  # skimage's defaults: 8 x 8 pixels per cell, 3 x 3 cells per block
+_REMEMBERED = 8  # ranks and HOG features kept for this many recent maps (about 3 MB for 224 x 224 maps)
+
+
+def _remembered(
+    compute: Callable[[npt.NDArray[np.float64]], np.ndarray],
+) -> Callable[[npt.NDArray[np.float64]], np.ndarray]:
+    """``compute(array)``, remembered for the last ``_REMEMBERED`` arrays by their content (shape, dtype, bytes).
+
+    A sanity check compares one trained map with the map of every randomisation step, so the
+    trained map's ranks and HOG features are asked for again and again: an array equal to one
+    seen recently gets the (read-only) result computed then, whatever object holds it.
+    """
+    cache: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
+
+    @functools.wraps(compute)
+    def remembered(array: npt.NDArray[np.float64]) -> np.ndarray:
+        content = np.ascontiguousarray(array)
+        key = (content.shape, content.dtype.str, hashlib.blake2b(content.tobytes(), digest_size=16).digest())
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        result = compute(content)
+        result.flags.writeable = False
+        cache[key] = result
+        while len(cache) > _REMEMBERED:
+            cache.popitem(last=False)
+        return result
+
+    return remembered
+
+
+@_remembered
+def _ranks(values: npt.NDArray[np.float64]) -> np.ndarray:
+    """Average ranks of the values (ties share their mean rank), as Spearman's correlation uses them."""
+    from scipy.stats import rankdata  # here, not at the top: scipy.stats takes half a second to import
+
+    return rankdata(values.ravel())
+
+
+@_remembered
+def _hog(values: npt.NDArray[np.float64]) -> np.ndarray:
+    """``skimage.feature.hog`` at its defaults (9 orientations, 8 x 8 pixels per cell, 3 x 3 cells per block)."""
+    from skimage.feature import hog
+
+    return hog(values, pixels_per_cell=(_HOG_CELL, _HOG_CELL), cells_per_block=(_HOG_BLOCK, _HOG_BLOCK))
 
 
 class ConstantMapWarning(UserWarning):
@@ -131,9 +178,7 @@ def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
     defined = _if_constant(first, second, "rank correlation")
     if defined is not None:
         return defined
-    from scipy.stats import spearmanr  # here, not at the top: half a second to import, for this function only
-
-    return float(spearmanr(first.ravel(), second.ravel()).statistic)
+    return float(np.corrcoef(_ranks(first), _ranks(second))[0, 1])  # Pearson's r of the ranks: Spearman's rho
 
 
 def _scaled_pair(a: MapLike, b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -184,8 +229,7 @@ def hog_correlation(a: MapLike, b: MapLike) -> float:
             "upsample them first "
             "(utils.saliency.upsample_cam for a Grad-CAM map)."
         )
-    cell, block = (_HOG_CELL, _HOG_CELL), (_HOG_BLOCK, _HOG_BLOCK)
-    features = [hog(m, pixels_per_cell=cell, cells_per_block=block) for m in (first, second)]
+    features = [_hog(m) for m in (first, second)]
     defined = _if_constant(*features, "HOG correlation")
     if defined is not None:
         return defined

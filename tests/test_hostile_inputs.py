@@ -214,6 +214,7 @@ CALLS: dict[str, Call] = {
     "utils.categories.category_names": lambda f: ((["cat", "dog"],), {}),
     "utils.categories.check_count": lambda f: ((3, "n"), {"minimum": 1}),
     "utils.categories.check_flag": lambda f: ((True, "flag"), {}),
+    "utils.categories.check_model": lambda f: ((f.net,), {"name": "model", "what": "the classifier"}),
     "utils.categories.check_real": lambda f: ((0.5, "alpha"), {}),
     "utils.categories.describe": lambda f: ((f.map,), {"limit": 40}),
     # datasets
@@ -321,7 +322,6 @@ CALLS: dict[str, Call] = {
     "utils.exercises.answer_array": lambda f: ((f.map, "an H x W map"), {"squeeze": True}),
     "utils.exercises.answer_tensor": lambda f: ((f.map, "an H x W map"), {"squeeze": True}),
     "utils.exercises.check_image": lambda f: ((f.x,), {"name": "x"}),
-    "utils.exercises.check_model": lambda f: ((f.net,), {"name": "model"}),
     "utils.exercises.correct": lambda f: (("fine.",), {}),
     "utils.exercises.not_attempted": lambda f: (("not yet.",), {}),
     "utils.exercises.report": lambda f: ((_verdict(),), {"label": None}),

@@ -440,8 +440,12 @@ def test_edge_map_refuses_what_is_not_a_picture(picture, error, message) -> None
 @pytest.mark.parametrize(
     ("call", "error", "message"),
     [
-        (lambda: randomisation_order(None), TypeError, "model must be a torch.nn.Module .*not NoneType"),
-        (lambda: cascading_randomisation("net"), TypeError, "model must be a torch.nn.Module"),
+        (
+            lambda: randomisation_order(None),
+            TypeError,
+            r"model must be a torch nn.Module \(the classifier to randomise\), not None",
+        ),
+        (lambda: cascading_randomisation("net"), TypeError, "model must be a torch nn.Module"),
         (
             lambda: independent_randomisation(small_net(), seed=float("nan")),
             TypeError,

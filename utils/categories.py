@@ -9,7 +9,8 @@ the candidates and their indices.
 
 Every module checks the plain arguments a learner passes the same way, with the helpers at the
 end: ``describe`` shows a value in a one-line message, ``check_flag`` and ``check_count`` refuse
-what is not a boolean or a whole number (a tensor where ``True`` goes, ``True`` where a count goes).
+what is not a boolean or a whole number (a tensor where ``True`` goes, ``True`` where a count goes),
+``check_model`` what is not a torch module.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from torch import nn
 from torchvision.models import VGG16_Weights
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "category_names",
     "check_count",
     "check_flag",
+    "check_model",
     "check_real",
     "describe",
     "imagenet_categories",
@@ -205,3 +208,19 @@ def check_real(value: object, name: str) -> float:
     if math.isnan(value):
         raise ValueError(f"{name} must be a number, not NaN.")
     return float(value)
+
+
+def check_model(model: object, name: str = "model", *, what: str = "the classifier") -> nn.Module:
+    """``model`` when it is a torch ``nn.Module``; anything else is a ``TypeError`` that says ``what`` it should be.
+
+    >>> check_model(None, what="e.g. load_model().model")
+    Traceback (most recent call last):
+    ...
+    TypeError: model must be a torch nn.Module (e.g. load_model().model), not None.
+    """
+    for label, text in (("name", name), ("what", what)):
+        if not isinstance(text, str):
+            raise TypeError(f"{label} must be a string, not {describe(text)}.")
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch nn.Module ({what}), not {describe(model)}.")
+    return model

@@ -38,6 +38,7 @@ from skimage.filters import sobel
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
+from utils.categories import check_model
 from utils.saliency import (
     MapLike,
     _as_batch,
@@ -102,12 +103,6 @@ def _whole(name: str, value: object, minimum: int = 1) -> int:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be a whole number, at least {minimum}, got {_shown(value)}.")
     return int(value)
-
-
-def _checked_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (a classifier), not {type(model).__name__}.")
-    return model
 
 
 def _checked_image(x: object, name: str = "x") -> torch.Tensor:
@@ -281,7 +276,7 @@ def _curves(
     batch_size: int,
 ) -> list[Curves]:
     """The curves of several maps of one image, their perturbed images run through the model together."""
-    batch = _as_batch(_checked_model(model), x)
+    batch = _as_batch(check_model(model), x)
     if batch.shape[0] != 1:
         raise ValueError(f"x holds {batch.shape[0]} images; the curves explain one image: pass x[i:i + 1].")
     shape = (int(batch.shape[-2]), int(batch.shape[-1]))
@@ -510,7 +505,7 @@ def attribution_maps(
                 f"Method {name!r} must be a name or a function (model, x, classes) -> maps, "
                 f"not {type(method).__name__}."
             )
-    batch = _as_batch(_checked_model(model), x).detach()
+    batch = _as_batch(check_model(model), x).detach()
     n = batch.shape[0]
     classes = _per_image(targets, n, categories)
     maps: dict[str, torch.Tensor] = {}
@@ -581,7 +576,7 @@ def report_card_rows(
         raise TypeError("Each photo must be a pair (x, class): the model input and the class to explain.")
     if computed is not None and not isinstance(computed, AttributionMaps):
         raise TypeError(f"computed must be the AttributionMaps of attribution_maps, or None, not {_shown(computed)}.")
-    images = [_as_batch(_checked_model(model), x) for x, _ in photos.values()]
+    images = [_as_batch(check_model(model), x) for x, _ in photos.values()]
     if any(image.shape != images[0].shape or image.shape[0] != 1 for image in images):
         raise ValueError("photos must each be one image (1 x C x H x W) of the same size; resize them alike.")
     classes = [target for _, target in photos.values()]

@@ -50,7 +50,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.categories import as_class_index, category_index, category_names, check_count, check_flag, describe
+from utils.categories import (
+    as_class_index,
+    category_index,
+    category_names,
+    check_count,
+    check_flag,
+    check_model,
+    describe,
+)
 
 __all__ = [
     "INTERPOLATE_MODES",
@@ -78,6 +86,7 @@ Target = Union[int, str, Sequence[Class], torch.Tensor]
 INTERPOLATE_MODES: tuple[str, ...] = ("nearest", "nearest-exact", "bilinear", "bicubic", "area")
 
 # Modules that keep a convolutional feature map a feature map (listed when they follow one).
+_MODEL_EXAMPLE = "e.g. load_model().model"  # how a message about a bad model says what to pass
 _ELEMENTWISE = (
     nn.ReLU,
     nn.ReLU6,
@@ -123,14 +132,8 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
      'features.9', 'features.10', 'features.11', 'features.12', 'classifier.1', 'classifier.2']
     """
     found: list[tuple[str, nn.Module]] = []
-    _collect_conv_layers(_check_model(model), "", found)
+    _collect_conv_layers(check_model(model, what=_MODEL_EXAMPLE), "", found)
     return found
-
-
-def _check_model(model: object) -> nn.Module:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (e.g. load_model().model), not {describe(model)}.")
-    return model
 
 
 def _collect_conv_layers(parent: nn.Module, prefix: str, found: list[tuple[str, nn.Module]]) -> None:
@@ -189,7 +192,7 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
     ...
     ValueError: Layer '3' is not in Sequential; convolutional layers: '0', '1' (the last, '1', is the usual choice).
     """
-    _check_model(model)
+    check_model(model, what=_MODEL_EXAMPLE)
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer and layer in modules:
@@ -503,7 +506,7 @@ def _compute(
     per_image: bool,
 ) -> list[dict[str, torch.Tensor]]:
     """One forward pass, then per target a backward pass to the layer (Grad-CAM) and/or a guided one to x."""
-    batch = _as_batch(_check_model(model), x)
+    batch = _as_batch(check_model(model, what=_MODEL_EXAMPLE), x)
     categories = None if categories is None else category_names(categories)
     n = batch.shape[0]
     classes = [_per_image(t, n, categories) if per_image else [_class_of(t, categories)] * n for t in targets]

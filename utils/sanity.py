@@ -35,7 +35,7 @@ import torch
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from utils.categories import describe
+from utils.categories import check_model, describe
 from utils.saliency import PLAIN_CONTAINERS, MapLike, channel_sum, magnitude, resolve_layer
 
 __all__ = [
@@ -294,7 +294,7 @@ def randomisation_order(model: nn.Module) -> list[str]:
     ['classifier.1', 'features.12', 'features.11', 'features.10', 'features.9', 'features.7',
      'features.6', 'features.4', 'features.3', 'features.0']
     """
-    _check_model(model)
+    check_model(model, what="the classifier to randomise")
     found: list[str] = []
     for name, module in model.named_modules():  # parents come before their children
         inside_a_layer = any(name.startswith(f"{layer}.") for layer in found)
@@ -304,11 +304,6 @@ def randomisation_order(model: nn.Module) -> list[str]:
     return found[::-1]
 
 
-def _check_model(model: object) -> None:
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module (the classifier to randomise), not {type(model).__name__}.")
-
-
 def _check_seed(seed: object) -> None:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, e.g. 0, not {type(seed).__name__}.")
@@ -316,7 +311,7 @@ def _check_seed(seed: object) -> None:
 
 def _checked_order(model: nn.Module, layer_order: Sequence[str | nn.Module] | None) -> list[str]:
     """The layers' dotted names, each checked to be a layer of ``model`` that can be re-initialised."""
-    _check_model(model)
+    check_model(model, what="the classifier to randomise")
     if layer_order is None:
         names = randomisation_order(model)
     elif isinstance(layer_order, (str, nn.Module)) or not isinstance(layer_order, Sequence):

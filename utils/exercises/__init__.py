@@ -15,7 +15,6 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 import torch
-from torch import nn
 
 from utils.categories import check_flag, describe
 
@@ -26,7 +25,6 @@ __all__ = [
     "answer_tensor",
     "call_answer",
     "check_image",
-    "check_model",
     "correct",
     "not_attempted",
     "report",
@@ -141,19 +139,6 @@ def answer_tensor(answer: Any, want: str, *, squeeze: bool = True) -> torch.Tens
     """``answer_array`` as a float64 CPU tensor (or the same ``"type"`` verdict)."""
     values = answer_array(answer, want, squeeze=squeeze)
     return values if isinstance(values, Verdict) else torch.from_numpy(values)
-
-
-def check_model(model: object, name: str = "model") -> nn.Module:
-    """``model`` when it is a torch ``nn.Module``; anything else is a one-line ``TypeError``.
-
-    >>> check_model(None)
-    Traceback (most recent call last):
-    ...
-    TypeError: model must be a torch nn.Module (the classifier), not None.
-    """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch nn.Module (the classifier), not {describe(model)}.")
-    return model
 
 
 def check_image(x: object, name: str = "x") -> torch.Tensor:

@@ -21,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.exercises import Verdict, answer_tensor, call_answer, check_image, check_model, correct, report, wrong
+from utils.categories import check_model
+from utils.exercises import Verdict, answer_tensor, call_answer, check_image, correct, report, wrong
 from utils.saliency import ZeroGradCamWarning, conv_layers, grad_cam, resolve_layer, upsample_cam
 
 __all__ = ["check_grad_cam", "diagnose_grad_cam"]

@@ -27,8 +27,8 @@ import torch.nn.functional as F
 from captum.attr import Deconvolution
 from torch import nn
 
-from utils.categories import describe
-from utils.exercises import Verdict, call_answer, check_image, check_model, correct, report, wrong
+from utils.categories import check_model, describe
+from utils.exercises import Verdict, call_answer, check_image, correct, report, wrong
 
 __all__ = ["ReluRule", "check_deconv_rule", "deconv_rule", "diagnose_deconv_rule", "relu_backward_rule"]
 

@@ -69,6 +69,17 @@ def test_masks_are_read_only_and_sample_names_resolve() -> None:
     assert has_regions("fruits") and has_regions("data/fruits.jpg") and not has_regions("cat")
 
 
+def test_a_photo_outside_the_regions_folder_has_no_regions_whatever_its_name(tmp_path: Path) -> None:
+    """A learner's own fruits.jpg must not get the course's outlines of another photo."""
+    own = tmp_path / "fruits.jpg"
+    Image.new("RGB", (300, 200), "white").save(own)
+    assert not has_regions(own) and not has_regions(str(own))
+    with pytest.raises(
+        ValueError, match=r"No regions are marked for .*fruits.jpg.*marks only photos in its own folder"
+    ):
+        region_masks(own)
+
+
 def test_bad_regions_files_are_named(tmp_path: Path) -> None:
     broken = tmp_path / "regions.json"
     broken.write_text("{not json")

@@ -90,12 +90,16 @@ def _region(path: Path, file: str, label: str, spec: object) -> Region:
     return Region(category=category, polygons=polygons)
 
 
-def _file_name(image: str | os.PathLike[str]) -> str:
-    """The data file name of ``image``: a sample name (``"fruits"``), a file name or a path."""
+def _file_name(image: str | os.PathLike[str], regions_path: Path) -> str | None:
+    """The file name under which ``regions_path`` marks ``image``, or None: the regions file describes the photos in
+    its own folder, so a sample name (``"fruits"``) or a path to a photo in that folder has one; a photo elsewhere
+    (a learner's own ``fruits.jpg``) has none, whatever its name.
+    """
     if isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES:
         return SAMPLE_IMAGES[image.strip().lower()]
     if isinstance(image, (str, os.PathLike)):
-        return Path(image).name
+        photo = Path(image)
+        return photo.name if photo.resolve().parent == regions_path.resolve().parent else None
     raise TypeError(f"image must be a sample name or a path, not {type(image).__name__}.")
 
 
@@ -115,14 +119,19 @@ def marked_images(regions_file: str | os.PathLike[str] = REGIONS_FILE) -> tuple[
 
 
 def has_regions(image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE) -> bool:
-    """Whether ``image`` (a sample name, a file name or a path) has marked regions."""
-    return _file_name(image) in marked_images(regions_file)
+    """Whether ``image`` (a sample name or a path) has marked regions: a photo in the regions file's folder only.
+
+    >>> has_regions("fruits"), has_regions(DATA_DIR / "fruits.jpg"), has_regions("elsewhere/fruits.jpg")
+    (True, True, False)
+    """
+    return _file_name(image, _regions_path(regions_file)) in marked_images(regions_file)
 
 
 def image_regions(
     image: str | os.PathLike[str], regions_file: str | os.PathLike[str] = REGIONS_FILE
 ) -> Mapping[str, Region]:
-    """The marked regions of ``image`` (a sample name such as ``"fruits"``, or a file name or path).
+    """The marked regions of ``image`` (a sample name such as ``"fruits"``, or the path of a photo in the regions
+    file's own folder; a photo elsewhere has none, whatever its file name).
 
     >>> {label: region.category for label, region in image_regions("fruits").items()}
     {'orange': 'orange', 'lemon': 'lemon'}
@@ -133,7 +142,12 @@ def image_regions(
     """
     path = _regions_path(regions_file)
     marked = _read_regions(path)
-    name = _file_name(image)
+    name = _file_name(image, path)
+    if name is None:
+        raise ValueError(
+            f"No regions are marked for {os.fspath(image)!r}: {path.name} marks only photos in its own folder "
+            f"({path.resolve().parent}); marked: {', '.join(marked)}."
+        )
     if name not in marked:
         raise ValueError(f"No regions are marked for {name!r} in {path.name}; marked: {', '.join(marked)}.")
     return marked[name]
@@ -221,7 +235,7 @@ def region_masks(
     path = (
         image
         if not (isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES)
-        else DATA_DIR / _file_name(image)
+        else DATA_DIR / SAMPLE_IMAGES[image.strip().lower()]
     )
     grid = _input_grid(load_image(path).size, _default_transforms() if transforms is None else transforms, keep_aspect)
     masks = {}

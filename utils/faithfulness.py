@@ -45,12 +45,10 @@ from utils.saliency import (
     _check_range,
     _class_of,
     _class_scores,
+    _compute,
     _eval_with_frozen_parameters,
     _per_image,
-    grad_cam,
-    guided_backprop,
     magnitude,
-    saliency_maps,
     upsample_cam,
 )
 
@@ -443,14 +441,9 @@ def _model_free_maps(method: str, batch: torch.Tensor) -> torch.Tensor:
 def _course_maps(
     model: nn.Module, layer: nn.Module | str, batch: torch.Tensor, classes: list[int]
 ) -> dict[str, torch.Tensor]:
-    """The course's three maps, Grad-CAM upsampled bilinearly: one forward pass when all classes agree, else two."""
-    size = batch.shape[-2:]
-    if len(set(classes)) == 1:
-        found = saliency_maps(model, layer, batch, classes[0], interpolate_mode="bilinear")[classes[0]]
-        cam, gbp = found["grad_cam"], found["guided_backprop"]
-    else:  # one class per image: Grad-CAM and Guided Backpropagation take them in one pass each
-        cam, gbp = grad_cam(model, layer, batch, classes), guided_backprop(model, batch, classes)
-    cam = upsample_cam(cam, size, "bilinear")
+    """The course's three maps, Grad-CAM upsampled bilinearly, from one forward pass (one class per image)."""
+    found = _compute(model, layer, batch, [classes], gbp=True, categories=None, per_image=True)[0]
+    cam, gbp = upsample_cam(found["grad_cam"], batch.shape[-2:], "bilinear"), found["guided_backprop"]
     return {
         "grad_cam": cam.detach().cpu(),
         "guided_backprop": gbp.detach().cpu(),

@@ -286,3 +286,10 @@ def test_the_other_helpers_name_bad_input_in_one_line() -> None:
         with pytest.raises(kind, match=message) as raised:
             call()
         assert "\n" not in str(raised.value)
+
+
+def test_a_sparse_map_ranks_the_pixels_as_its_dense_copy() -> None:
+    dense = torch.rand(3, 6, 6, generator=torch.Generator().manual_seed(4))
+    for saliency in (dense, dense[0]):
+        sparse_ranks, dense_ranks = removal_ranks(saliency.to_sparse(), (6, 6)), removal_ranks(saliency, (6, 6))
+        assert all(np.array_equal(a, b) for a, b in zip(sparse_ranks, dense_ranks))

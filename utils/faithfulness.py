@@ -47,8 +47,8 @@ from utils.saliency import (
     _class_scores,
     _compute,
     _eval_with_frozen_parameters,
+    _one_map,
     _per_image,
-    magnitude,
     upsample_cam,
 )
 
@@ -181,14 +181,8 @@ def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch
 
 def _ranking_values(saliency: MapLike, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
     """``H x W`` values that rank the pixels: a 2-D map as it is (signed), channels as ``magnitude``."""
-    reduced = magnitude(saliency, "saliency")  # checks the type, the number of dimensions and NaN
-    if isinstance(saliency, torch.Tensor):
-        raw = saliency.detach().to("cpu", torch.float64).numpy()
-    else:
-        raw = np.asarray(saliency, np.float64)
-    while raw.ndim > 2 and raw.shape[0] == 1:
-        raw = raw[0]
-    values = raw.copy() if raw.ndim == 2 else reduced
+    one = _one_map(saliency, "saliency")  # a new array; checks the type, the number of dimensions and NaN
+    values = one if one.ndim == 2 else np.abs(one).sum(axis=0)  # as utils.saliency.magnitude
     if values.shape != shape:
         raise ValueError(
             f"saliency is {values.shape[0]} x {values.shape[1]} but x is {shape[0]} x {shape[1]}; "

@@ -214,7 +214,7 @@ CALLS: dict[str, Call] = {
     "utils.categories.category_names": lambda f: ((["cat", "dog"],), {}),
     "utils.categories.check_count": lambda f: ((3, "n"), {"minimum": 1}),
     "utils.categories.check_flag": lambda f: ((True, "flag"), {}),
-    "utils.categories.check_model": lambda f: ((f.net,), {"name": "model", "what": "the classifier"}),
+    "utils.categories.check_model": lambda f: ((f.net,), {"what": "the classifier"}),
     "utils.categories.check_real": lambda f: ((0.5, "alpha"), {}),
     "utils.categories.describe": lambda f: ((f.map,), {"limit": 40}),
     # datasets

@@ -455,7 +455,7 @@ def test_edge_map_refuses_what_is_not_a_picture(picture, error, message) -> None
         (
             lambda: rank_correlation(np.ones((3, 3)), np.ones((3, 3)), absolute="yes"),
             TypeError,
-            "absolute must be True or False, not str",
+            "absolute must be True or False, not 'yes'",
         ),
         (
             lambda: magnitude_pair(np.ones((3, 3)), np.ones((3, 3)), np.True_),

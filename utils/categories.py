@@ -210,17 +210,14 @@ def check_real(value: object, name: str) -> float:
     return float(value)
 
 
-def check_model(model: object, name: str = "model", *, what: str = "the classifier") -> nn.Module:
+def check_model(model: object, what: str = "the classifier") -> nn.Module:
     """``model`` when it is a torch ``nn.Module``; anything else is a ``TypeError`` that says ``what`` it should be.
 
-    >>> check_model(None, what="e.g. load_model().model")
+    >>> check_model(None, "e.g. load_model().model")
     Traceback (most recent call last):
     ...
     TypeError: model must be a torch nn.Module (e.g. load_model().model), not None.
     """
-    for label, text in (("name", name), ("what", what)):
-        if not isinstance(text, str):
-            raise TypeError(f"{label} must be a string, not {describe(text)}.")
     if not isinstance(model, nn.Module):
-        raise TypeError(f"{name} must be a torch nn.Module ({what}), not {describe(model)}.")
+        raise TypeError(f"model must be a torch nn.Module ({what}), not {describe(model)}.")
     return model

@@ -132,7 +132,7 @@ def conv_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
      'features.9', 'features.10', 'features.11', 'features.12', 'classifier.1', 'classifier.2']
     """
     found: list[tuple[str, nn.Module]] = []
-    _collect_conv_layers(check_model(model, what=_MODEL_EXAMPLE), "", found)
+    _collect_conv_layers(check_model(model, _MODEL_EXAMPLE), "", found)
     return found
 
 
@@ -192,7 +192,7 @@ def resolve_layer(model: nn.Module, layer: nn.Module | str) -> tuple[str, nn.Mod
     ...
     ValueError: Layer '3' is not in Sequential; convolutional layers: '0', '1' (the last, '1', is the usual choice).
     """
-    check_model(model, what=_MODEL_EXAMPLE)
+    check_model(model, _MODEL_EXAMPLE)
     if isinstance(layer, str):
         modules = dict(model.named_modules())
         if layer and layer in modules:
@@ -506,7 +506,7 @@ def _compute(
     per_image: bool,
 ) -> list[dict[str, torch.Tensor]]:
     """One forward pass, then per target a backward pass to the layer (Grad-CAM) and/or a guided one to x."""
-    batch = _as_batch(check_model(model, what=_MODEL_EXAMPLE), x)
+    batch = _as_batch(check_model(model, _MODEL_EXAMPLE), x)
     categories = None if categories is None else category_names(categories)
     n = batch.shape[0]
     classes = [_per_image(t, n, categories) if per_image else [_class_of(t, categories)] * n for t in targets]

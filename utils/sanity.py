@@ -35,7 +35,7 @@ import torch
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from utils.categories import check_model, describe
+from utils.categories import check_flag, check_model, describe
 from utils.saliency import PLAIN_CONTAINERS, MapLike, channel_sum, magnitude, resolve_layer
 
 __all__ = [
@@ -124,7 +124,13 @@ def magnitude_pair(
     """
     if not (isinstance(names, (tuple, list)) and len(names) == 2 and all(isinstance(n, str) for n in names)):
         raise TypeError(f"names must be a pair of strings, e.g. ('s_a', 's_b'), not {describe(names)}.")
-    first, second = magnitude(a, names[0]), magnitude(b, names[1])
+    return _on_one_grid(magnitude(a, names[0]), magnitude(b, names[1]), names)
+
+
+def _on_one_grid(
+    first: npt.NDArray[np.float64], second: npt.NDArray[np.float64], names: tuple[str, str]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Both ``H x W`` maps, when they share one grid; else a ``ValueError`` naming them and the fix."""
     if first.shape != second.shape:
         raise ValueError(
             f"{names[0]} is {first.shape[0]} x {first.shape[1]} but {names[1]} is "
@@ -168,13 +174,10 @@ def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
     >>> rank_correlation(np.array([[1.0, 2.0, 3.0]]), np.array([[3.0, 2.0, 1.0]]))
     -1.0
     """
-    if not isinstance(absolute, (bool, np.bool_)):
-        raise TypeError(f"absolute must be True or False, not {type(absolute).__name__}.")
-    if absolute:
+    if check_flag(absolute, "absolute"):
         first, second = magnitude_pair(a, b)
-    else:
-        magnitude_pair(a, b)  # the same checks, and the same message for different grids
-        first, second = channel_sum(a, "a"), channel_sum(b, "b")
+    else:  # the same checks and messages, on the channels summed with their signs
+        first, second = _on_one_grid(channel_sum(a, "a"), channel_sum(b, "b"), ("a", "b"))
     defined = _if_constant(first, second, "rank correlation")
     if defined is not None:
         return defined
@@ -294,7 +297,7 @@ def randomisation_order(model: nn.Module) -> list[str]:
     ['classifier.1', 'features.12', 'features.11', 'features.10', 'features.9', 'features.7',
      'features.6', 'features.4', 'features.3', 'features.0']
     """
-    check_model(model, what="the classifier to randomise")
+    check_model(model, "the classifier to randomise")
     found: list[str] = []
     for name, module in model.named_modules():  # parents come before their children
         inside_a_layer = any(name.startswith(f"{layer}.") for layer in found)
@@ -311,7 +314,7 @@ def _check_seed(seed: object) -> None:
 
 def _checked_order(model: nn.Module, layer_order: Sequence[str | nn.Module] | None) -> list[str]:
     """The layers' dotted names, each checked to be a layer of ``model`` that can be re-initialised."""
-    check_model(model, what="the classifier to randomise")
+    check_model(model, "the classifier to randomise")
     if layer_order is None:
         names = randomisation_order(model)
     elif isinstance(layer_order, (str, nn.Module)) or not isinstance(layer_order, Sequence):

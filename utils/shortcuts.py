@@ -534,16 +534,15 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
     ((3, 2), True)
     """
     pixels = images.images if isinstance(images, TaggedImages) else images
-    weight = next(_check_model(model).parameters(), None)
-    if isinstance(pixels, torch.Tensor) and weight is not None:
+    weight = next(_check_model(model).parameters())  # there is one: _check_model refuses a model without
+    if isinstance(pixels, torch.Tensor):
         pixels = pixels.to(weight.device)  # the images follow the model, as a learner expects
     batch = _as_batch(model, pixels)
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         try:
-            with torch.no_grad():
-                scores = model(batch)
+            scores = model(batch)  # without gradients: predict is decorated with torch.no_grad()
         except RuntimeError as error:  # e.g. images too small for the model's convolutions and pools
             raise ValueError(
                 f"The model cannot take images of shape {tuple(batch.shape)}: {str(error).splitlines()[0]}"
@@ -593,8 +592,7 @@ def box_share(saliency: MapLike, box: Box) -> float:
             f"{box.image_size[0]} x {box.image_size[1]} image; give one map on the image's grid "
             "(upsample Grad-CAM with upsample_cam)."
         )
-    top = float(values.max())
-    return mass_share(values / top if top > 0 else values, box.mask())  # a share does not change with the scale
+    return mass_share(values, box.mask())
 
 
 def box_shares(maps: MapLike, box: Box) -> npt.NDArray[np.float64]:

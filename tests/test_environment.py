@@ -100,3 +100,53 @@ def test_make_takes_a_python_whose_path_holds_a_space(tmp_path: Path) -> None:
     created = subprocess.run([*make, f"{venv}/bin/python"], capture_output=True, text=True, timeout=300)
     assert created.returncode == 0, created.stderr
     assert (venv / "bin" / "python").is_file()
+
+
+def _fresh_python(code: str) -> str:
+    """Run ``code`` in a new interpreter in the project root; return what it printed."""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout.strip()
+
+
+def test_importing_utils_imports_torchvision_but_not_the_compiler_and_leaves_it_importable() -> None:
+    printed = _fresh_python(
+        "import sys, torch, utils.models\n"
+        "roi = sys.modules['torchvision.ops.roi_align']\n"
+        "print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules, '_dynamo' in vars(torch))\n"
+        "from torchvision.ops import roi_align\n"
+        "x = torch.arange(16.0).reshape(1, 1, 4, 4)\n"
+        "print(roi_align(x, [torch.tensor([[0.0, 0.0, 3.0, 3.0]])], 1, aligned=True).item())\n"
+        "import torch._dynamo.utils as real\n"
+        "print(hasattr(torch._dynamo, 'optimize'), roi.is_compile_supported('cpu') == real.is_compile_supported('cpu'))"
+    )
+    assert printed.splitlines() == ["True False False", "5.0", "True True"]  # the box's centre, (1, 1)
+
+
+def test_torchvision_imported_after_the_compiler_gets_the_real_function() -> None:
+    printed = _fresh_python(
+        "import sys, torch._dynamo.utils as real, utils\n"
+        "print(sys.modules['torchvision.ops.roi_align'].is_compile_supported is real.is_compile_supported)"
+    )
+    assert printed == "True"
+
+
+def test_a_failed_torchvision_import_leaves_no_stand_in_behind() -> None:
+    printed = _fresh_python(
+        "import sys, torch\n"
+        "class Refuse:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torchvision':\n"
+        "            raise ImportError('no torchvision here')\n"
+        "sys.meta_path.insert(0, Refuse())\n"
+        "import importlib.util\n"  # the file alone: importing the package utils would import torchvision
+        "spec = importlib.util.spec_from_file_location('stand_in', 'utils/_torchvision.py')\n"
+        "module = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(module)\n"
+        "try:\n"
+        "    module.import_torchvision()\n"
+        "except ImportError as error:\n"
+        "    print(error)\n"
+        "print(sorted(n for n in sys.modules if n.startswith('torch._dynamo')), '_dynamo' in vars(torch))"
+    )
+    assert printed.splitlines() == ["no torchvision here", "[] False"]

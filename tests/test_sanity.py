@@ -131,6 +131,18 @@ def test_rank_correlation_equals_scipy_spearman_with_ties_and_after_an_array_cha
     assert rank_correlation(a, b) == pytest.approx(spearmanr(np.abs(a).ravel(), np.abs(b).ravel()).statistic, abs=1e-12)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_ranks_equal_scipy_rankdata_average_ranks_with_runs_of_ties(seed: int) -> None:
+    from scipy.stats import rankdata
+
+    from utils.sanity import _ranks
+
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, 5 + 20 * seed, size=(17, 13)).astype(np.float64)  # runs of ties of every length
+    values[0, :4] = [-0.0, 0.0, np.finfo(float).tiny, -1e300]  # signed zeros tie; extremes rank at the ends
+    assert np.array_equal(_ranks(values), rankdata(values.ravel()))
+
+
 def test_rank_correlation_of_reversed_ranks_is_minus_one() -> None:
     a = np.arange(1.0, 17.0).reshape(4, 4)
     assert rank_correlation(a, 1.0 / a) == pytest.approx(-1.0)

@@ -34,7 +34,6 @@ from typing import Union
 import numpy as np
 import numpy.typing as npt
 import torch
-from skimage.filters import sobel
 from torch import nn
 from torchvision.transforms.functional import gaussian_blur
 
@@ -370,6 +369,8 @@ def edge_map(x: torch.Tensor) -> npt.NDArray[np.float64]:
         image = image[0]
     if image.ndim != 3:
         raise ValueError(f"x has shape {tuple(x.shape)}; edge_map takes one image, C x H x W or 1 x C x H x W.")
+    from skimage.filters import sobel  # here: it imports scipy.ndimage, 0.2 s of every lesson that imports us
+
     return np.sum([sobel(channel) for channel in image], axis=0)
 
 

@@ -368,8 +368,19 @@ def show_image(ax: Axes, image: ImageSource, title: str | None = None, *, cmap: 
     else:
         ax.imshow(picture)
     ax.set_title(_title(title))
-    ax.set_axis_off()
+    _hide_axes(ax)
     return ax
+
+
+def _hide_axes(ax: Axes) -> None:
+    """Axes off, and their x and y axis hidden: matplotlib then never builds the ticks nobody sees.
+
+    With the axes merely off, placing a title still lays out a full set of tick labels on the y axis
+    (``Axes._update_title_position``), about a third of the time of drawing a picture panel.
+    """
+    ax.set_axis_off()
+    ax.xaxis.set_visible(False)
+    ax.yaxis.set_visible(False)
 
 
 def _check_axes(ax: object) -> Axes:
@@ -445,7 +456,7 @@ def show_diverging(
 
 def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: bool) -> None:
     ax.set_title(_title(title))
-    ax.set_axis_off()
+    _hide_axes(ax)
     if check_flag(colorbar, "colorbar"):
         ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04)
 

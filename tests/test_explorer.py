@@ -26,7 +26,7 @@ from utils.explorer import (
     render_png,
 )
 from utils.models import LoadedModel, load_model
-from utils.saliency import saliency_maps
+from utils.saliency import saliency_maps, upsample_cam
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 HOOK_DICTS = ("_forward_hooks", "_backward_hooks", "_forward_pre_hooks", "_backward_pre_hooks")
@@ -233,9 +233,29 @@ def test_render_figure_titles_and_scales(cat: ImageAnalysis) -> None:
     )
     drawn = diverging.axes[1].images[0].get_array()
     maps = [cat.maps("features.12", c)["grad_cam"] for c in (top.index, second.index)]
-    expected = discriminativity_map(*maps, clip_percentile=99.5)
-    assert np.allclose(drawn, expected)  # lesson 04's readable scaling, not the maximum
+    upsampled = [upsample_cam(m, cat.x.shape[-2:], "bilinear") for m in maps]  # on the input's grid, as lesson 04
+    expected = discriminativity_map(*upsampled, clip_percentile=99.5)
+    assert drawn.shape == (224, 224) and np.allclose(drawn, expected)  # lesson 04's readable scaling, not the maximum
     assert diverging.axes[1].images[0].get_clim() == (-1.0, 1.0) and len(diverging.axes) == 3  # with a colour bar
+    gbp_pairs = [cat.maps("features.12", c)["guided_backprop"] for c in (top.index, second.index)]
+    gbp_drawn = render_figure(
+        cat, View(top.index, method="discriminativity", other=second.index, base="guided_backprop")
+    )
+    assert np.allclose(gbp_drawn.axes[1].images[0].get_array(), discriminativity_map(*gbp_pairs, clip_percentile=99.5))
+
+
+def test_every_overlay_has_a_colour_bar_saying_how_its_map_was_scaled(cat: ImageAnalysis) -> None:
+    scales = {
+        "grad_cam": ("jet", "Grad-CAM / its maximum"),
+        "guided_grad_cam": ("gray", "|map| / its 99.5th percentile"),
+        "guided_backprop": ("gray", "|map| / its 99.5th percentile"),
+    }
+    for method, (cmap, label) in scales.items():
+        figure = render_figure(cat, View(cat.top[0].index, method=method))
+        assert len(figure.axes) == 3, method  # the photo, the overlay, the overlay's colour bar
+        bar = figure.axes[2]
+        assert bar.get_ylabel() == label and bar.get_ylim() == (0.0, 1.0), method
+        assert {type(c).__name__: c.get_cmap().name for c in bar.collections}["QuadMesh"] == cmap, method
 
 
 # --- the widget, driven headlessly ---------------------------------------------------------------
@@ -282,6 +302,32 @@ def test_method_opacity_and_class_changes_reuse_the_forward_pass(
             assert shown(explorer) == render_png(explorer.analysis, explorer.view)
     assert shown(explorer) == render_png(explorer.analysis, explorer.view)
     assert counter.count == 2 and explorer.forward_passes == 2
+
+
+def test_going_back_to_a_recent_view_shows_its_picture_without_drawing_it_again(
+    explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drawn: list[View] = []
+    render = explorer_module.render_png
+    monkeypatch.setattr(
+        explorer_module, "render_png", lambda analysis, view: drawn.append(view) or render(analysis, view)
+    )
+    first = shown(explorer)
+    explorer.method.value = "guided_backprop"
+    explorer.method.value = "grad_cam"  # back to the first view: kept
+    assert shown(explorer) == first and len(drawn) == 1
+    explorer.opacity.value = 0.7  # a new view is drawn
+    explorer.opacity.value = 0.5
+    assert len(drawn) == 2 and shown(explorer) == first
+    explorer.image_choice.value = "coffee"  # the same controls on another image: another picture
+    assert len(drawn) == 3 and shown(explorer) != first
+    for i in range(explorer_module.PICTURES_KEPT + 1):  # more views than are kept: the oldest is drawn again
+        explorer.opacity.value = round(0.01 * (i + 1), 2)
+    explorer.image_choice.value = "cat"
+    explorer.opacity.value = 0.5
+    before = len(drawn)
+    explorer.method.value = "guided_backprop"
+    assert len(drawn) == before + 1
 
 
 def test_controls_are_disabled_where_they_do_not_apply(explorer: SaliencyExplorer) -> None:

@@ -22,9 +22,10 @@ from __future__ import annotations
 import html
 import io
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import ipywidgets as widgets
@@ -32,6 +33,8 @@ import numpy as np
 import numpy.typing as npt
 import torch
 from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
@@ -48,10 +51,11 @@ from utils.datasets import (
 )
 from utils.discriminativity import discriminativity_map
 from utils.models import LoadedModel
-from utils.saliency import ZeroGradCamWarning, _eval_with_frozen_parameters, conv_layers, saliency_maps
+from utils.saliency import ZeroGradCamWarning, _eval_with_frozen_parameters, conv_layers, saliency_maps, upsample_cam
 from utils.visualise import (
     GRADIENT_CLIP_PERCENTILE,
     GRADIENT_CMAP,
+    HEATMAP_CMAP,
     overlay_heatmap,
     process_attributions,
     show_diverging,
@@ -65,6 +69,7 @@ __all__ = [
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
     "METHODS",
+    "PICTURES_KEPT",
     "SMOOTHGRAD_NOISE",
     "SMOOTHGRAD_SAMPLES",
     "SMOOTHGRAD_SEED",
@@ -105,6 +110,8 @@ MAX_UPLOAD_BYTES = 25_000_000
 """Uploads larger than this (25 MB) are refused before decoding."""
 MAX_UPLOAD_PIXELS = 50_000_000
 """Uploads with more pixels than this (50 megapixels) are refused before decoding."""
+PICTURES_KEPT = 32
+"""The explorer keeps its last 32 pictures (PNGs of 0.1 to 0.5 MB each): switching back to one shows it at once."""
 
 
 # --- the pure core ----------------------------------------------------------------------------
@@ -375,13 +382,22 @@ def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None
     saliency = _map_of(analysis, view.map_kind, layer, view.target)
     if view.method == "discriminativity":
         other = _map_of(analysis, view.map_kind, layer, view.other)  # type: ignore[arg-type]
+        if view.map_kind == "grad_cam":  # on the input's grid, as lesson 04 draws it and scores it
+            saliency, other = (upsample_cam(m, analysis.x.shape[-2:], "bilinear") for m in (saliency, other))
         # Lesson 04's readable scaling: a few extreme pixels would otherwise leave every gradient map pale.
         picture = discriminativity_map(saliency, other, clip_percentile=GRADIENT_CLIP_PERCENTILE)
         show_diverging(ax, picture, title, limit=1.0)
     elif view.method == "grad_cam":
         show_image(ax, overlay_heatmap(analysis.photo, saliency[0, 0], alpha=view.opacity), title)
+        _colour_bar(ax, HEATMAP_CMAP, "Grad-CAM / its maximum")
     else:
         show_image(ax, _gradient_overlay(analysis.photo, saliency, view.opacity), title)
+        _colour_bar(ax, GRADIENT_CMAP, f"|map| / its {GRADIENT_CLIP_PERCENTILE:g}th percentile")
+
+
+def _colour_bar(ax: Axes, cmap: str, label: str) -> None:
+    """The overlay's colour scale, [0, 1], beside ``ax`` (the same size as ``show_diverging``'s)."""
+    ax.figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), ax=ax, fraction=0.046, pad=0.04, label=label)
 
 
 def _check_view(analysis: object, view: object) -> None:
@@ -446,7 +462,8 @@ class SaliencyExplorer:
     Controls (set ``.value`` to drive it from code): ``image_choice``, ``upload``, ``target``,
     ``class_name`` (type a category), ``method``, ``base`` and ``other`` (discriminativity:
     which map, which class B), ``layer``, ``opacity``. ``image`` shows the PNG, ``message``
-    any problem or note. Every change re-renders from ``ImageAnalysis``'s cache; only a new
+    any problem or note. Every change re-renders from ``ImageAnalysis``'s cache (a view shown
+    among the last ``PICTURES_KEPT`` is not even drawn again); only a new
     image, a new layer, a class outside the top-k, or a SmoothGrad or Integrated Gradients
     map not yet computed for this image and class runs the model again. While such a map is
     computed, ``progress`` (a label, hidden otherwise) says what is being computed. Uploads over
@@ -464,6 +481,7 @@ class SaliencyExplorer:
         if not self._sources:
             raise ValueError("samples is empty; give at least one image, e.g. {'cat': sample_image_path('cat')}.")
         self._analyses: dict[str, ImageAnalysis] = {}
+        self._pictures: OrderedDict[tuple[str, View], bytes] = OrderedDict()  # the last PICTURES_KEPT renders
         self._quiet = False
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self.max_upload_pixels = MAX_UPLOAD_PIXELS
@@ -626,11 +644,22 @@ class SaliencyExplorer:
         self.base.disabled = self.other.disabled = view.method != "discriminativity"
         try:
             self._compute_captum_maps(view)
-            self.image.value = render_png(self.analysis, view)
+            self.image.value = self._picture(view)
             layer = view.layer or self.loaded.target_layer_name
             self.message.value = "".join(f"<p>{html.escape(note)}</p>" for note in _notes(self.analysis, view, layer))
         except Exception as error:  # the widget must survive anything a learner does; say what happened
             self._show_problem(f"{type(error).__name__}: {error}")
+
+    def _picture(self, view: View) -> bytes:
+        """``render_png`` of the view, kept for the last ``PICTURES_KEPT`` views: going back to one is instant."""
+        key = (self.image_choice.value, replace(view, layer=view.layer or self.loaded.target_layer_name))
+        if key in self._pictures:
+            self._pictures.move_to_end(key)
+            return self._pictures[key]
+        picture = self._pictures[key] = render_png(self.analysis, view)
+        while len(self._pictures) > PICTURES_KEPT:
+            self._pictures.popitem(last=False)
+        return picture
 
     def _compute_captum_maps(self, view: View) -> None:
         """Compute the SmoothGrad or IG maps the view needs and the cache lacks, with ``progress`` shown meanwhile."""

@@ -150,3 +150,17 @@ def test_a_failed_torchvision_import_leaves_no_stand_in_behind() -> None:
         "print(sorted(n for n in sys.modules if n.startswith('torch._dynamo')), '_dynamo' in vars(torch))"
     )
     assert printed.splitlines() == ["no torchvision here", "[] False"]
+
+
+def test_the_stand_in_is_used_for_the_pinned_torchvision_only() -> None:
+    from utils import _torchvision
+
+    assert _pip_pins(ROOT / "requirements.txt")["torchvision"] in _torchvision.CHECKED_RELEASES
+    printed = _fresh_python(
+        "import sys, importlib.metadata as metadata\n"
+        "real = metadata.version\n"  # another torchvision release: imported as it is, compiler and all
+        "metadata.version = lambda name: '0.30.0' if name == 'torchvision' else real(name)\n"
+        "import utils\n"
+        "print('torchvision' in sys.modules, 'torch._dynamo' in sys.modules)"
+    )
+    assert printed == "True True"

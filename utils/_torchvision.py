@@ -12,17 +12,22 @@ deterministic RoI alignment on an accelerator; the course never calls ``roi_alig
 So while torchvision is imported for the first time, ``torch._dynamo.utils`` is a stand-in whose
 ``is_compile_supported`` imports the real one when it is first called; the stand-ins are removed
 from ``sys.modules`` at once, also if the import fails, and ``import torch._dynamo`` afterwards
-loads the real package as usual. When torchvision or torch._dynamo is already imported nothing is
-done. tests/test_environment.py checks all of that.
+loads the real package as usual. Nothing is done when torchvision or torch._dynamo is already
+imported, or for a torchvision release other than the one pinned (whose import may need more of
+the compiler: it is then imported as it is, only slower). tests/test_environment.py checks all of
+that, and fails when the pin moves to a release the stand-in has not been checked with.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import sys
 import types
 
 _STAND_INS = ("torch._dynamo", "torch._dynamo.utils")
+CHECKED_RELEASES = ("0.29.1",)
+"""torchvision releases whose import was checked to need nothing of torch._dynamo but ``is_compile_supported``."""
 
 
 def _is_compile_supported(device_type: str) -> bool:
@@ -32,9 +37,16 @@ def _is_compile_supported(device_type: str) -> bool:
     return is_compile_supported(device_type)
 
 
+def _checked_release() -> bool:
+    try:
+        return importlib.metadata.version("torchvision").split("+")[0] in CHECKED_RELEASES
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
 def import_torchvision() -> types.ModuleType:
     """Import torchvision (if not yet imported) without importing ``torch._dynamo``; return it."""
-    if "torchvision" in sys.modules or any(name in sys.modules for name in _STAND_INS):
+    if "torchvision" in sys.modules or any(name in sys.modules for name in _STAND_INS) or not _checked_release():
         return importlib.import_module("torchvision")
     import torch
 

@@ -371,7 +371,9 @@ def agenda_markdown(pages: Sequence[Page], model_name: str, from_doc: str = GUID
     how = (
         f"*How the times are derived:* `make html` counts each lesson's words of prose and non-empty lines of "
         f"code and measures how long the whole notebook takes to execute (`XAI_MODEL={model_name}`, "
-        f"{os.cpu_count()} CPU cores). Reading + running = words / {PROSE_WORDS_PER_MINUTE} + lines / "
+        f"{os.cpu_count()} CPU cores): from the kernel's start to its stop, or, for a notebook that `make test` "
+        f"executed first, nbval's time from its first cell to its last, with the other notebooks running beside it. "
+        f"Reading + running = words / {PROSE_WORDS_PER_MINUTE} + lines / "
         f'{CODE_LINES_PER_MINUTE} + run time, in minutes. *Lesson says* is the lesson\'s own "about N minutes", '
         f"which includes thinking and typing that reading cannot measure. The slot is the larger of the two, rounded "
         f"up to {SLOT_STEP_MINUTES} minutes. Solutions are not on the agenda."

@@ -17,12 +17,16 @@ from utils.categories import category_index
 from utils.models import load_model
 from utils.saliency import (
     ZeroGradCamWarning,
+    as_batch,
     as_float_array,
+    class_indices,
     conv_layers,
     drop_leading_ones,
+    eval_with_frozen_parameters,
     grad_cam,
     guided_backprop,
     guided_grad_cam,
+    guided_grad_cam_factors,
     last_conv_layer,
     resolve_layer,
     saliency_maps,
@@ -561,3 +565,38 @@ def test_helpers_shared_by_the_map_modules() -> None:
     assert np.array_equal(as_float_array(sparse.to_sparse()), sparse.numpy())
     with pytest.raises(TypeError, match="map must hold real numbers, not torch.complex64"):
         as_float_array(torch.zeros(2, dtype=torch.complex64))
+
+
+def test_guided_grad_cam_factors_are_grad_cam_and_gbp_and_their_product_is_guided_grad_cam(squeeze, photos):
+    model, classes = squeeze.model, ["tiger cat", "espresso"]  # one class per image
+    factors = guided_grad_cam_factors(model, "features.12", photos, classes)
+    assert torch.equal(factors["grad_cam"], grad_cam(model, "features.12", photos, classes))
+    assert torch.equal(factors["guided_backprop"], guided_backprop(model, photos, classes))
+    product = factors["guided_backprop"] * upsample_cam(factors["grad_cam"], photos.shape[-2:], "bilinear")
+    expected = guided_grad_cam(model, "features.12", photos, classes, interpolate_mode="bilinear")
+    assert torch.equal(product, expected)
+
+
+def test_eval_with_frozen_parameters_restores_every_flag_when_the_body_raises() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(), nn.Linear(2, 2)).train()
+    net[1].eval()
+    net[2].weight.requires_grad_(False)
+    before = ([m.training for m in net.modules()], [p.requires_grad for p in net.parameters()])
+    with pytest.raises(RuntimeError, match="inside"), eval_with_frozen_parameters(net):
+        assert not any(m.training for m in net.modules())
+        assert not any(p.requires_grad for p in net.parameters())
+        raise RuntimeError("inside")
+    assert ([m.training for m in net.modules()], [p.requires_grad for p in net.parameters()]) == before
+
+
+def test_as_batch_and_class_indices_leave_their_arguments_alone() -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    x = torch.rand(3, 8, 8)
+    copy = x.clone()
+    assert as_batch(net, x).shape == (1, 3, 8, 8)
+    assert torch.equal(x, copy)
+    targets = ["dog", 0]
+    assert class_indices(targets, 2, ["cat", "dog"]) == [1, 0]
+    assert targets == ["dog", 0]
+    with pytest.raises(ValueError, match="Got 2 targets for a batch of 3 images"):
+        class_indices(targets, 3, ["cat", "dog"])

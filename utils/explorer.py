@@ -51,7 +51,7 @@ from utils.datasets import (
 )
 from utils.discriminativity import discriminativity_map
 from utils.models import LoadedModel
-from utils.saliency import ZeroGradCamWarning, _eval_with_frozen_parameters, conv_layers, saliency_maps, upsample_cam
+from utils.saliency import ZeroGradCamWarning, conv_layers, eval_with_frozen_parameters, saliency_maps, upsample_cam
 from utils.visualise import (
     GRADIENT_CLIP_PERCENTILE,
     GRADIENT_CMAP,
@@ -274,7 +274,7 @@ class ImageAnalysis:
         if not 0 <= target < len(self.loaded.categories):
             raise ValueError(f"target must be a class index from 0 to {len(self.loaded.categories) - 1}, got {target}.")
         if (method, target) not in self._attributions:
-            with _eval_with_frozen_parameters(self.loaded.model), warnings.catch_warnings():
+            with eval_with_frozen_parameters(self.loaded.model), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # Captum: "the input did not require gradients"
                 computed = _CAPTUM[method](self.loaded.model, self.x.detach().clone(), target)
             self.forward_passes += 1

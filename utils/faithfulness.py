@@ -40,14 +40,14 @@ from torchvision.transforms.functional import gaussian_blur
 from utils.categories import check_model
 from utils.saliency import (
     MapLike,
-    _as_batch,
-    _check_range,
-    _class_of,
-    _class_scores,
-    _compute,
-    _eval_with_frozen_parameters,
-    _one_map,
-    _per_image,
+    as_batch,
+    check_class_range,
+    class_index,
+    class_indices,
+    class_scores,
+    eval_with_frozen_parameters,
+    guided_grad_cam_factors,
+    one_map,
     upsample_cam,
 )
 
@@ -180,7 +180,7 @@ def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch
 
 def _ranking_values(saliency: MapLike, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
     """``H x W`` values that rank the pixels: a 2-D map as it is (signed), channels as ``magnitude``."""
-    one = _one_map(saliency, "saliency")  # a new array; checks the type, the number of dimensions and NaN
+    one = one_map(saliency, "saliency")  # a new array; checks the type, the number of dimensions and NaN
     values = one if one.ndim == 2 else np.abs(one).sum(axis=0)  # as utils.saliency.magnitude
     if values.shape != shape:
         raise ValueError(
@@ -247,9 +247,9 @@ def _probabilities(
     out = []
     for start in range(0, images.shape[0], batch_size):
         chunk = images[start : start + batch_size]
-        scores = _class_scores(model(chunk), chunk.shape[0])
+        scores = class_scores(model(chunk), chunk.shape[0])
         if start == 0:
-            _check_range([target], given, scores.shape[1])
+            check_class_range([target], given, scores.shape[1])
         out.append(torch.softmax(scores.double(), dim=1)[:, target])
     return torch.cat(out).cpu().numpy()
 
@@ -267,12 +267,12 @@ def _curves(
     batch_size: int,
 ) -> list[Curves]:
     """The curves of several maps of one image, their perturbed images run through the model together."""
-    batch = _as_batch(check_model(model), x)
+    batch = as_batch(check_model(model), x)
     if batch.shape[0] != 1:
         raise ValueError(f"x holds {batch.shape[0]} images; the curves explain one image: pass x[i:i + 1].")
     shape = (int(batch.shape[-2]), int(batch.shape[-1]))
     steps, patch = _checked_settings(steps, patch, shape)
-    index = _class_of(target, categories)
+    index = class_index(target, categories)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number, at least 1, got {_shown(batch_size)}.")
     ranked = [removal_ranks(m, shape, patch) for m in maps]  # every map is checked before any work
@@ -282,7 +282,7 @@ def _curves(
     for ranks, units in ranked:
         masks = torch.from_numpy(ranks[None] < _counts(units, steps)[1:-1, None, None]).to(original.device)[:, None]
         images += [torch.where(masks, base, original), torch.where(masks, original, base)]  # deletion, insertion
-    with torch.no_grad(), _eval_with_frozen_parameters(model):
+    with torch.no_grad(), eval_with_frozen_parameters(model):
         probabilities = _probabilities(model, torch.cat(images), index, target, batch_size)
     p_image, p_base, inner = probabilities[0], probabilities[1], probabilities[2:].reshape(len(maps), 2, steps - 1)
     label = baseline if isinstance(baseline, str) else "image"
@@ -437,7 +437,7 @@ def _course_maps(
     model: nn.Module, layer: nn.Module | str, batch: torch.Tensor, classes: list[int]
 ) -> dict[str, torch.Tensor]:
     """The course's three maps, Grad-CAM upsampled bilinearly, from one forward pass (one class per image)."""
-    found = _compute(model, layer, batch, [classes], gbp=True, categories=None, per_image=True)[0]
+    found = guided_grad_cam_factors(model, layer, batch, classes)
     cam, gbp = upsample_cam(found["grad_cam"], batch.shape[-2:], "bilinear"), found["guided_backprop"]
     return {
         "grad_cam": cam.detach().cpu(),
@@ -493,9 +493,9 @@ def attribution_maps(
                 f"Method {name!r} must be a name or a function (model, x, classes) -> maps, "
                 f"not {type(method).__name__}."
             )
-    batch = _as_batch(check_model(model), x).detach()
+    batch = as_batch(check_model(model), x).detach()
     n = batch.shape[0]
-    classes = _per_image(targets, n, categories)
+    classes = class_indices(targets, n, categories)
     maps: dict[str, torch.Tensor] = {}
     seconds: dict[str, float] = {}
     course = [name for name, m in named.items() if isinstance(m, str) and m in COURSE_METHODS]
@@ -564,7 +564,7 @@ def report_card_rows(
         raise TypeError("Each photo must be a pair (x, class): the model input and the class to explain.")
     if computed is not None and not isinstance(computed, AttributionMaps):
         raise TypeError(f"computed must be the AttributionMaps of attribution_maps, or None, not {_shown(computed)}.")
-    images = [_as_batch(check_model(model), x) for x, _ in photos.values()]
+    images = [as_batch(check_model(model), x) for x, _ in photos.values()]
     if any(image.shape != images[0].shape or image.shape[0] != 1 for image in images):
         raise ValueError("photos must each be one image (1 x C x H x W) of the same size; resize them alike.")
     classes = [target for _, target in photos.values()]

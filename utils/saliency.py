@@ -28,6 +28,11 @@ The layer for Grad-CAM is a module or its dotted name (``"features.29"``); ``con
 the sensible choices and ``last_conv_layer`` picks the usual one. A class ("target") is an index,
 a category name (case-insensitive) or one of those per image.
 
+The checks every map starts with are public, for the modules that run a model on the same
+terms (``utils.faithfulness``, ``utils.shortcuts``, ``utils.explorer``): ``as_batch`` (the input),
+``class_index`` / ``class_indices`` (the classes), ``class_scores`` and ``check_class_range`` (the
+model's output), ``eval_with_frozen_parameters`` (the model's state) and ``one_map`` (a map).
+
 Every call leaves the model and the input as it found them: hooks live in a context manager and
 are removed on every path; parameters' ``requires_grad`` and every module's train/eval flag are
 restored exactly. A model in training mode is computed with eval semantics (dropout off,
@@ -65,15 +70,23 @@ __all__ = [
     "PLAIN_CONTAINERS",
     "MapLike",
     "ZeroGradCamWarning",
+    "as_batch",
     "as_float_array",
     "channel_sum",
+    "check_class_range",
+    "class_index",
+    "class_indices",
+    "class_scores",
     "conv_layers",
     "drop_leading_ones",
+    "eval_with_frozen_parameters",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",
+    "guided_grad_cam_factors",
     "last_conv_layer",
     "magnitude",
+    "one_map",
     "resolve_layer",
     "saliency_maps",
     "upsample_cam",
@@ -221,8 +234,24 @@ def _candidates(model: nn.Module, sentence: bool = False) -> str:
 # --- inputs and classes -----------------------------------------------------------------------
 
 
-def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` as an N x C x H x W batch matching the model's device and dtype (a C x H x W image: N=1)."""
+def as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as an ``N x C x H x W`` batch that ``model`` can take (a ``C x H x W`` image becomes ``N = 1``).
+
+    Refused, each with one line that names the fix: not a tensor, not 3-D or 4-D, an empty batch,
+    integer pixels, another device or dtype than the model's weights, a channel count the model's
+    first convolution does not take (with a hint when ``x`` looks channels-last), NaN or infinity.
+    A sparse tensor is made dense. ``x`` itself is never changed: the result is ``x``, a view of it
+    or a dense copy, so detach and clone it before writing to it.
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3))
+    >>> as_batch(net, torch.zeros(3, 8, 8)).shape
+    torch.Size([1, 3, 8, 8])
+    >>> as_batch(net, torch.zeros(8, 8, 3))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: x has 8 channels (shape (1, 8, 8, 3)) but ... (channels last? use x.permute(0, 3, 1, 2)); ...
+    """
+    check_model(model, _MODEL_EXAMPLE)
     if not isinstance(x, torch.Tensor):
         raise TypeError(
             f"x must be a torch.Tensor (an image C x H x W or a batch N x C x H x W), not {type(x).__name__}."
@@ -254,15 +283,32 @@ def _as_batch(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return x
 
 
-def _class_of(target: object, categories: Sequence[str] | None) -> int:
-    """One class: a name becomes its index; an index is kept (its range is checked after the forward pass)."""
+def class_index(target: object, categories: Sequence[str] | None = None) -> int:
+    """One class as an index: a category name (any case) becomes its index in ``categories`` (default: ImageNet's).
+
+    An index (a Python or numpy integer, or a 0-D integer tensor) is kept as it is: whether the
+    model has that many outputs is known only after the forward pass (``check_class_range``).
+
+    >>> class_index("Tiger Cat"), class_index(torch.tensor(3)), class_index("dog", categories=["cat", "dog"])
+    (282, 3, 1)
+    """
     if isinstance(target, str):
         return category_index(target, categories)
     return as_class_index(target)
 
 
-def _per_image(target: Target, n: int, categories: Sequence[str] | None) -> list[int]:
-    """The class of each of the ``n`` images: one class for all, or a sequence/1-D tensor of ``n``."""
+def class_indices(target: Target, n: int, categories: Sequence[str] | None = None) -> list[int]:
+    """The class index of each of ``n`` images: ``target`` is one class for all, or one per image.
+
+    One per image is a list, a tuple, a 1-D tensor or a 1-D array of ``n`` classes; each class is
+    read by ``class_index``. A set or a dict (no order) and a list of the wrong length are refused.
+
+    >>> class_indices("tiger cat", 2), class_indices(torch.tensor([1, 0]), 2)
+    ([282, 282], [1, 0])
+    >>> class_indices(["dog", 0], 2, categories=["cat", "dog"])
+    [1, 0]
+    """
+    n = check_count(n, "n")
     if isinstance(target, torch.Tensor) and target.ndim == 1:
         target = list(target.unbind())  # 0-D tensors, so that booleans and floats are still refused
     if isinstance(target, np.ndarray) and target.ndim == 1:
@@ -275,16 +321,30 @@ def _per_image(target: Target, n: int, categories: Sequence[str] | None) -> list
     if isinstance(target, (list, tuple)):
         if len(target) != n:
             raise ValueError(f"Got {len(target)} targets for a batch of {n} images; give one class, or one per image.")
-        return [_class_of(t, categories) for t in target]
+        return [class_index(t, categories) for t in target]
     if isinstance(target, torch.Tensor) and target.ndim > 1:
         raise ValueError(f"A target tensor must be 0-D or 1-D (one class per image), not shape {tuple(target.shape)}.")
     if isinstance(target, np.ndarray) and target.ndim > 1:
         raise ValueError(f"A target array must be 1-D (one class per image), not shape {target.shape}.")
-    return [_class_of(target, categories)] * n
+    return [class_index(target, categories)] * n
 
 
-def _check_range(classes: list[int], given: object, num_classes: int) -> None:
-    for index in classes:
+def check_class_range(classes: Sequence[int], given: object, num_classes: int) -> None:
+    """Refuse a class index that the model, with ``num_classes`` outputs, does not have.
+
+    ``classes`` are indices (from ``class_index`` or ``class_indices``); ``given`` is the class as
+    the caller wrote it, so that a name is quoted in the message next to the index it became.
+
+    >>> check_class_range([0, 1], 1, num_classes=2)
+    >>> check_class_range([5], "cat", num_classes=2)
+    Traceback (most recent call last):
+    ...
+    ValueError: Class 'cat' is index 5, which is out of range; valid: 0-1 (the model has 2 outputs).
+    """
+    num_classes = check_count(num_classes, "num_classes")
+    if not isinstance(classes, (list, tuple)):
+        raise TypeError(f"classes must be a list of class indices (see class_indices), not {describe(classes)}.")
+    for index in map(as_class_index, classes):
         if not 0 <= index < num_classes:
             named = f"Class {given!r} is index {index}, which" if isinstance(given, str) else f"Class index {index}"
             raise ValueError(
@@ -348,8 +408,20 @@ def _saliency_hooks(model: nn.Module, layer: nn.Module | None, guided: bool) -> 
 
 
 @contextmanager
-def _eval_with_frozen_parameters(model: nn.Module) -> Iterator[None]:
-    """Eval semantics and ``requires_grad=False`` parameters for the duration; both restored exactly."""
+def eval_with_frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """Inside ``with``: eval semantics (dropout off, batch-norm running statistics) and frozen parameters.
+
+    Every module's train/eval flag and every parameter's ``requires_grad`` are restored exactly on
+    exit, on every path: the caller's model is left as it was found.
+
+    >>> net = nn.Sequential(nn.Linear(2, 2), nn.Dropout()).train()
+    >>> with eval_with_frozen_parameters(net):
+    ...     net.training, net[0].weight.requires_grad
+    (False, False)
+    >>> net.training, net[0].weight.requires_grad
+    (True, True)
+    """
+    check_model(model, _MODEL_EXAMPLE)
     modes = [(m, m.training) for m in model.modules()]
     flags = [(p, p.requires_grad) for p in model.parameters()]
     try:
@@ -433,8 +505,17 @@ def drop_leading_ones(array: npt.NDArray[Any], keep: int = 2) -> npt.NDArray[Any
     return array
 
 
-def _one_map(saliency: MapLike, name: str) -> npt.NDArray[np.float64]:
-    """A new float64 ``H x W`` or ``C x H x W`` copy of one finite map (leading size-1 dimensions dropped)."""
+def one_map(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
+    """A new float64 ``H x W`` or ``C x H x W`` copy of one finite map, leading size-1 dimensions dropped.
+
+    What ``magnitude`` and ``channel_sum`` reduce, and what ranks pixels for the faithfulness
+    curves: any number of channels is kept (they are reduced, never drawn). The drawing
+    functions of ``utils.visualise`` check more (a batch, a channels-last picture) and say so in
+    their own words. ``name`` is how errors refer to the argument.
+
+    >>> one_map(torch.zeros(1, 4, 2, 3)).shape, one_map(np.zeros((1, 1, 2, 3))).shape
+    ((4, 2, 3), (2, 3))
+    """
     array = as_float_array(saliency, name)
     shape = array.shape
     array = drop_leading_ones(array)
@@ -458,7 +539,7 @@ def magnitude(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
     >>> magnitude(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]]))  # 2 channels, 1 x 2
     array([[4. , 2.5]])
     """
-    array = np.abs(_one_map(saliency, name))
+    array = np.abs(one_map(saliency, name))
     return array.sum(axis=0) if array.ndim == 3 else array
 
 
@@ -470,7 +551,7 @@ def channel_sum(saliency: MapLike, name: str = "map", *, positive: bool = False)
     >>> channel_sum(torch.tensor([[[1.0, -2.0]], [[-3.0, 0.5]]])), channel_sum(np.array([[1.0, -2.0]]), positive=True)
     (array([[-2. , -1.5]]), array([[1., 0.]]))
     """
-    array = _one_map(saliency, name)
+    array = one_map(saliency, name)
     array = np.maximum(array, 0.0) if check_flag(positive, "positive") else array
     return array.sum(axis=0) if array.ndim == 3 else array
 
@@ -506,19 +587,19 @@ def _compute(
     per_image: bool,
 ) -> list[dict[str, torch.Tensor]]:
     """One forward pass, then per target a backward pass to the layer (Grad-CAM) and/or a guided one to x."""
-    batch = _as_batch(check_model(model, _MODEL_EXAMPLE), x)
+    batch = as_batch(model, x)
     categories = None if categories is None else category_names(categories)
     n = batch.shape[0]
-    classes = [_per_image(t, n, categories) if per_image else [_class_of(t, categories)] * n for t in targets]
+    classes = [class_indices(t, n, categories) if per_image else [class_index(t, categories)] * n for t in targets]
     layer_name, module = resolve_layer(model, layer) if layer is not None else ("", None)
     kinds = (["grad_cam"] if module is not None else []) + (["guided_backprop"] if gbp else [])
     passes = [(i, kind) for i in range(len(targets)) for kind in kinds]
     results: list[dict[str, torch.Tensor]] = [{} for _ in targets]
     with _attribution_mode(model, module, guided=gbp) as recorder:
         image = batch.detach().clone().requires_grad_(gbp)  # our own leaf: the caller's x is never touched
-        logits = _class_scores(_forward(model, image), n)
+        logits = class_scores(_forward(model, image), n)
         for given, cls in zip(targets, classes):
-            _check_range(cls, given, logits.shape[1])
+            check_class_range(cls, given, logits.shape[1])
         activations = _layer_activations(model, recorder, layer_name) if module is not None else image
         for step, (i, kind) in enumerate(passes):
             recorder.guided = kind == "guided_backprop"  # the guided rule, on for this pass only
@@ -548,7 +629,7 @@ def _attribution_mode(model: nn.Module, layer: nn.Module | None, guided: bool) -
     with ExitStack() as stack:
         stack.enter_context(torch.inference_mode(False))
         stack.enter_context(torch.enable_grad())
-        stack.enter_context(_eval_with_frozen_parameters(model))
+        stack.enter_context(eval_with_frozen_parameters(model))
         yield stack.enter_context(_saliency_hooks(model, layer, guided))
 
 
@@ -591,7 +672,20 @@ def _smallest_input(model: nn.Module, image: torch.Tensor, limit: int = 1024) ->
     return high
 
 
-def _class_scores(logits: object, n: int) -> torch.Tensor:
+def class_scores(logits: object, n: int) -> torch.Tensor:
+    """``logits``, a model's output, when it is a tensor of class scores for ``n`` images (``n x classes``).
+
+    Anything else (a tuple, a feature map, another batch size) is refused with one line that says
+    what the model returned.
+
+    >>> class_scores(torch.zeros(2, 10), 2).shape
+    torch.Size([2, 10])
+    >>> class_scores(torch.zeros(2, 8, 3, 3), 2)
+    Traceback (most recent call last):
+    ...
+    ValueError: The model returned (2, 8, 3, 3); saliency maps need class scores of shape N x classes (2 x K).
+    """
+    n = check_count(n, "n")
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2 or logits.shape[0] != n:
         shape = tuple(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
         raise ValueError(f"The model returned {shape}; saliency maps need class scores of shape N x classes ({n} x K).")
@@ -687,6 +781,30 @@ def guided_backprop(
     return _compute(model, None, x, [target], gbp=True, categories=categories, per_image=True)[0]["guided_backprop"]
 
 
+def guided_grad_cam_factors(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: torch.Tensor,
+    target: Target,
+    *,
+    categories: Sequence[str] | None = None,
+) -> dict[str, torch.Tensor]:
+    """The two factors of Guided Grad-CAM from one forward pass: ``{"grad_cam": ..., "guided_backprop": ...}``.
+
+    The same values as ``grad_cam`` (N x 1 x h x w, not upsampled) and ``guided_backprop``
+    (N x C x H x W), with the same ``target`` (one class per image allowed) and ``categories``;
+    ``guided_grad_cam`` is their product once Grad-CAM is upsampled. For callers that upsample
+    Grad-CAM their own way, or that need both maps, without a second forward pass.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> {k: tuple(v.shape) for k, v in guided_grad_cam_factors(net, "1", torch.rand(2, 3, 8, 8), [0, 1]).items()}
+    {'grad_cam': (2, 1, 6, 6), 'guided_backprop': (2, 3, 8, 8)}
+    """
+    _require_layer(layer)
+    return _compute(model, layer, x, [target], gbp=True, categories=categories, per_image=True)[0]
+
+
 def guided_grad_cam(
     model: nn.Module,
     layer: nn.Module | str,
@@ -766,10 +884,10 @@ def saliency_maps(
     keys = list(dict.fromkeys(as_class_index(t) if isinstance(t, (torch.Tensor, np.integer)) else t for t in given))
     first_spelling: dict[int, Any] = {}  # class index -> the first key naming it: one set of backward passes each
     for key in keys:
-        first_spelling.setdefault(_class_of(key, categories), key)
+        first_spelling.setdefault(class_index(key, categories), key)
     spellings = list(first_spelling.values())
     computed = _compute(model, layer, x, spellings, gbp=True, categories=categories, per_image=False)
     for m in computed:
         m["guided_grad_cam"] = m["guided_backprop"] * upsample_cam(m["grad_cam"], x.shape[-2:], interpolate_mode)
     by_class = dict(zip(first_spelling, computed))
-    return {key: dict(by_class[_class_of(key, categories)]) for key in keys}
+    return {key: dict(by_class[class_index(key, categories)]) for key in keys}

@@ -44,7 +44,7 @@ from torch import nn
 from utils.categories import check_count, describe
 from utils.datasets import ImageSource, load_image, sample_image_path
 from utils.regions import mass_share
-from utils.saliency import MapLike, _as_batch, magnitude
+from utils.saliency import MapLike, as_batch, magnitude
 
 __all__ = [
     "CLASSES",
@@ -500,7 +500,7 @@ def train_classifier(
         or not 0 < lr < float("inf")
     ):
         raise ValueError(f"lr must be a positive learning rate such as 3e-3, not {describe(lr)}.")
-    _as_batch(model, data.images[:1])  # the images fit the model (channels, device, dtype), said in one line
+    as_batch(model, data.images[:1])  # the images fit the model (channels, device, dtype), said in one line
     trained = copy.deepcopy(model)
     device = next(trained.parameters()).device
     images, labels = data.images.to(device), data.labels.to(device)
@@ -537,7 +537,7 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
     weight = next(_check_model(model).parameters())  # there is one: _check_model refuses a model without
     if isinstance(pixels, torch.Tensor):
         pixels = pixels.to(weight.device)  # the images follow the model, as a learner expects
-    batch = _as_batch(model, pixels)
+    batch = as_batch(model, pixels)
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()

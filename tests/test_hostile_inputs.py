@@ -224,6 +224,7 @@ CALLS: dict[str, Call] = {
         (_png(), "a.png"),
         {"max_bytes": 10**6, "max_pixels": 10**6, "min_side": None},
     ),
+    "utils.datasets.default_transforms": lambda f: ((), {}),
     "utils.datasets.deprocess_imagenet_image": lambda f: ((f.x,), {"transforms": None}),
     "utils.datasets.load_image": lambda f: ((f.picture,), {"min_side": None}),
     "utils.datasets.preprocess_imagenet_image": lambda f: (

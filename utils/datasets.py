@@ -42,6 +42,7 @@ __all__ = [
     "TwoClassImage",
     "category_index",
     "decode_image",
+    "default_transforms",
     "deprocess_imagenet_image",
     "imagenet_categories",
     "load_image",
@@ -394,8 +395,17 @@ def _to_uint8(
 # --- ImageNet preprocessing -------------------------------------------------------------------
 
 
-def _default_transforms() -> Callable[..., torch.Tensor]:
-    """VGG16's own preprocessing (a fresh object each call, so no caller can change a shared one)."""
+def default_transforms() -> Callable[..., torch.Tensor]:
+    """VGG16's own preprocessing: the default of ``preprocess_imagenet_image``, ``deprocess_imagenet_image`` and
+    ``utils.regions.region_masks``; a fresh object each call, so no caller can change a shared one.
+
+    ``VGG16_Weights.IMAGENET1K_V1.transforms()``: resize the shorter side to 256 (bilinear,
+    antialiased), centre-crop 224 x 224, scale to [0, 1], normalise with the ImageNet mean and std.
+
+    >>> chosen = default_transforms()
+    >>> chosen.resize_size, chosen.crop_size, chosen is default_transforms()
+    ([256], [224], False)
+    """
     return VGG16_Weights.IMAGENET1K_V1.transforms()
 
 
@@ -447,7 +457,7 @@ def preprocess_imagenet_image(
     (torch.Size([1, 3, 224, 224]), torch.float32)
     """
     target = _device(device)
-    chosen = _default_transforms() if transforms is None else transforms
+    chosen = default_transforms() if transforms is None else transforms
     if not check_flag(keep_aspect, "keep_aspect"):
         chosen = _squashing(chosen)
     side = _resize_side(chosen)
@@ -535,7 +545,7 @@ def deprocess_imagenet_image(
     >>> picture.shape, bool(np.allclose(picture, 128 / 255, atol=1e-6))
     ((224, 224, 3), True)
     """
-    chosen = _default_transforms() if transforms is None else transforms
+    chosen = default_transforms() if transforms is None else transforms
     mean, std = getattr(chosen, "mean", None), getattr(chosen, "std", None)
     if mean is None or std is None:
         raise ValueError(

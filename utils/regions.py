@@ -23,7 +23,7 @@ import torch
 from matplotlib.path import Path as PolygonPath
 
 from utils.categories import check_flag, describe
-from utils.datasets import DATA_DIR, SAMPLE_IMAGES, load_image
+from utils.datasets import DATA_DIR, SAMPLE_IMAGES, default_transforms, load_image
 from utils.saliency import MapLike, as_float_array, drop_leading_ones, magnitude
 
 __all__ = [
@@ -229,15 +229,13 @@ def region_masks(
     >>> {label: (mask.shape, round(float(mask.mean()), 2)) for label, mask in masks.items()}
     {'orange': ((224, 224), 0.46), 'lemon': ((224, 224), 0.13)}
     """
-    from utils.datasets import _default_transforms  # the same default as preprocess_imagenet_image
-
     regions = image_regions(image, regions_file)
     path = (
         image
         if not (isinstance(image, str) and image.strip().lower() in SAMPLE_IMAGES)
         else DATA_DIR / SAMPLE_IMAGES[image.strip().lower()]
     )
-    grid = _input_grid(load_image(path).size, _default_transforms() if transforms is None else transforms, keep_aspect)
+    grid = _input_grid(load_image(path).size, default_transforms() if transforms is None else transforms, keep_aspect)
     masks = {}
     for label, region in regions.items():
         mask = _rasterise(region.polygons, grid)

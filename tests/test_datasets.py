@@ -26,6 +26,7 @@ from utils.datasets import (
     deprocess_imagenet_image,
     load_image,
     preprocess_imagenet_image,
+    resize_crop_geometry,
     sample_image_path,
 )
 
@@ -536,6 +537,37 @@ def test_deprocess_takes_a_sparse_tensor_like_its_dense_self():
     x = torch.zeros(1, 3, 4, 4)
     x[0, 0, 1, 1] = 1.0
     assert np.array_equal(deprocess_imagenet_image(x.to_sparse()), deprocess_imagenet_image(x))
+
+
+# --- the geometry of resize-then-crop ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "short_side", "crop"),
+    [
+        ((640, 480), 256, (224, 224)),  # landscape; left margin 58.5 rounds down (half to even)
+        ((480, 640), 256, (224, 224)),  # portrait
+        ((333, 333), 256, (224, 224)),  # square
+        ((259, 400), 259, (224, 224)),  # left margin 17.5 rounds up
+        ((301, 499), 257, (224, 224)),  # odd sizes, odd margins
+        ((1000, 151), 256, (225, 223)),  # a window that is not square, odd on both sides
+        ((7, 2000), 32, (28, 28)),  # a strip
+    ],
+)
+def test_resize_crop_geometry_is_torchvisions_resize_then_centre_crop(size, short_side, crop):
+    (new_w, new_h), (left, top) = resize_crop_geometry(size, short_side, crop)
+    assert TF.resize(Image.new("L", size), [short_side]).size == (new_w, new_h)
+    positions = torch.arange(new_h * new_w).reshape(1, new_h, new_w)  # each pixel holds its own index
+    window = TF.center_crop(positions, [crop[1], crop[0]])
+    assert tuple(window.shape[-2:]) == (crop[1], crop[0])
+    assert int(window[0, 0, 0]) == top * new_w + left, "the window's top-left pixel is not at (left, top)"
+
+
+def test_resize_crop_geometry_refuses_what_is_not_a_size():
+    with pytest.raises(TypeError, match="size must be a pair"):
+        resize_crop_geometry(640, 256, (224, 224))
+    with pytest.raises(ValueError, match="crop's height must be at least 1"):
+        resize_crop_geometry((640, 480), 256, (224, 0))
 
 
 # --- extreme aspect ratios: crop before resizing ------------------------------------------------

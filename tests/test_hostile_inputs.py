@@ -231,6 +231,7 @@ CALLS: dict[str, Call] = {
         (f.picture,),
         {"transforms": None, "keep_aspect": True, "device": None},
     ),
+    "utils.datasets.resize_crop_geometry": lambda f: (((640, 480), 256, (224, 224)), {}),
     "utils.datasets.sample_image_path": lambda f: (("cat",), {}),
     "utils.datasets.two_class_image": lambda f: ((f.picture, f.picture), {"size": 8, "crop_at": (0.5, 0.5)}),
     # explorer

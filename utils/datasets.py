@@ -47,6 +47,7 @@ __all__ = [
     "imagenet_categories",
     "load_image",
     "preprocess_imagenet_image",
+    "resize_crop_geometry",
     "sample_image_path",
     "two_class_image",
 ]
@@ -409,6 +410,38 @@ def default_transforms() -> Callable[..., torch.Tensor]:
     return VGG16_Weights.IMAGENET1K_V1.transforms()
 
 
+def resize_crop_geometry(
+    size: tuple[int, int], short_side: int, crop: tuple[int, int]
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Where torchvision's resize (shorter side) then centre crop take a picture: ``((width, height), (left, top))``.
+
+    ``size`` is the picture's ``(width, height)``, as PIL's ``Image.size``; its shorter side is
+    resized to ``short_side`` and a ``crop`` = ``(width, height)`` window is cut from the middle.
+    The resized picture is ``(width, height)``; the window's top-left pixel lies at ``(left, top)``
+    in it. The arithmetic is torchvision's, so masks and crops built from it line up with the model
+    input pixel for pixel: ``resize`` makes the longer side ``int(short_side * long / short)`` and
+    ``center_crop`` offsets by ``int(round((side - crop) / 2))`` (Python's round: half to even).
+    It holds for a window no larger than the resized picture (torchvision pads a larger one first).
+
+    >>> resize_crop_geometry((640, 480), 256, (224, 224))  # 58.5 rounds to 58
+    ((341, 256), (58, 16))
+    """
+    width, height = _whole_pair(size, "size")
+    crop_w, crop_h = _whole_pair(crop, "crop")
+    short_side = check_count(short_side, "short_side")
+    if width <= height:
+        new_w, new_h = short_side, int(short_side * height / width)
+    else:
+        new_w, new_h = int(short_side * width / height), short_side
+    return (new_w, new_h), (int(round((new_w - crop_w) / 2.0)), int(round((new_h - crop_h) / 2.0)))
+
+
+def _whole_pair(value: object, name: str) -> tuple[int, int]:
+    if not (isinstance(value, (tuple, list)) and len(value) == 2):
+        raise TypeError(f"{name} must be a pair (width, height) of whole numbers of pixels, not {describe(value)}.")
+    return check_count(value[0], f"{name}'s width"), check_count(value[1], f"{name}'s height")
+
+
 def _squashing(transforms: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
     """A copy of an ``ImageClassification`` transform that resizes to ``crop x crop``, ignoring aspect."""
     crop = getattr(transforms, "crop_size", None)
@@ -495,13 +528,9 @@ def _crop_first(
     resample = pil_modes_mapping.get(getattr(transforms, "interpolation", None))
     if not resize or len(resize) != 1 or not crop or resample is None or int(resize[0]) < int(max(crop)):
         return picture, transforms
-    short, crop_h, crop_w = int(resize[0]), int(crop[0]), int(crop[-1])
+    crop_h, crop_w = int(crop[0]), int(crop[-1])
     width, height = picture.size
-    if width <= height:  # torchvision's resize: the longer side becomes int(short * long / shorter)
-        new_w, new_h = short, int(short * height / width)
-    else:
-        new_w, new_h = int(short * width / height), short
-    left, top = int(round((new_w - crop_w) / 2.0)), int(round((new_h - crop_h) / 2.0))  # torchvision's center_crop
+    (new_w, new_h), (left, top) = resize_crop_geometry(picture.size, int(resize[0]), (crop_w, crop_h))
     scale_x, scale_y = width / new_w, height / new_h
     box = (left * scale_x, top * scale_y, (left + crop_w) * scale_x, (top + crop_h) * scale_y)
     return picture.resize((crop_w, crop_h), resample, box=box), _squashing(transforms)

@@ -23,7 +23,7 @@ import torch
 from matplotlib.path import Path as PolygonPath
 
 from utils.categories import check_flag, describe
-from utils.datasets import DATA_DIR, SAMPLE_IMAGES, default_transforms, load_image
+from utils.datasets import DATA_DIR, SAMPLE_IMAGES, default_transforms, load_image, resize_crop_geometry
 from utils.saliency import MapLike, as_float_array, drop_leading_ones, magnitude
 
 __all__ = [
@@ -171,8 +171,8 @@ class _Grid:
 def _input_grid(size: tuple[int, int], transforms: Callable[..., torch.Tensor], keep_aspect: bool) -> _Grid:
     """The geometry of torchvision's ``Resize`` (shorter side) then ``CenterCrop``, for a photo of ``size`` (w, h).
 
-    Mirrors ``torchvision.transforms.functional.resize`` (the longer side becomes
-    ``int(resize * long / short)``) and ``center_crop`` (offsets ``int(round((side - crop) / 2))``).
+    ``utils.datasets.resize_crop_geometry`` does the arithmetic; ``keep_aspect=False`` squashes the
+    photo to the crop instead, as ``preprocess_imagenet_image`` does.
     """
     resize, crop = getattr(transforms, "resize_size", None), getattr(transforms, "crop_size", None)
     if not resize or not crop:
@@ -181,21 +181,12 @@ def _input_grid(size: tuple[int, int], transforms: Callable[..., torch.Tensor], 
             f"not {type(transforms).__name__}."
         )
     width, height = size
-    crop_h = crop_w = int(crop[0])
-    if not check_flag(keep_aspect, "keep_aspect"):
-        new_w = new_h = crop_h
-    elif width <= height:
-        new_w, new_h = int(resize[0]), int(int(resize[0]) * height / width)
+    side = int(crop[0])
+    if check_flag(keep_aspect, "keep_aspect"):
+        (new_w, new_h), (left, top) = resize_crop_geometry(size, int(resize[0]), (side, side))
     else:
-        new_w, new_h = int(int(resize[0]) * width / height), int(resize[0])
-    return _Grid(
-        scale_x=new_w / width,
-        scale_y=new_h / height,
-        left=int(round((new_w - crop_w) / 2.0)),
-        top=int(round((new_h - crop_h) / 2.0)),
-        height=crop_h,
-        width=crop_w,
-    )
+        (new_w, new_h), (left, top) = (side, side), (0, 0)
+    return _Grid(scale_x=new_w / width, scale_y=new_h / height, left=left, top=top, height=side, width=side)
 
 
 def _rasterise(polygons: Sequence[Polygon], grid: _Grid) -> Mask:

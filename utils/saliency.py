@@ -509,9 +509,10 @@ def one_map(saliency: MapLike, name: str = "map") -> npt.NDArray[np.float64]:
     """A new float64 ``H x W`` or ``C x H x W`` copy of one finite map, leading size-1 dimensions dropped.
 
     What ``magnitude`` and ``channel_sum`` reduce, and what ranks pixels for the faithfulness
-    curves: any number of channels is kept (they are reduced, never drawn). The drawing
-    functions of ``utils.visualise`` check more (a batch, a channels-last picture) and say so in
-    their own words. ``name`` is how errors refer to the argument.
+    curves: any number of channels is kept, the first dimension read as channels (they are
+    reduced, never drawn). The drawing functions of ``utils.visualise`` convert maps their own
+    way, on purpose: they also refuse a channels-last picture (``H x W x 3``) and name a batch as
+    one. ``name`` is how errors refer to the argument.
 
     >>> one_map(torch.zeros(1, 4, 2, 3)).shape, one_map(np.zeros((1, 1, 2, 3))).shape
     ((4, 2, 3), (2, 3))

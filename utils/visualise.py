@@ -215,7 +215,13 @@ process_grads = process_attributions
 
 
 def _map_array(data: MapLike, what: str) -> npt.NDArray[np.float64]:
-    """A new float64 ``H x W`` or ``C x H x W`` copy of ``data``, leading size-1 dimensions dropped."""
+    """A new float64 ``H x W`` or ``C x H x W`` copy of ``data`` to draw, leading size-1 dimensions dropped.
+
+    ``utils.saliency.one_map`` does the same conversion for maps that are only reduced (summed,
+    ranked); this one differs on purpose, for a figure: a batch is named as a batch, and an
+    ``H x W x 1`` or ``H x W x 3`` array (a picture, channels last) is refused with that hint,
+    where ``one_map`` would read its rows as channels.
+    """
     array = as_float_array(data, what)
     shape = array.shape
     array = drop_leading_ones(array)

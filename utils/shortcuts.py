@@ -44,7 +44,7 @@ from torch import nn
 from utils.categories import check_count, describe
 from utils.datasets import ImageSource, load_image, sample_image_path
 from utils.regions import mass_share
-from utils.saliency import MapLike, as_batch, magnitude
+from utils.saliency import MapLike, as_batch, eval_with_frozen_parameters, magnitude
 
 __all__ = [
     "CLASSES",
@@ -538,19 +538,14 @@ def predict(model: nn.Module, images: torch.Tensor | TaggedImages) -> torch.Tens
     if isinstance(pixels, torch.Tensor):
         pixels = pixels.to(weight.device)  # the images follow the model, as a learner expects
     batch = as_batch(model, pixels)
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        model.eval()
+    with eval_with_frozen_parameters(model):
         try:
             scores = model(batch)  # without gradients: predict is decorated with torch.no_grad()
         except RuntimeError as error:  # e.g. images too small for the model's convolutions and pools
             raise ValueError(
                 f"The model cannot take images of shape {tuple(batch.shape)}: {str(error).splitlines()[0]}"
             ) from None
-        return torch.softmax(scores, dim=1).cpu()
-    finally:
-        for m, training in modes:
-            m.training = training
+    return torch.softmax(scores, dim=1).cpu()
 
 
 def accuracy(model: nn.Module, data: TaggedImages) -> float:

@@ -237,6 +237,7 @@ def test_render_figure_titles_and_scales(cat: ImageAnalysis) -> None:
     expected = discriminativity_map(*upsampled, clip_percentile=99.5)
     assert drawn.shape == (224, 224) and np.allclose(drawn, expected)  # lesson 04's readable scaling, not the maximum
     assert diverging.axes[1].images[0].get_clim() == (-1.0, 1.0) and len(diverging.axes) == 3  # with a colour bar
+    assert diverging.axes[2].get_ylabel() == "A - B, each / its 99.5th percentile"
     gbp_pairs = [cat.maps("features.12", c)["guided_backprop"] for c in (top.index, second.index)]
     gbp_drawn = render_figure(
         cat, View(top.index, method="discriminativity", other=second.index, base="guided_backprop")

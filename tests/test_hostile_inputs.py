@@ -216,7 +216,7 @@ CALLS: dict[str, Call] = {
     "utils.categories.check_flag": lambda f: ((True, "flag"), {}),
     "utils.categories.check_model": lambda f: ((f.net,), {"what": "the classifier"}),
     "utils.categories.check_real": lambda f: ((0.5, "alpha"), {}),
-    "utils.categories.describe": lambda f: ((f.map,), {"limit": 40}),
+    "utils.categories.describe": lambda f: ((f.map,), {}),
     # datasets
     "utils.datasets.category_index": lambda f: (("tabby",), {}),
     "utils.datasets.imagenet_categories": lambda f: ((), {}),

@@ -143,18 +143,23 @@ def _index_of_name(target: str, names: tuple[str, ...]) -> int:
 # --- plain arguments ----------------------------------------------------------------------------
 
 
-def describe(value: object, limit: int = 40) -> str:
+_SHOWN_REPR = 40
+"""The longest repr an error message quotes; a longer value is named by its type."""
+
+
+def describe(value: object) -> str:
     """``value`` as an error message shows it: its repr when short and on one line, else its kind and shape.
 
     >>> describe(2.5), describe("gpu"), describe(np.zeros((8, 8))), describe(torch.zeros(2, 3))
     ('2.5', "'gpu'", 'a float64 array of shape (8, 8)', 'a torch.float32 tensor of shape (2, 3)')
+    >>> describe("x" * 41), describe([1, 2])
+    ('a str', '[1, 2]')
     """
-    limit = check_count(limit, "limit")
     if isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim > 0:
         kind = "array" if isinstance(value, np.ndarray) else "tensor"
         return f"a {value.dtype} {kind} of shape {tuple(value.shape)}"
     text = repr(value)
-    if len(text) > limit or "\n" in text:
+    if len(text) > _SHOWN_REPR or "\n" in text:
         return f"a {type(value).__name__}"
     return text
 

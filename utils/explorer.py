@@ -120,10 +120,7 @@ PICTURES_KEPT = 32
 def image_from_upload(
     content: bytes | memoryview, name: str, *, max_bytes: int = MAX_UPLOAD_BYTES, max_pixels: int = MAX_UPLOAD_PIXELS
 ) -> Image.Image:
-    """Decode an uploaded file into an RGB picture (``utils.datasets.decode_image``), or raise ``ImageLoadError``.
-
-    The size in bytes and in pixels is checked before the pixels are decoded, so a huge file
-    is refused quickly; ``name`` (the file's name) appears in every message.
+    """``utils.datasets.decode_image`` with the explorer's upload limits (``MAX_UPLOAD_BYTES``, ``MAX_UPLOAD_PIXELS``).
 
     >>> buffer = io.BytesIO()
     >>> Image.new("RGB", (4, 3)).save(buffer, format="PNG")
@@ -387,6 +384,7 @@ def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None
         # Lesson 04's readable scaling: a few extreme pixels would otherwise leave every gradient map pale.
         picture = discriminativity_map(saliency, other, clip_percentile=GRADIENT_CLIP_PERCENTILE)
         show_diverging(ax, picture, title, limit=1.0)
+        ax.images[0].colorbar.set_label(f"A - B, each / its {GRADIENT_CLIP_PERCENTILE:g}th percentile")
     elif view.method == "grad_cam":
         show_image(ax, overlay_heatmap(analysis.photo, saliency[0, 0], alpha=view.opacity), title)
         _colour_bar(ax, HEATMAP_CMAP, "Grad-CAM / its maximum")
@@ -410,12 +408,14 @@ def _check_view(analysis: object, view: object) -> None:
 def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.5) -> Figure:
     """The picture the model sees, and next to it the view's map (overlaid with ``view.opacity``).
 
-    Grad-CAM is drawn with ``HEATMAP_CMAP`` over the picture; Guided Backprop, Guided Grad-CAM,
-    SmoothGrad and Integrated Gradients as grayscale magnitudes summed over the colour channels
-    (``GRADIENT_CMAP``, clipped at ``GRADIENT_CLIP_PERCENTILE``, which the two Captum maps' titles
-    say); the discriminativity map with ``show_diverging`` on a fixed [-1, 1] scale, red for
-    class A. ``view.layer`` ``None`` means the model's target layer. A SmoothGrad or IG map not
-    computed yet is computed here (``ImageAnalysis.attribution``).
+    Grad-CAM is drawn with ``HEATMAP_CMAP`` over the picture, divided by its maximum; Guided
+    Backprop, Guided Grad-CAM, SmoothGrad and Integrated Gradients as grayscale magnitudes summed
+    over the colour channels (``GRADIENT_CMAP``), divided by their ``GRADIENT_CLIP_PERCENTILE``-th
+    percentile and clipped at 1; each overlay has a colour bar naming that scaling. The
+    discriminativity map is drawn with ``show_diverging`` on a fixed [-1, 1] scale, red for class
+    A, from maps on the input's grid (Grad-CAM upsampled, bilinear). ``view.layer`` ``None`` means
+    the model's target layer. A SmoothGrad or IG map not computed yet is computed here
+    (``ImageAnalysis.attribution``).
     """
     _check_view(analysis, view)
     if not 0.5 <= check_real(panel_size, "panel_size") <= 50:

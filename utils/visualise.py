@@ -468,7 +468,8 @@ def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: bool) -> None
 
 
 REGION_COLOURS: tuple[str, ...] = ("white", "black", "magenta", "cyan")
-"""Outline colours of marked regions, in order (white and black read on any heatmap)."""
+"""Outline colours of marked regions, in order: white and black read on the jet and gray heatmaps; on a diverging
+map, whose zero is white, pass ``REGION_COLOURS[1:]`` (as lessons 04 and 06 do)."""
 
 
 def draw_regions(

@@ -450,3 +450,15 @@ def test_process_attributions_reads_a_sparse_tensor_like_its_dense_self() -> Non
 def test_process_attributions_names_a_bad_argument(kwargs, error, message) -> None:
     with pytest.raises(error, match=message):
         process_attributions(torch.rand(3, 4, 4), **kwargs)
+
+
+def test_a_picture_panel_turned_back_on_shows_the_ticks_its_figure_sets() -> None:
+    """show_image leaves no ticks (faster to draw), yet a figure may label its pictures (lesson 05's strip)."""
+    figure = Figure(figsize=(4, 2), layout="constrained")
+    ax = show_image(figure.add_subplot(), np.zeros((8, 24, 3)), "strip")
+    assert not ax.axison and list(ax.get_xticks()) == [] and list(ax.get_yticks()) == []
+    ax.set_axis_on()
+    ax.set_xticks([4, 12, 20], ["trained", "step 1", "step 2"])
+    figure.canvas.draw()
+    shown = [label.get_text() for label in ax.get_xticklabels() if label.get_visible()]
+    assert ax.xaxis.get_visible() and shown == ["trained", "step 1", "step 2"]

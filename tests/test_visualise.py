@@ -462,3 +462,11 @@ def test_a_picture_panel_turned_back_on_shows_the_ticks_its_figure_sets() -> Non
     figure.canvas.draw()
     shown = [label.get_text() for label in ax.get_xticklabels() if label.get_visible()]
     assert ax.xaxis.get_visible() and shown == ["trained", "step 1", "step 2"]
+
+
+def test_a_picture_beside_a_plot_that_shares_its_axis_leaves_the_plots_ticks() -> None:
+    figure = Figure()
+    plot, picture = figure.subplots(1, 2, sharey=True)
+    plot.plot([0, 5, 10], [0, 5, 10])
+    show_image(picture, np.zeros((10, 10, 3)), "picture")
+    assert len(plot.get_yticks()) > 2 and not picture.axison

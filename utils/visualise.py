@@ -386,8 +386,9 @@ def _hide_axes(ax: Axes) -> None:
     figure that wants labels under a picture turns the axes on and sets its own ticks (lesson 05).
     """
     ax.set_axis_off()
-    ax.set_xticks([])
-    ax.set_yticks([])
+    for axis, shared in ((ax.xaxis, ax.get_shared_x_axes()), (ax.yaxis, ax.get_shared_y_axes())):
+        if len(shared.get_siblings(ax)) == 1:  # an axis shared with a plot keeps the plot's ticks
+            axis.set_ticks([])
 
 
 def _check_axes(ax: object) -> Axes:

@@ -257,11 +257,11 @@ CALLS: dict[str, Call] = {
     "utils.visualise.process_grads": lambda f: ((f.map3,), {"mode": "abs", "grayscale": True}),
     "utils.visualise.show_diverging": lambda f: (
         (f.ax(), f.map - 0.5, "t"),
-        {"cmap": "bwr", "colorbar": False, "limit": None},
+        {"cmap": "bwr", "colorbar": False, "limit": None, "colorbar_label": None},
     ),
     "utils.visualise.show_heatmap": lambda f: (
         (f.ax(), f.map, "t"),
-        {"cmap": "jet", "colorbar": False, "vmin": None, "vmax": None},
+        {"cmap": "jet", "colorbar": False, "vmin": None, "vmax": None, "colorbar_label": None},
     ),
     "utils.visualise.show_image": lambda f: ((f.ax(), f.picture, "t"), {"cmap": None}),
     # saliency

@@ -20,6 +20,7 @@ from utils.visualise import (
     GRADIENT_CMAP,
     HEATMAP_CMAP,
     display_imagenet_output,
+    draw_regions,
     overlay_heatmap,
     process_attributions,
     process_grads,
@@ -470,3 +471,27 @@ def test_a_picture_beside_a_plot_that_shares_its_axis_leaves_the_plots_ticks() -
     plot.plot([0, 5, 10], [0, 5, 10])
     show_image(picture, np.zeros((10, 10, 3)), "picture")
     assert len(plot.get_yticks()) > 2 and not picture.axison
+
+
+def test_a_region_at_the_pictures_edge_is_outlined_along_the_edge_and_the_view_stays_the_pictures() -> None:
+    ax = show_image(Figure().add_subplot(), np.zeros((6, 8, 3)), "halves")
+    left = np.zeros((6, 8), dtype=bool)
+    left[:, :4] = True  # the left half: only its right side lies inside the picture
+    draw_regions(ax, {"left": left})
+    vertices = np.concatenate([path.vertices for path in ax.collections[0].get_paths()])
+    assert vertices[:, 0].min() == pytest.approx(-0.5) and vertices[:, 0].max() == pytest.approx(3.5)
+    assert vertices[:, 1].min() == pytest.approx(-0.5) and vertices[:, 1].max() == pytest.approx(5.5)
+    assert ax.get_xlim() == (-0.5, 7.5) and ax.get_ylim() == (5.5, -0.5)
+    assert not ax.collections[0].get_clip_on()  # the half of the edge line outside the picture shows too
+
+
+def test_a_colour_bar_says_what_its_colours_measure_when_told() -> None:
+    figure = Figure()
+    ax = show_heatmap(figure.add_subplot(), np.eye(3), "map", colorbar_label="|gradient| / its 99.5th percentile")
+    assert figure.axes[-1].get_ylabel() == "|gradient| / its 99.5th percentile" and ax.images[0].colorbar is not None
+    untouched = Figure().add_subplot()
+    with pytest.raises(ValueError, match=r"^colorbar_label labels the colour bar; pass colorbar=True"):
+        show_diverging(untouched, np.eye(3), colorbar=False, colorbar_label="A - B")
+    assert not untouched.images  # refused before anything was drawn
+    with pytest.raises(TypeError, match=r"^colorbar_label must be text \(a str\) or None, not 3\.$"):
+        show_heatmap(Figure().add_subplot(), np.eye(3), colorbar_label=3)

@@ -383,8 +383,8 @@ def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None
             saliency, other = (upsample_cam(m, analysis.x.shape[-2:], "bilinear") for m in (saliency, other))
         # Lesson 04's readable scaling: a few extreme pixels would otherwise leave every gradient map pale.
         picture = discriminativity_map(saliency, other, clip_percentile=GRADIENT_CLIP_PERCENTILE)
-        show_diverging(ax, picture, title, limit=1.0)
-        ax.images[0].colorbar.set_label(f"A - B, each / its {GRADIENT_CLIP_PERCENTILE:g}th percentile")
+        scale = f"A - B, each / its {GRADIENT_CLIP_PERCENTILE:g}th percentile"
+        show_diverging(ax, picture, title, limit=1.0, colorbar_label=scale)
     elif view.method == "grad_cam":
         show_image(ax, overlay_heatmap(analysis.photo, saliency[0, 0], alpha=view.opacity), title)
         _colour_bar(ax, HEATMAP_CMAP, "Grad-CAM / its maximum")

@@ -412,11 +412,13 @@ def show_heatmap(
     *,
     vmin: float | None = None,
     vmax: float | None = None,
+    colorbar_label: str | None = None,
 ) -> Axes:
     """Draw a single-channel map on ``ax`` with ``cmap`` and, by default, a colour bar.
 
     ``vmin`` / ``vmax`` fix the colour scale (default: the map's range), e.g. 0 and 1 to
-    compare normalised maps across panels.
+    compare normalised maps across panels; ``colorbar_label`` says what the colours measure
+    (e.g. ``"|gradient| / its 99.5th percentile"``).
 
     >>> ax = Figure().add_subplot()
     >>> ax = show_heatmap(ax, np.array([[0.0, 1.0]]), "cam", vmin=0, vmax=1)
@@ -425,8 +427,9 @@ def show_heatmap(
     """
     _check_axes(ax)
     low, high = (None if v is None else check_real(v, name) for v, name in ((vmin, "vmin"), (vmax, "vmax")))
+    bar = _check_colour_bar(colorbar, colorbar_label)
     drawn = ax.imshow(_map_2d(heatmap, "heatmap"), cmap=_colormap(cmap), vmin=low, vmax=high)
-    _finish_map(ax, drawn, title, colorbar)
+    _finish_map(ax, drawn, title, bar)
     return ax
 
 
@@ -438,6 +441,7 @@ def show_diverging(
     colorbar: bool = True,
     *,
     limit: float | None = None,
+    colorbar_label: str | None = None,
 ) -> Axes:
     """Draw a signed map on ``ax`` with a diverging colormap centred on zero.
 
@@ -457,16 +461,27 @@ def show_diverging(
     bound = float(limit) if limit is not None else float(np.abs(values).max()) or 1.0
     if not np.isfinite(2.0 * bound):
         raise ValueError(f"The colour scale reaches {bound:.3g}, too large to draw; scale the map (or limit) down.")
+    bar = _check_colour_bar(colorbar, colorbar_label)
     drawn = ax.imshow(values, cmap=_colormap(cmap), norm=Normalize(vmin=-bound, vmax=bound))
-    _finish_map(ax, drawn, title, colorbar)
+    _finish_map(ax, drawn, title, bar)
     return ax
 
 
-def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: bool) -> None:
+def _check_colour_bar(colorbar: object, label: object) -> tuple[bool, str]:
+    """``colorbar`` as a bool and ``label`` as text, checked before anything is drawn."""
+    if label is not None and not isinstance(label, str):
+        raise TypeError(f"colorbar_label must be text (a str) or None, not {describe(label)}.")
+    if not check_flag(colorbar, "colorbar") and label:
+        raise ValueError("colorbar_label labels the colour bar; pass colorbar=True (the default) or no label.")
+    return bool(colorbar), label or ""
+
+
+def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: tuple[bool, str]) -> None:
     ax.set_title(_title(title))
     _hide_axes(ax)
-    if check_flag(colorbar, "colorbar"):
-        ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04)
+    wanted, label = colorbar
+    if wanted:
+        ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04, label=label)
 
 
 REGION_COLOURS: tuple[str, ...] = ("white", "black", "magenta", "cyan")
@@ -487,6 +502,8 @@ def draw_regions(
     ``masks`` is ``{label: mask}`` (as ``utils.regions.region_masks`` returns) or a sequence of
     masks: ``H x W`` boolean (or 0/1) arrays or tensors on the grid of the picture below. Each
     region gets the next colour of ``colours``; with ``legend`` and labels, a legend names them.
+    A region that reaches the picture's edge is outlined along that edge too (e.g. the left half
+    of a picture gets a closed frame), and the axes' limits stay those of the picture.
 
     >>> ax = Figure().add_subplot()
     >>> _ = draw_regions(ax, {"left": np.array([[1, 1, 0, 0]] * 4)})
@@ -510,12 +527,21 @@ def draw_regions(
         raise ValueError(f"linewidth must be a positive number of points, got {describe(linewidth)}.")
     check_flag(legend, "legend")
     handles = []
+    limits = (ax.get_xlim(), ax.get_ylim())
     for (label, mask), colour in zip(labelled, itertools.cycle(colours)):
         values = _map_2d(mask, f"mask {label!r}" if label else "mask")
         if min(values.shape) < 2:
             raise ValueError(f"mask {label!r} of shape {values.shape} is too thin to outline; H and W must be >= 2.")
-        ax.contour(values > 0.5, levels=[0.5], colors=[colour], linewidths=linewidth)
+        # A border of "outside" around the mask closes the contour along the picture's edges (at -0.5 and W - 0.5,
+        # where imshow's pixels end); drawn unclipped, so that the half of the line outside the picture shows too.
+        padded = np.pad(values > 0.5, 1)
+        rows, columns = np.arange(-1, values.shape[0] + 1), np.arange(-1, values.shape[1] + 1)
+        outline = ax.contour(columns, rows, padded, levels=[0.5], colors=[colour], linewidths=linewidth)
+        outline.set_clip_on(False)
         handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label))
+    if ax.images:  # the picture keeps its frame: the outlines' border must not widen the view
+        ax.set_xlim(*limits[0])
+        ax.set_ylim(*limits[1])
     if legend and any(label for label, _ in labelled):
         ax.legend(handles=handles, loc="lower left", fontsize="small", framealpha=0.7)
     return ax

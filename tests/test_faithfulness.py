@@ -293,3 +293,13 @@ def test_a_sparse_map_ranks_the_pixels_as_its_dense_copy() -> None:
     for saliency in (dense, dense[0]):
         sparse_ranks, dense_ranks = removal_ranks(saliency.to_sparse(), (6, 6)), removal_ranks(saliency, (6, 6))
         assert all(np.array_equal(a, b) for a, b in zip(sparse_ranks, dense_ranks))
+
+
+def test_the_edge_map_is_each_channels_sobel_magnitude_summed_as_scikit_image_computes_it_up_to_a_constant() -> None:
+    """One Sobel filter (utils.sanity.sobel_magnitude) for both lessons; scikit-image's is the same map / (4 sqrt 2),
+    so the edge map ranks pixels exactly as it did when it was computed with skimage.filters.sobel."""
+    from skimage.filters import sobel
+
+    image = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(0))
+    expected = np.sum([sobel(channel) for channel in image[0].double().numpy()], axis=0) * 4 * np.sqrt(2)
+    assert np.allclose(edge_map(image), expected, rtol=1e-12, atol=1e-12)

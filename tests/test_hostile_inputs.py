@@ -317,6 +317,7 @@ CALLS: dict[str, Call] = {
     "utils.sanity.magnitude_pair": lambda f: ((f.map, f.map.T), {"names": ("a", "b")}),
     "utils.sanity.randomisation_order": lambda f: ((f.net,), {}),
     "utils.sanity.rank_correlation": lambda f: ((f.map, f.map.T), {"absolute": True}),
+    "utils.sanity.sobel_magnitude": lambda f: ((f.map,), {}),
     "utils.sanity.ssim": lambda f: ((f.map, f.map.T), {}),
     # regions
     "utils.regions.as_mask": lambda f: ((f.mask, (8, 8)), {"name": "m"}),

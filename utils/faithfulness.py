@@ -50,6 +50,7 @@ from utils.saliency import (
     one_map,
     upsample_cam,
 )
+from utils.sanity import sobel_magnitude
 
 __all__ = [
     "BASELINES",
@@ -357,6 +358,9 @@ def random_map(height: int, width: int, *, seed: int = 0) -> npt.NDArray[np.floa
 def edge_map(x: torch.Tensor) -> npt.NDArray[np.float64]:
     """The image's edges: the Sobel gradient magnitude of each channel of ``x``, summed; ``H x W``.
 
+    Per channel (``utils.sanity.sobel_magnitude``), so that an edge between two colours of equal
+    brightness counts too; lesson 05's ``utils.sanity.edge_map`` is the paper's gray edge detector.
+
     GBP is known to resemble an edge detector (Adebayo et al., 2018, "Sanity Checks for Saliency
     Maps", Fig. 1): this map says what edges alone achieve.
 
@@ -369,9 +373,7 @@ def edge_map(x: torch.Tensor) -> npt.NDArray[np.float64]:
         image = image[0]
     if image.ndim != 3:
         raise ValueError(f"x has shape {tuple(x.shape)}; edge_map takes one image, C x H x W or 1 x C x H x W.")
-    from skimage.filters import sobel  # here: it imports scipy.ndimage, 0.2 s of every lesson that imports us
-
-    return np.sum([sobel(channel) for channel in image], axis=0)
+    return np.sum([sobel_magnitude(channel) for channel in image], axis=0)
 
 
 def centre_map(height: int, width: int, *, sigma: float = 0.25) -> npt.NDArray[np.float64]:

@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from utils.categories import check_flag, check_model, describe
-from utils.saliency import PLAIN_CONTAINERS, MapLike, channel_sum, magnitude, resolve_layer
+from utils.saliency import PLAIN_CONTAINERS, MapLike, as_float_array, channel_sum, magnitude, resolve_layer
 
 __all__ = [
     "SIMILARITY_MEASURES",
@@ -47,6 +47,7 @@ __all__ = [
     "magnitude_pair",
     "randomisation_order",
     "rank_correlation",
+    "sobel_magnitude",
     "ssim",
 ]
 
@@ -287,9 +288,28 @@ def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np
     if not np.isfinite(values).all():
         raise ValueError("picture contains NaN or infinite values.")
     gray = values.astype(np.float64).mean(axis=-1) if values.ndim == 3 else values.astype(np.float64)
-    from scipy import ndimage  # here, not at the top: a quarter of a second to import, for this function only
+    return sobel_magnitude(gray)
 
-    return np.hypot(ndimage.sobel(gray, axis=1), ndimage.sobel(gray, axis=0))
+
+def sobel_magnitude(gray: MapLike) -> npt.NDArray[np.float64]:
+    """``sqrt(gx**2 + gy**2)`` of ``scipy.ndimage.sobel`` along the columns and the rows of an ``H x W`` array.
+
+    Borders reflected. The one Sobel filter of the course: ``edge_map`` applies it to a gray
+    picture (lesson 05), ``utils.faithfulness.edge_map`` to each channel of a model input
+    (lesson 07). scikit-image's ``filters.sobel`` is the same map divided by ``4 * sqrt(2)``.
+
+    >>> step = np.zeros((3, 4)); step[:, 2:] = 1.0
+    >>> sobel_magnitude(step)[1].tolist()
+    [0.0, 4.0, 4.0, 0.0]
+    """
+    from scipy import ndimage  # here, not at the top: a quarter of a second to import, for the edge maps only
+
+    values = as_float_array(gray, "gray")
+    if values.ndim != 2 or values.size == 0:
+        raise ValueError(f"gray must be one non-empty H x W array, got shape {values.shape}.")
+    if not np.isfinite(values).all():
+        raise ValueError("gray contains NaN or infinite values.")
+    return np.hypot(ndimage.sobel(values, axis=1), ndimage.sobel(values, axis=0))
 
 
 # --- randomising a model ----------------------------------------------------------------------

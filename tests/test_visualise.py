@@ -482,7 +482,16 @@ def test_a_region_at_the_pictures_edge_is_outlined_along_the_edge_and_the_view_s
     assert vertices[:, 0].min() == pytest.approx(-0.5) and vertices[:, 0].max() == pytest.approx(3.5)
     assert vertices[:, 1].min() == pytest.approx(-0.5) and vertices[:, 1].max() == pytest.approx(5.5)
     assert ax.get_xlim() == (-0.5, 7.5) and ax.get_ylim() == (5.5, -0.5)
-    assert not ax.collections[0].get_clip_on()  # the half of the edge line outside the picture shows too
+    clip = ax.collections[0].get_clip_box().transformed(ax.transData.inverted())  # in data units
+    assert -0.8 < clip.x0 < -0.5 and 7.5 < clip.x1 < 7.8  # a line along the edge shows whole, and little more
+
+
+def test_outlines_on_a_zoomed_picture_stay_inside_the_zoomed_view() -> None:
+    ax = show_image(Figure().add_subplot(), np.zeros((20, 20, 3)), "zoomed")
+    ax.set_xlim(4.5, 9.5)
+    draw_regions(ax, {"left": np.arange(20)[None, :].repeat(20, 0) < 15})  # its right edge lies outside the view
+    clip = ax.collections[0].get_clip_box().transformed(ax.transData.inverted())
+    assert ax.get_xlim() == (4.5, 9.5) and 4.3 < clip.x0 < 4.5 and 9.5 < clip.x1 < 9.7
 
 
 def test_a_colour_bar_says_what_its_colours_measure_when_told() -> None:

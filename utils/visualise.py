@@ -31,6 +31,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize, is_color_like
 from matplotlib.figure import Figure  # noqa: F401 -- the doctests draw on a Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from utils.categories import category_names, check_flag, check_real, describe
 from utils.datasets import ImageSource, load_image
@@ -427,7 +428,7 @@ def show_heatmap(
     """
     _check_axes(ax)
     low, high = (None if v is None else check_real(v, name) for v, name in ((vmin, "vmin"), (vmax, "vmax")))
-    bar = _check_colour_bar(colorbar, colorbar_label)
+    bar = _colour_bar_label(colorbar, colorbar_label)
     drawn = ax.imshow(_map_2d(heatmap, "heatmap"), cmap=_colormap(cmap), vmin=low, vmax=high)
     _finish_map(ax, drawn, title, bar)
     return ax
@@ -461,27 +462,28 @@ def show_diverging(
     bound = float(limit) if limit is not None else float(np.abs(values).max()) or 1.0
     if not np.isfinite(2.0 * bound):
         raise ValueError(f"The colour scale reaches {bound:.3g}, too large to draw; scale the map (or limit) down.")
-    bar = _check_colour_bar(colorbar, colorbar_label)
+    bar = _colour_bar_label(colorbar, colorbar_label)
     drawn = ax.imshow(values, cmap=_colormap(cmap), norm=Normalize(vmin=-bound, vmax=bound))
     _finish_map(ax, drawn, title, bar)
     return ax
 
 
-def _check_colour_bar(colorbar: object, label: object) -> tuple[bool, str]:
-    """``colorbar`` as a bool and ``label`` as text, checked before anything is drawn."""
+def _colour_bar_label(colorbar: object, label: object) -> str | None:
+    """The colour bar's label ("" for none), or None for no colour bar; checked before anything is drawn."""
     if label is not None and not isinstance(label, str):
         raise TypeError(f"colorbar_label must be text (a str) or None, not {describe(label)}.")
-    if not check_flag(colorbar, "colorbar") and label:
-        raise ValueError("colorbar_label labels the colour bar; pass colorbar=True (the default) or no label.")
-    return bool(colorbar), label or ""
+    if not check_flag(colorbar, "colorbar"):
+        if label:
+            raise ValueError("colorbar_label labels the colour bar; pass colorbar=True (the default) or no label.")
+        return None
+    return label or ""
 
 
-def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar: tuple[bool, str]) -> None:
+def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar_label: str | None) -> None:
     ax.set_title(_title(title))
     _hide_axes(ax)
-    wanted, label = colorbar
-    if wanted:
-        ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04, label=label)
+    if colorbar_label is not None:
+        ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04, label=colorbar_label)
 
 
 REGION_COLOURS: tuple[str, ...] = ("white", "black", "magenta", "cyan")
@@ -533,11 +535,12 @@ def draw_regions(
         if min(values.shape) < 2:
             raise ValueError(f"mask {label!r} of shape {values.shape} is too thin to outline; H and W must be >= 2.")
         # A border of "outside" around the mask closes the contour along the picture's edges (at -0.5 and W - 0.5,
-        # where imshow's pixels end); drawn unclipped, so that the half of the line outside the picture shows too.
+        # where imshow's pixels end).
         padded = np.pad(values > 0.5, 1)
         rows, columns = np.arange(-1, values.shape[0] + 1), np.arange(-1, values.shape[1] + 1)
         outline = ax.contour(columns, rows, padded, levels=[0.5], colors=[colour], linewidths=linewidth)
-        outline.set_clip_on(False)
+        if ax.images:  # clipped a little outside the view, so that a line along the picture's edge shows whole
+            outline.set_clip_path(_view_with_margin(ax, limits))
         handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label))
     if ax.images:  # the picture keeps its frame: the outlines' border must not widen the view
         ax.set_xlim(*limits[0])
@@ -545,3 +548,13 @@ def draw_regions(
     if legend and any(label for label, _ in labelled):
         ax.legend(handles=handles, loc="lower left", fontsize="small", framealpha=0.7)
     return ax
+
+
+def _view_with_margin(
+    ax: Axes, limits: tuple[tuple[float, float], tuple[float, float]], margin: float = 0.02
+) -> Rectangle:
+    """The view ``limits`` of ``ax``, widened by ``margin`` of their size on every side: a clip path in data units."""
+    (x0, x1), (y0, y1) = limits
+    width, height = abs(x1 - x0), abs(y1 - y0)
+    corner = (min(x0, x1) - margin * width, min(y0, y1) - margin * height)
+    return Rectangle(corner, (1 + 2 * margin) * width, (1 + 2 * margin) * height, transform=ax.transData)

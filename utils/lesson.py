@@ -107,22 +107,19 @@ class ClaimChecker:
     true. On the verified model a value outside the range raises ``AssertionError`` naming the
     claim, the value and the range; inside it, nothing is printed (the lesson prints its own
     numbers). On another model one line is printed, the learner's value beside the verified range,
-    and the call returns, so that a lesson runs to its end on VGG16 too. The call returns whether
-    the claim held.
+    and the call returns, so that a lesson runs to its end on VGG16 too. It returns nothing, so a
+    claim at the end of a notebook cell adds no output.
 
     >>> claim = ClaimChecker("squeezenet1_1")
     >>> claim("share", 0.52, 0.4, 0.6)
-    True
     >>> claim("share", 0.7, 0.4, 0.6)
     Traceback (most recent call last):
     ...
     AssertionError: claim 'share' does not hold: 0.7 is not between 0.4 and 0.6 (verified on SqueezeNet 1.1).
     >>> ClaimChecker("vgg16")("share", 0.7, 0.4, 0.6)
     claim 'share': verified on SqueezeNet 1.1: between 0.4 and 0.6; yours (VGG16): 0.7, outside that range
-    False
     >>> ClaimChecker("vgg16")("peak inside the outline", True)
     claim 'peak inside the outline': verified on SqueezeNet 1.1: true; yours (VGG16): true, as verified
-    True
     """
 
     model_name: str
@@ -133,7 +130,7 @@ class ClaimChecker:
         """Whether a failing claim stops the lesson: only on the model the claims were measured on."""
         return self.model_name == VERIFIED_MODEL and not self.detail
 
-    def __call__(self, what: str, value: float | bool, low: float | None = None, high: float | None = None) -> bool:
+    def __call__(self, what: str, value: float | bool, low: float | None = None, high: float | None = None) -> None:
         expected = _expected(what, value, low, high)
         held = bool(value) if isinstance(value, (bool, np.bool_)) else _within(float(value), low, high)
         verified = f"verified on {_MODEL_TITLES[VERIFIED_MODEL]}"
@@ -141,7 +138,7 @@ class ClaimChecker:
             if not held:
                 found = "it is false" if expected == "true" else f"{_shown(value)} is not {expected}"
                 raise AssertionError(f"claim {what!r} does not hold: {found} ({verified}).")
-            return True
+            return
         yours = _MODEL_TITLES.get(self.model_name, self.model_name) + (f", {self.detail}" if self.detail else "")
         verdict = (
             "as verified"
@@ -151,7 +148,6 @@ class ClaimChecker:
             else "not as verified"
         )
         print(f"claim {what!r}: {verified}: {expected}; yours ({yours}): {_shown(value)}, {verdict}")
-        return held
 
 
 def claim_checker(loaded: LoadedModel) -> ClaimChecker:

@@ -4,8 +4,10 @@
 # `make handout` (the course without its solutions, as a zip).
 # Paths are quoted in the recipes: PYTHON="/path with space/python3.11" works.
 
-PYTHON ?= $(shell command -v python3.11 || command -v python3)
-VENV := .venv
+# Python 3.11, 3.12 or 3.13: the first of python3.11, python3.12, python3.13 and python3 on PATH, unless PYTHON says.
+# A second environment beside .venv for another version: make test PYTHON=python3.13 VENV=build/venv-3.13
+PYTHON ?= $(shell command -v python3.11 || command -v python3.12 || command -v python3.13 || command -v python3)
+VENV ?= .venv
 BIN := $(VENV)/bin
 UV := $(BIN)/uv
 # uv installs the pinned requirements (about 25 s for 6 GB, against 2.5 min for pip); pip only bootstraps it. Modules
@@ -25,8 +27,14 @@ help:
 	@echo "make handout  zip the committed course without notebooks/solutions/ into build/handout.zip"
 	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
 
+# One line when the interpreter is missing or of another version: which one was found, and what to do.
+PYTHON_CHECK := import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(None if v in ("3.11", "3.12", "3.13") else \
+	f"The course needs Python 3.11, 3.12 or 3.13; {sys.executable} is Python {v}: install one of those and pass it, \
+	e.g. make lab PYTHON=python3.13")
 $(BIN)/python:
-	@"$(PYTHON)" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "The course needs Python 3.11; set PYTHON=/path/to/python3.11")'
+	@command -v "$(PYTHON)" >/dev/null 2>&1 || { echo "No Python found (PYTHON='$(PYTHON)'): install Python 3.11, \
+	3.12 or 3.13 and pass it, e.g. make lab PYTHON=/path/to/python3.13" >&2; exit 1; }
+	@"$(PYTHON)" -c '$(PYTHON_CHECK)'
 	"$(PYTHON)" -m venv "$(VENV)"
 
 $(UV): | $(BIN)/python

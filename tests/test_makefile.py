@@ -1,0 +1,57 @@
+"""The Makefile's set-up: which Pythons it takes, and the one line it says about any other."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def python_reporting(version: tuple[int, int, int], folder: Path) -> Path:
+    """An interpreter that is this test's own Python but reports ``version`` to ``-c`` code (the Makefile's check)."""
+    name = f"python{version[0]}.{version[1]}"
+    fake = folder / name
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$1" = "-c" ]; then exec "{sys.executable}" -c "import sys; sys.version_info = {version}\n$2"; fi\n'
+        f'exec "{sys.executable}" "$@"\n'
+    )
+    fake.chmod(0o755)
+    return fake
+
+
+def make_venv(python: str, venv: Path) -> subprocess.CompletedProcess[str]:
+    command = ["make", "-C", str(ROOT), f"PYTHON={python}", f"VENV={venv}", f"{venv}/bin/python"]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("version", [(3, 10, 4), (3, 14, 0)])
+def test_another_python_is_refused_in_one_line_naming_it_and_what_to_do(tmp_path: Path, version: tuple) -> None:
+    python = python_reporting(version, tmp_path)
+    result = make_venv(str(python), tmp_path / "venv")
+    assert result.returncode != 0 and not (tmp_path / "venv").exists()
+    (line,) = [line for line in result.stderr.splitlines() if not line.startswith("make")]
+    assert line == (
+        f"The course needs Python 3.11, 3.12 or 3.13; {sys.executable} is Python {version[0]}.{version[1]}: "
+        "install one of those and pass it, e.g. make lab PYTHON=python3.13"
+    )
+
+
+def test_a_python_that_is_not_there_is_named(tmp_path: Path) -> None:
+    result = make_venv(str(tmp_path / "python3.12"), tmp_path / "venv")
+    assert result.returncode != 0
+    assert f"No Python found (PYTHON='{tmp_path}/python3.12')" in result.stderr.splitlines()[0]
+
+
+def test_python_3_13_is_taken(tmp_path: Path) -> None:
+    """3.13, the newest version taken (3.11 is every other test's; 3.10 and 3.14 are refused above)."""
+    python = python_reporting((3, 13, 0), tmp_path)
+    result = make_venv(str(python), tmp_path / "venv")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "venv" / "bin" / "python").is_file()

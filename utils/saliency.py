@@ -85,6 +85,7 @@ __all__ = [
     "guided_grad_cam",
     "guided_grad_cam_factors",
     "last_conv_layer",
+    "layer_gradients",
     "magnitude",
     "one_map",
     "resolve_layer",
@@ -764,6 +765,50 @@ def grad_cam(
     _require_layer(layer)
     cam = _compute(model, layer, x, [target], gbp=False, categories=categories, per_image=True)[0]["grad_cam"]
     return cam if mode is None else upsample_cam(cam, x.shape[-2:], mode)
+
+
+def layer_gradients(
+    model: nn.Module,
+    layer: nn.Module | str,
+    x: torch.Tensor,
+    target: Target,
+    *,
+    categories: Sequence[str] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(A, dy/dA, logits)``: the layer's activations, the class score's gradient there, the scores; one pass.
+
+    What every method of the CAM family starts from (Grad-CAM averages the gradient over the grid,
+    HiResCAM multiplies it element-wise, ...; see ``utils.cams``): ``A`` and ``dy/dA`` are both
+    N x C x h x w, detached; ``logits`` is N x K, detached. The same checks, hooks and model state
+    as ``grad_cam``: nothing of the model or of ``x`` changes.
+
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    >>> x = torch.rand(2, 3, 8, 8)
+    >>> A, dA, logits = layer_gradients(net, "1", x, [0, 1])
+    >>> tuple(A.shape), tuple(dA.shape), tuple(logits.shape)
+    ((2, 4, 6, 6), (2, 4, 6, 6), (2, 2))
+    >>> cam = (dA.mean((2, 3), keepdim=True) * A).sum(1, keepdim=True).relu()  # Grad-CAM's Eq. 1-2
+    >>> bool(torch.allclose(cam, grad_cam(net, "1", x, [0, 1])))
+    True
+    """
+    _require_layer(layer)
+    batch = as_batch(model, x)
+    categories = None if categories is None else category_names(categories)
+    n = batch.shape[0]
+    classes = class_indices(target, n, categories)
+    layer_name, module = resolve_layer(model, layer)
+    with _attribution_mode(model, module, guided=False) as recorder:
+        logits = class_scores(_forward(model, batch.detach().clone()), n)
+        check_class_range(classes, target, logits.shape[1])
+        activations = _layer_activations(model, recorder, layer_name)
+        score = logits.gather(1, torch.tensor(classes, device=logits.device)[:, None])[:, 0]
+        grad = None
+        if score.requires_grad:
+            (grad,) = torch.autograd.grad(score, activations, torch.ones_like(score), allow_unused=True)
+        if grad is None:
+            raise ValueError(f"The class score does not depend on layer {layer_name!r}; {_candidates(model)}.")
+    return activations.detach(), grad, logits.detach()
 
 
 def guided_backprop(

@@ -4,7 +4,7 @@ Everything the lessons compute on the model's device is computed twice, on the C
 ``--device`` (default ``cuda``), from the same photo and the same weights, and compared: the
 preprocessing, the prediction, the three maps of ``saliency_maps`` (and Captum's, on the device),
 the discriminativity score, one step of parameter randomisation (drawn on the CPU, so the same
-weights on every device), a deletion/insertion curve, and the shortcut model of lesson 08 moved
+weights on every device), a deletion/insertion curve, and the shortcut model of lesson 09 moved
 to the device. Each line prints the largest difference relative to the CPU map's largest value;
 the last line is ``device_check=<passed|FAILED> worst_relative_difference=<x>``. The exit status
 is 0 only when every difference is within ``--tolerance``.

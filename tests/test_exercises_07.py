@@ -1,4 +1,4 @@
-"""Lesson 07's checker: a by-hand insertion curve passes, and each usual mistake is named."""
+"""Lesson 08's checker: a by-hand insertion curve passes, and each usual mistake is named."""
 
 from __future__ import annotations
 

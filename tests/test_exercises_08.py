@@ -1,4 +1,4 @@
-"""Lesson 08's exercise checker (utils.exercises.shortcuts), and the lesson's two versions.
+"""Lesson 09's exercise checker (utils.exercises.shortcuts), and the lesson's two versions.
 
 The checker is tested with a correct answer in the forms a learner may give, with each usual mistake (caught for the
 right reason, the Verdict's ``reason``), and with answers that are not a share at all.
@@ -18,7 +18,7 @@ from utils.exercises.shortcuts import check_box_share, diagnose_box_share
 from utils.shortcuts import Box, box_share
 
 ROOT = Path(__file__).resolve().parents[1]
-LESSON = "08_clever_hans.ipynb"
+LESSON = "09_clever_hans.ipynb"
 BOX = Box(top=2, left=5, height=3, width=4, image_size=(10, 12))  # not square, not on the diagonal
 
 

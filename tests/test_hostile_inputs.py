@@ -358,7 +358,7 @@ CALLS: dict[str, Call] = {
     "utils.exercises.guided_grad_cam.guided_grad_cam_bilinear": lambda f: ((f.map3, f.cam), {}),
     "utils.exercises.shortcuts.check_box_share": lambda f: ((None, f.map3, _box()), {"label": None}),
     "utils.exercises.shortcuts.diagnose_box_share": lambda f: ((None, f.map3, _box()), {}),
-    # faithfulness (lesson 07)
+    # faithfulness (lesson 08)
     "utils.faithfulness.insertion_deletion": lambda f: (
         (f.net, f.x, f.map, 0),
         {"steps": 2, "patch": 1, "baseline": "blur"},
@@ -374,7 +374,7 @@ CALLS: dict[str, Call] = {
         {"steps": 2, "patch": 2},
     ),
     "utils.faithfulness.summarise": lambda f: (([_row()],), {}),
-    # shortcuts (lesson 08)
+    # shortcuts (lesson 09)
     "utils.shortcuts.Box": lambda f: ((1, 2, 3, 4, (8, 8)), {}),
     "utils.shortcuts.corner_box": lambda f: (("top left",), {"size": 3, "image_size": 8, "margin": 1}),
     "utils.shortcuts.tag_patch": lambda f: ((4,), {"width": None}),

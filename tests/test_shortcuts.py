@@ -1,4 +1,4 @@
-"""utils.shortcuts: the confounded data set, the tag, the seeded training loop and the tag-box share (lesson 08)."""
+"""utils.shortcuts: the confounded data set, the tag, the seeded training loop and the tag-box share (lesson 09)."""
 
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def test_predict_gives_probabilities_and_restores_training_mode(small_data):
 
 
 def test_the_lessons_model_takes_the_shortcut_and_the_fixed_one_does_not():
-    """Lesson 08's central claim, with its settings: the tag decides for one model and not for the other."""
+    """Lesson 09's central claim, with its settings: the tag decides for one model and not for the other."""
     train, test = tagged_dataset(200, "confounded", seed=0), tagged_dataset(100, "confounded", seed=1)
     shortcut = train_classifier(small_cnn(seed=0), train, epochs=8, seed=0)
     fixed = train_classifier(small_cnn(seed=0), retag(train, "random"), epochs=8, seed=0)

@@ -2,7 +2,7 @@
 
 Lapuschkin et al. (2019, "Unmasking Clever Hans predictors and assessing what machines really
 learn", Nature Communications 10:1096) found a classifier that recognised PASCAL VOC's horse
-pictures by the copyright tag in their corner. Lesson 08 builds such a classifier in a few
+pictures by the copyright tag in their corner. Lesson 09 builds such a classifier in a few
 seconds on a laptop CPU, finds the shortcut with saliency maps and proves it with an
 intervention. This module holds the plumbing that the lesson explains:
 

@@ -1,31 +1,37 @@
-"""The exercises of lessons 01-03: each checker passes a right answer and names each usual mistake.
+"""The checkers of lessons 01-03, tested without their answers: every diagnosis fires, and an answer that changes the
+model is refused with one line saying what changed.
 
-Tiny networks stand in for a classifier where only the arithmetic matters; the offline model checks the
-deconvnet rule against Captum, as lesson 02's check cell does. The last tests keep each lesson and its
-solution in step: they differ only in the answer cell, and only the learner's check cell may raise.
+The hand-out ships this file, so no wrong answer here is written out as a learner would: each is built from the
+course's references (``utils.saliency.grad_cam``, ``deconv_rule``, ``guided_grad_cam_bilinear``) or from the
+checkers' own tables of mistakes. tests/solutions/test_solutions_01_03.py holds the worked answers and the mistakes
+written from scratch. The last test keeps each lesson's questions in shape.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.modules import module as torch_module
 
-from utils.exercises import AnswerCheckError
+import utils.exercises._model_guard as model_guard
+import utils.exercises.grad_cam as grad_cam_checker
+import utils.exercises.guided_backprop as deconv_checker
+import utils.exercises.guided_grad_cam as guided_checker
+from utils.exercises import AnswerCheckError, Verdict
 from utils.exercises.grad_cam import check_grad_cam, diagnose_grad_cam
-from utils.exercises.guided_backprop import (
-    check_deconv_rule,
-    deconv_rule,
-    diagnose_deconv_rule,
-    relu_backward_rule,
-)
+from utils.exercises.guided_backprop import check_deconv_rule, deconv_rule, diagnose_deconv_rule, relu_backward_rule
 from utils.exercises.guided_grad_cam import check_guided_grad_cam, diagnose_guided_grad_cam, guided_grad_cam_bilinear
-from utils.saliency import grad_cam, guided_backprop
+from utils.saliency import grad_cam
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = {
@@ -33,6 +39,23 @@ LESSONS = {
     "02_guided_backprop.ipynb": "check_deconv_rule",
     "03_guided_grad_cam.ipynb": "check_guided_grad_cam",
 }
+COMMON = {"not attempted", "raised", "type", "verdict"}
+"""Diagnoses every checker shares (utils.exercises.call_answer and answer_array): tests/test_exercises_common.py."""
+
+
+def named_in(*modules: ModuleType) -> set[str]:
+    """The reasons a checker module names in its source: ``wrong("reason", ...)`` and the model guard's changes."""
+    source = "".join(inspect.getsource(module) for module in modules)
+    return set(re.findall(r'wrong\(\s*"([^"]+)"', source)) | set(
+        re.findall(r'"([a-z_ ]+)",\s*\(?\s*f?"your function', source)
+    )
+
+
+def assert_named(verdict: Verdict, reason: str, words: str = "") -> None:
+    """``verdict`` refuses the answer for ``reason``, in one line that contains ``words`` (a regex)."""
+    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
+    assert verdict.message.startswith(f"Not yet right ({reason}): ") and "\n" not in verdict.message
+    assert re.search(words, verdict.message), verdict.message
 
 
 def two_layer_net() -> nn.Sequential:
@@ -47,106 +70,6 @@ def two_layer_net() -> nn.Sequential:
         nn.Flatten(),
         nn.Linear(6, 3),
     ).eval()
-
-
-@pytest.fixture(scope="module")
-def case() -> tuple[nn.Sequential, torch.Tensor, int]:
-    """A net, an image and a class that is not the top class (so that ignoring the target shows)."""
-    net = two_layer_net()
-    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
-    with torch.no_grad():
-        scores = net(x)[0]
-    return net, x, int(scores.argmin())
-
-
-def parts(net: nn.Module, layer: str, x: torch.Tensor, cls: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The layer's activations, the logit's gradient and the softmax probability's gradient."""
-    kept = {}
-    handle = dict(net.named_modules())[layer].register_forward_hook(
-        lambda m, i, out: kept.update(A=out.clone()) or kept["A"]
-    )
-    try:
-        logits = net(x)
-    finally:
-        handle.remove()
-    (grad,) = torch.autograd.grad(logits[0, cls], kept["A"], retain_graph=True)
-    (grad_p,) = torch.autograd.grad(logits.softmax(1)[0, cls], kept["A"])
-    return kept["A"].detach(), grad, grad_p
-
-
-def weighted(alpha: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
-    return (alpha * A).sum(dim=1, keepdim=True)
-
-
-def right_grad_cam(net, layer, x, cls):
-    A, grad, _ = parts(net, layer, x, cls)
-    return F.relu(weighted(grad.mean(dim=(2, 3), keepdim=True), A))
-
-
-# --- lesson 01: Grad-CAM at any layer -------------------------------------------------------------
-
-
-def test_the_case_can_tell_the_mistakes_apart(case):
-    net, x, cls = case
-    A, grad, _ = parts(net, "1", x, cls)
-    assert float(weighted(grad.mean(dim=(2, 3), keepdim=True), A).min()) < 0, "a map without ReLU must differ"
-    assert not torch.allclose(grad_cam(net, "1", x, cls), grad_cam(net, "3", x, cls))
-
-
-def test_a_right_grad_cam_passes_at_every_layer_and_the_check_prints_it(case, capsys):
-    net, x, cls = case
-    for layer in ("1", "3"):
-        verdict = check_grad_cam(right_grad_cam, net, layer, x, cls, label=f"layer {layer}")
-        assert verdict.passed
-    assert (
-        capsys.readouterr().out.splitlines()[0]
-        == "layer 1: Correct: your Grad-CAM at 1 (8 x 8) equals utils.saliency.grad_cam."
-    )
-
-
-def grad_cam_mistake(kind: str):
-    def answer(net, layer, x, cls):
-        A, grad, grad_p = parts(net, layer, x, cls)
-        return {
-            "no ReLU": lambda: weighted(grad.mean(dim=(2, 3), keepdim=True), A),
-            "max": lambda: F.relu(weighted(grad.amax(dim=(2, 3), keepdim=True), A)),
-            "sum": lambda: F.relu(weighted(grad.sum(dim=(2, 3), keepdim=True), A)),
-            "no pooling": lambda: F.relu((grad * A).sum(dim=1, keepdim=True)),
-            "abs": lambda: F.relu(weighted(grad.abs().mean(dim=(2, 3), keepdim=True), A)),
-            "no weights": lambda: F.relu(A.sum(dim=1, keepdim=True)),
-            "softmax": lambda: F.relu(weighted(grad_p.mean(dim=(2, 3), keepdim=True), A)),
-            "normalised": lambda: (c := right_grad_cam(net, layer, x, cls)) / c.max(),
-            "other layer": lambda: right_grad_cam(net, "3" if layer == "1" else "1", x, cls),
-            "top class": lambda: right_grad_cam(net, layer, x, int(net(x).argmax())),
-            "channels": lambda: F.relu(
-                weighted(grad.mean(dim=(2, 3), keepdim=True), A) * torch.ones(1, 2, 1, 1)
-            ).squeeze(0),
-        }[kind]()
-
-    return answer
-
-
-@pytest.mark.parametrize(
-    "kind, reason, words",
-    [
-        ("no ReLU", "no ReLU", "apply a ReLU to the weighted sum"),
-        ("max", "max instead of mean", "average them over the grid"),
-        ("sum", "sum instead of mean", "h\\*w times too large"),
-        ("no pooling", "no pooling", "average each channel's gradients over the grid first"),
-        ("abs", "absolute gradients", "keep the signs"),
-        ("no weights", "no weights", "weight each by its mean gradient"),
-        ("softmax", "softmax", "use the class score y_c, the logit"),
-        ("normalised", "normalised", "divided by its maximum"),
-        ("other layer", "wrong layer", "Grad-CAM at '3', not at '1'"),
-        ("top class", "target ignored", "the map of the top class"),
-        ("channels", "shape", "return one map"),
-    ],
-)
-def test_each_grad_cam_mistake_is_named(case, kind, reason, words):
-    net, x, cls = case
-    verdict = diagnose_grad_cam(grad_cam_mistake(kind), net, "1", x, cls)
-    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
-    assert re.search(words, verdict.message), verdict.message
 
 
 def pooled_net() -> nn.Sequential:
@@ -164,158 +87,216 @@ def pooled_net() -> nn.Sequential:
     ).eval()
 
 
-def test_a_grad_cam_at_a_layer_of_another_size_is_named_as_the_wrong_layer():
-    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, "4", x, t), pooled_net(), "1", x, 0)
-    assert verdict.reason == "wrong layer" and "it is Grad-CAM at '4'" in verdict.message, verdict.message
+X = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+def lowest_class(net: nn.Module) -> int:
+    """A class that is not the top class, so that ignoring the target shows."""
+    with torch.no_grad():
+        return int(net(X)[0].argmin())
+
+
+# --- lesson 01: Grad-CAM at any layer -------------------------------------------------------------
+
+
+def reference_times(factor: float) -> Callable[..., torch.Tensor]:
+    return lambda m, layer, x, t: grad_cam(m, layer, x, t) * factor
+
+
+def zeroes_the_classifier(m: nn.Module, layer: str, x: torch.Tensor, t: int) -> torch.Tensor:
+    """The answer issue 18 found told "Correct": it breaks the model and returns zeros."""
+    with torch.no_grad():
+        m[-1].weight.zero_()
+    return torch.zeros(1, 1, 8, 8)
+
+
+def and_then(change: Callable[[nn.Module], Any]) -> Callable[..., torch.Tensor]:
+    """An answer that returns the reference map after ``change(model)``: right values, changed model."""
+
+    def answer(m: nn.Module, layer: str, x: torch.Tensor, t: int) -> torch.Tensor:
+        cam = grad_cam(m, layer, x, t)
+        change(m)
+        return cam
+
+    return answer
+
+
+def backward(m: nn.Module) -> None:
+    m(X)[0, 0].backward()
+
+
+def no_inplace(m: nn.Module) -> None:
+    m[1] = nn.ReLU()
+
+
+def global_hook(m: nn.Module) -> None:
+    torch_module.register_module_forward_hook(lambda *args: None)
+
+
+def in_float64(m: nn.Module, layer: str, x: torch.Tensor, t: int) -> torch.Tensor:
+    return grad_cam(m.double(), layer, x.double(), t)
+
+
+GRAD_CAM_CASES: dict[str, tuple[Callable[..., Any], str]] = {
+    "sum instead of mean": (reference_times(64), r"h\*w times too large"),
+    "normalised": (lambda m, layer, x, t: (c := grad_cam(m, layer, x, t)) / c.max(), "divided by its maximum"),
+    "wrong layer": (lambda m, layer, x, t: grad_cam(m, "3", x, t), "Grad-CAM at '3', not at '1'"),
+    "target ignored": (lambda m, layer, x, t: grad_cam(m, layer, x, int(m(x).argmax())), "the map of the top class"),
+    "shape": (lambda m, layer, x, t: grad_cam(m, layer, x, t).expand(1, 2, 8, 8), "return one map"),
+    "not finite": (reference_times(float("inf")), "NaN or infinite"),
+    "no ReLU": (lambda m, layer, x, t: (c := grad_cam(m, layer, x, t)) - c.max() / 2, "negative values"),
+    "values": (lambda m, layer, x, t: (c := grad_cam(m, layer, x, t)) + c.max() / 100, "largest difference"),
+    "modules": (and_then(no_inplace), r"changed the model's modules \(at '1'"),
+    "dtype": (in_float64, r"is now torch.float64.*copy.deepcopy\(model\).double\(\)"),
+    "weights": (zeroes_the_classifier, r"changed the model's values \(6.weight\)"),
+    "requires_grad": (and_then(lambda m: m.requires_grad_(False)), r"requires_grad to False"),
+    "train mode": (and_then(lambda m: m.train()), r"left the model in train mode"),
+    "hooks left": (and_then(lambda m: m[3].register_forward_hook(lambda *a: None)), r"hook on the model \(at '3'\)"),
+    "grad left": (and_then(backward), r"\.backward\(\) stores them.*torch.autograd.grad"),
+    "grad mode": (and_then(lambda m: torch.set_grad_enabled(False)), "switched them back"),
+    "default dtype": (and_then(lambda m: torch.set_default_dtype(torch.float64)), "set it back"),
+    "global hooks": (and_then(global_hook), "put the global hooks back"),
+}
+"""Each diagnosis of the Grad-CAM checker outside its table of mistakes, with an answer that makes it fire."""
+
+MODEL_CHANGES = {
+    "modules",
+    "dtype",
+    "weights",
+    "requires_grad",
+    "train mode",
+    "hooks left",
+    "grad left",
+    "grad mode",
+    "default dtype",
+    "global hooks",
+}
+
+
+@pytest.mark.parametrize("reason", sorted(GRAD_CAM_CASES))
+def test_each_grad_cam_diagnosis_fires(reason: str) -> None:
+    net = two_layer_net()
+    before = {name: value.clone() for name, value in net.state_dict().items()}
+    global_hooks = len(torch_module._global_forward_hooks)
+    answer, words = GRAD_CAM_CASES[reason]
+    assert_named(diagnose_grad_cam(answer, net, "1", X, lowest_class(net)), reason, words)
+    if reason in MODEL_CHANGES:
+        assert "the lesson's model is unchanged" in diagnose_grad_cam(answer, net, "1", X, 0).message
+    assert all(torch.equal(value, before[name]) for name, value in net.state_dict().items())
+    assert all(p.grad is None and p.requires_grad for p in net.parameters()) and not net.training
+    assert torch.is_grad_enabled() and torch.get_default_dtype() == torch.float32
+    assert len(torch_module._global_forward_hooks) == global_hooks and all(not m._forward_hooks for m in net.modules())
+
+
+def test_the_model_the_checker_was_given_is_checked_as_it_was_before_the_answer_ran() -> None:
+    """Reference first: an answer that breaks the model it gets cannot make its own zeros "Correct"."""
+    net = two_layer_net()
+    expected = grad_cam(net, "1", X, 0)
+    verdict = diagnose_grad_cam(zeroes_the_classifier, net, "1", X, 0)
+    assert verdict.reason == "weights" and torch.equal(grad_cam(net, "1", X, 0), expected)
+    assert diagnose_grad_cam(lambda *args: torch.zeros(1, 1, 8, 8), net, "1", X, 0).reason == "values"
+
+
+def test_a_model_already_in_float64_gets_the_advice_to_reload_it() -> None:
+    verdict = diagnose_grad_cam(grad_cam, two_layer_net().double(), "1", X, 0)
+    assert_named(verdict, "dtype", r"weights are torch.float64 but the image is torch.float32.*Run the cell that loads")
+
+
+def test_each_mistake_in_the_grad_cam_table_is_named() -> None:
+    """At layer "1" (at "3", just before the average pooling, the gradients are uniform: max = mean there)."""
+    net = two_layer_net()
+    target = lowest_class(net)
+    for reason, text, candidate in grad_cam_checker._mistakes(net, "1", X, target):
+        assert_named(diagnose_grad_cam(candidate[None, None], net, "1", X, target), reason, re.escape(text))
+
+
+def test_a_grad_cam_at_a_layer_of_another_size_is_named_as_the_wrong_layer() -> None:
+    verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, "4", x, t), pooled_net(), "1", X, 0)
+    assert_named(verdict, "wrong layer", "it is Grad-CAM at '4'")
+    assert_named(diagnose_grad_cam(torch.ones(1, 1, 3, 5), pooled_net(), "1", X, 0), "shape", r"expected 8 x 8")
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
-def test_a_grad_cam_upsampled_to_the_input_is_named(mode):
-    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, layer, x, t, upsample=mode), pooled_net(), "4", x, 0)
-    assert verdict.reason == "upsampled" and "return it at the layer's own grid, 4 x 4" in verdict.message, (
-        verdict.message
-    )
+def test_a_grad_cam_upsampled_to_the_input_is_named(mode: str) -> None:
+    verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, layer, x, t, upsample=mode), pooled_net(), "4", X, 0)
+    assert_named(verdict, "upsampled", "return it at the layer's own grid, 4 x 4")
 
 
-def test_a_grad_cam_that_leaves_a_hook_or_changes_the_mode_is_wrong_even_with_the_right_map(case):
-    net, x, cls = case
-
-    def leaves_a_hook(m, layer, x, t):
-        dict(m.named_modules())[layer].register_forward_hook(lambda *args: None)
-        return right_grad_cam(m, layer, x, t)
-
-    def trains(m, layer, x, t):
-        m.train()
-        return right_grad_cam(m, layer, x, t)
-
-    fresh = two_layer_net()
-    assert diagnose_grad_cam(leaves_a_hook, fresh, "1", x, cls).reason == "hooks left"
-    assert diagnose_grad_cam(trains, two_layer_net(), "1", x, cls).reason == "train mode"
+def test_every_grad_cam_diagnosis_has_a_test() -> None:
+    table = {reason for reason, _, _ in grad_cam_checker._mistakes(two_layer_net(), "1", X, 0)}
+    named = named_in(grad_cam_checker, model_guard)
+    assert named <= set(GRAD_CAM_CASES) | table | COMMON | {"upsampled"}, named
+    assert MODEL_CHANGES <= named
 
 
-def test_grad_cam_mistakes_are_named_on_a_model_whose_parameters_are_frozen(case):
-    net, x, cls = case
-    frozen = two_layer_net().requires_grad_(False)
-    assert diagnose_grad_cam(grad_cam_mistake("no ReLU"), net, "1", x, cls).reason == "no ReLU"
-    verdict = diagnose_grad_cam(lambda m, layer, x, t: grad_cam(m, layer, x, t) * 64, frozen, "1", x, cls)
-    assert verdict.reason == "sum instead of mean", verdict.message
-    assert not any(p.requires_grad for p in frozen.parameters())
+def test_the_reference_passes_and_the_check_prints_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_grad_cam(grad_cam, two_layer_net(), "1", X, 0, label="layer 1").passed
+    assert capsys.readouterr().out == "layer 1: Correct: your Grad-CAM at 1 (8 x 8) equals utils.saliency.grad_cam.\n"
 
 
-def test_an_unanswered_grad_cam_is_not_attempted_and_the_check_stops(case, capsys):
-    net, x, cls = case
-
+def test_an_unanswered_grad_cam_is_not_attempted_and_the_check_stops(capsys: pytest.CaptureFixture[str]) -> None:
     def my_grad_cam(model, layer_name, x, target):
         raise NotImplementedError("write my_grad_cam")
 
     with pytest.raises(AnswerCheckError, match=r"^features\.7: Not attempted: my_grad_cam raises NotImplementedError"):
-        check_grad_cam(my_grad_cam, net, "1", x, cls, label="features.7")
+        check_grad_cam(my_grad_cam, two_layer_net(), "1", X, 0, label="features.7")
     assert capsys.readouterr().out == ""
-    assert diagnose_grad_cam(lambda *a: "a map", net, "1", x, cls).reason == "type"
-    assert diagnose_grad_cam(lambda *a: 1 / 0, net, "1", x, cls).reason == "raised"
 
 
 # --- lesson 02: the deconvnet's rule ------------------------------------------------------------
 
 
-def test_relu_backward_rule_gives_the_plain_gradient_gbp_and_leaves_the_model_as_it_was(case):
-    net, x, cls = case
-    image = x.clone().requires_grad_(True)
-    (plain,) = torch.autograd.grad(net(image)[0, cls], image)
-    for rule, expected in [
-        (lambda g, i: g * (i > 0), plain),
-        (lambda g, i: F.relu(g) * (i > 0), guided_backprop(net, x, cls)),
-    ]:
-        image = x.clone().requires_grad_(True)
-        with relu_backward_rule(net, rule):
-            (got,) = torch.autograd.grad(net(image)[0, cls], image)
-        assert torch.allclose(got, expected, atol=1e-6)
-    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
-    assert all(m.inplace for m in net.modules() if isinstance(m, nn.ReLU))
+def zeroes_its_argument(g: torch.Tensor, i: torch.Tensor) -> torch.Tensor:
+    return g.zero_()
 
 
-def test_relu_backward_rule_removes_its_hooks_when_the_block_raises(case):
-    net, _, _ = case
+DECONV_CASES: dict[str, tuple[Any, str]] = {
+    "in place": (zeroes_its_argument, "changed its arguments in place"),
+    "shape": (lambda g, i: g.sum(), "one value per element"),
+    "values": (lambda g, i: g / 2, "the deconvnet gives max"),
+    "type": (lambda g, i: g.tolist(), "returned a list"),
+    "network": (lambda g, i: deconv_rule(g, i) if g.ndim == 3 else g, "right on the table but the network's map"),
+    "raised": (lambda g, i: g.no_such_method(), "raised AttributeError"),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(DECONV_CASES))
+def test_each_deconv_diagnosis_fires(reason: str) -> None:
+    net = two_layer_net()
+    rule, words = DECONV_CASES[reason]
+    assert_named(diagnose_deconv_rule(rule, net, X, 0), reason, words)
+
+
+def test_each_mistake_in_the_deconv_table_is_named() -> None:
+    for reason, text, rule in deconv_checker._MISTAKES:
+        assert_named(diagnose_deconv_rule(rule, two_layer_net(), X, 0), reason, re.escape(text))
+
+
+def test_every_deconv_diagnosis_has_a_test() -> None:
+    table = {reason for reason, _, _ in deconv_checker._MISTAKES}
+    assert named_in(deconv_checker) <= set(DECONV_CASES) | table | COMMON
+
+
+def test_a_deconv_answer_that_is_not_a_function_is_named() -> None:
+    assert_named(diagnose_deconv_rule(torch.zeros(3), two_layer_net(), X, 0), "type", "write a function my_deconv")
+
+
+def test_relu_backward_rule_removes_its_hooks_when_the_block_raises() -> None:
+    net = two_layer_net()
     with pytest.raises(RuntimeError, match="inside"):
         with relu_backward_rule(net, deconv_rule):
             raise RuntimeError("inside")
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in net.modules())
 
 
-def test_the_deconvnet_rule_equals_captums_deconvolution_on_the_offline_model(capsys):
-    from utils.lesson import open_photo
-    from utils.models import load_model
-
-    loaded = load_model("squeezenet1_1", device="cpu")
-    photo = open_photo("squirrel", loaded)
-    verdict = check_deconv_rule(
-        lambda grad_output, relu_input: F.relu(grad_output), loaded.model, photo.x, photo.top_class, label="deconvnet"
-    )
-    assert verdict.passed and capsys.readouterr().out.startswith(
-        "deconvnet: Correct: your rule at every ReLU gives Captum's Deconvolution"
-    )
-    guided = diagnose_deconv_rule(lambda g, i: F.relu(g) * (i > 0), loaded.model, photo.x, photo.top_class)
-    assert guided.reason == "guided rule" and "that is Guided Backpropagation" in guided.message
-
-
-def clamps_in_place(g, i):
-    return g.clamp_(min=0)
-
-
-@pytest.mark.parametrize(
-    "rule, reason, words",
-    [
-        (lambda g, i: F.relu(g) * (i > 0), "guided rule", "keeps the forward mask"),
-        (lambda g, i: g * (i > 0), "ordinary gradient", "the ReLU's ordinary backward"),
-        (lambda g, i: g, "identity", "unchanged"),
-        (lambda g, i: g.abs(), "absolute value", "must become 0, not positive"),
-        (lambda g, i: g.clamp(max=0), "negative part", "keeps the negative part"),
-        (lambda g, i: F.relu(-g), "sign", "max\\(-grad_output, 0\\)"),
-        (lambda g, i: F.relu(i), "forward input", "the forward pass"),
-        (clamps_in_place, "in place", "changed its arguments in place"),
-        (lambda g, i: F.relu(g).sum(), "shape", "one value per element"),
-        (lambda g, i: F.relu(g) + 0.1, "values", "the deconvnet gives max"),
-        (lambda g, i: F.relu(g).tolist(), "type", "returned a list"),
-        (lambda g, i: F.relu(g) if g.ndim == 3 else g, "network", "right on the table but the network's map differs"),
-        (lambda g, i: g.no_such_method(), "raised", "raised AttributeError"),
-        (torch.zeros(3), "type", "write a function my_deconv_rule"),
-    ],
-    ids=[
-        "guided",
-        "plain",
-        "identity",
-        "abs",
-        "negative",
-        "sign",
-        "input",
-        "in-place",
-        "shape",
-        "values",
-        "type",
-        "network",
-        "raised",
-        "not-a-function",
-    ],
-)
-def test_each_deconv_mistake_is_named(case, rule, reason, words):
-    net, x, cls = case
-    verdict = diagnose_deconv_rule(rule, net, x, cls)
-    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
-    assert re.search(words, verdict.message), verdict.message
-
-
-def test_an_unanswered_deconv_rule_is_not_attempted(case):
-    net, x, cls = case
-
+def test_an_unanswered_deconv_rule_is_not_attempted() -> None:
     def my_deconv_rule(grad_output, relu_input):
         raise NotImplementedError("write my_deconv_rule")
 
     for answer in (my_deconv_rule, None, ...):
-        assert diagnose_deconv_rule(answer, net, x, cls).status == "not attempted"
+        assert diagnose_deconv_rule(answer, two_layer_net(), X, 0).status == "not attempted"
     with pytest.raises(AnswerCheckError, match=r"^Not attempted: my_deconv_rule raises NotImplementedError"):
-        check_deconv_rule(my_deconv_rule, net, x, cls)
+        check_deconv_rule(my_deconv_rule, two_layer_net(), X, 0)
 
 
 # --- lesson 03: Guided Grad-CAM with bilinear upsampling -----------------------------------------
@@ -332,7 +313,32 @@ def maps() -> tuple[torch.Tensor, torch.Tensor]:
     return gbp, cam
 
 
-def test_the_reference_is_gbp_times_bilinear_grad_cam_and_leaves_its_inputs_alone(maps):
+GUIDED_CASES: dict[str, tuple[Callable[..., Any], str]] = {
+    "channels": (lambda g, c: guided_grad_cam_bilinear(g, c).sum(1, keepdim=True), "keep GBP's 3 channels"),
+    "shape": (lambda g, c: g[..., :3, :3] * c, "Upsample Grad-CAM to GBP's size first"),
+    "not finite": (lambda g, c: guided_grad_cam_bilinear(g, c) / 0.0, "NaN or infinite"),
+    "values": (lambda g, c: guided_grad_cam_bilinear(g, c) + 0.01, "the largest difference is at"),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(GUIDED_CASES))
+def test_each_guided_grad_cam_diagnosis_fires(maps, reason: str) -> None:
+    answer, words = GUIDED_CASES[reason]
+    assert_named(diagnose_guided_grad_cam(answer, *maps), reason, words)
+
+
+def test_each_mistake_in_the_guided_grad_cam_table_is_named(maps) -> None:
+    gbp, cam = (m.double() for m in maps)
+    for reason, text, candidate in guided_checker._mistakes(gbp, cam):
+        assert_named(diagnose_guided_grad_cam(candidate, *maps), reason, re.escape(text))
+
+
+def test_every_guided_grad_cam_diagnosis_has_a_test(maps) -> None:
+    table = {reason for reason, _, _ in guided_checker._mistakes(*maps)}
+    assert named_in(guided_checker) <= set(GUIDED_CASES) | table | COMMON
+
+
+def test_the_reference_is_gbp_times_bilinear_grad_cam_and_leaves_its_inputs_alone(maps) -> None:
     gbp, cam = maps
     kept = gbp.clone(), cam.clone()
     expected = gbp * F.interpolate(cam, size=(16, 16), mode="bilinear", align_corners=False)
@@ -340,53 +346,10 @@ def test_the_reference_is_gbp_times_bilinear_grad_cam_and_leaves_its_inputs_alon
     assert torch.equal(gbp, kept[0]) and torch.equal(cam, kept[1])
     with pytest.raises(ValueError, match="cam must be a 1 x 1 x h x w tensor"):
         guided_grad_cam_bilinear(gbp, cam[0])
+    assert check_guided_grad_cam(guided_grad_cam_bilinear, gbp, cam, label="squirrel").passed
 
 
-def test_a_right_guided_grad_cam_passes_as_function_or_tensor(maps, capsys):
-    gbp, cam = maps
-
-    def my_guided_grad_cam(gbp, cam):
-        return gbp * F.interpolate(cam, size=gbp.shape[-2:], mode="bilinear")
-
-    assert check_guided_grad_cam(my_guided_grad_cam, gbp, cam, label="squirrel").passed
-    assert (
-        capsys.readouterr().out == "squirrel: Correct: your Guided Grad-CAM equals GBP x bilinear-upsampled Grad-CAM.\n"
-    )
-    assert diagnose_guided_grad_cam(my_guided_grad_cam(gbp, cam).numpy(), gbp, cam).passed
-
-
-def up(cam: torch.Tensor, mode: str, **kwargs) -> torch.Tensor:
-    return F.interpolate(cam, size=(16, 16), mode=mode, **kwargs)
-
-
-@pytest.mark.parametrize(
-    "mistake, reason, words",
-    [
-        (lambda g, c: g * up(c, "nearest"), "nearest", "mode='nearest'; the paper's figure uses mode=\"bilinear\""),
-        (lambda g, c: g * up(c, "nearest-exact"), "nearest-exact", "mode='nearest-exact'"),
-        (lambda g, c: g * up(c, "bicubic"), "bicubic", "mode='bicubic'"),
-        (lambda g, c: g * up(c, "bilinear", align_corners=True), "align_corners", "leave it at its default"),
-        (lambda g, c: g * up(c, "bilinear") / c.max(), "normalised Grad-CAM", "Grad-CAM was divided by its maximum"),
-        (lambda g, c: (p := g * up(c, "bilinear")) / p.abs().max(), "normalised product", "the product was divided"),
-        (lambda g, c: g + up(c, "bilinear"), "sum instead of product", "were added"),
-        (lambda g, c: (g * up(c, "bilinear")).abs(), "absolute value", "keep the signs"),
-        (lambda g, c: up(c, "bilinear").expand_as(g), "Grad-CAM only", "multiply it with GBP"),
-        (lambda g, c: g, "GBP only", "multiply it with the upsampled Grad-CAM"),
-        (lambda g, c: (g * up(c, "bilinear")).sum(1, keepdim=True), "channels", "keep GBP's 3 channels"),
-        (lambda g, c: g[..., :3, :3] * c, "shape", "Upsample Grad-CAM to GBP's size first"),
-        (lambda g, c: g * up(c, "bilinear") / 0.0, "not finite", "NaN or infinite"),
-        (lambda g, c: g * up(c, "bilinear") + 0.01, "values", "the largest difference is at"),
-        (lambda g, c: "a map", "type", "the answer is a str"),
-        (lambda g, c: g.no_such_method(), "raised", "raised AttributeError"),
-    ],
-)
-def test_each_guided_grad_cam_mistake_is_named(maps, mistake, reason, words):
-    verdict = diagnose_guided_grad_cam(mistake, *maps)
-    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
-    assert re.search(words, verdict.message), verdict.message
-
-
-def test_a_guided_grad_cam_answer_cannot_change_the_maps_it_is_checked_on(maps):
+def test_a_guided_grad_cam_answer_cannot_change_the_maps_it_is_checked_on(maps) -> None:
     gbp, cam = maps
     kept = gbp.clone()
 
@@ -394,11 +357,11 @@ def test_a_guided_grad_cam_answer_cannot_change_the_maps_it_is_checked_on(maps):
         g.mul_(0)
         return g
 
-    diagnose_guided_grad_cam(vandal, gbp, cam)
+    assert not diagnose_guided_grad_cam(vandal, gbp, cam).passed
     assert torch.equal(gbp, kept)
 
 
-def test_an_unanswered_guided_grad_cam_is_not_attempted(maps):
+def test_an_unanswered_guided_grad_cam_is_not_attempted(maps) -> None:
     def my_guided_grad_cam(gbp, cam):
         raise NotImplementedError("write my_guided_grad_cam")
 

@@ -197,7 +197,7 @@ def test_a_learner_function_cannot_change_the_maps_it_is_checked_on(rich_pair):
         ),
         (lambda a, b: a_learners_answer(a, b).numpy() > 0, r"the answer is a boolean array \(dtype bool\)"),
         (lambda a, b: a_learners_answer(a, b) > 0, r"the answer is a boolean tensor \(dtype bool\)"),
-        (lambda a, b: a_learners_answer(a, b).numpy().astype(str), r"the answer is a array of dtype <U"),
+        (lambda a, b: a_learners_answer(a, b).numpy().astype(str), r"the answer is an array of dtype <U"),
     ],
     ids=["complex-array", "complex-tensor", "bool-array", "bool-tensor", "strings"],
 )

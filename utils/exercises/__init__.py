@@ -35,7 +35,18 @@ Status = Literal["correct", "not attempted", "wrong"]
 
 
 class AnswerCheckError(AssertionError):
-    """The answer to an exercise is missing or not right yet; the message says what differs."""
+    """The answer to an exercise is missing or not right yet; the message says what differs.
+
+    IPython shows an exception that has ``_render_traceback_`` by the lines it returns: a failed
+    check cell shows its one-line verdict, in JupyterLab and on the site, instead of a traceback
+    through the checker's code. The cell still raises (nbval's ``raises-exception`` still holds).
+
+    >>> AnswerCheckError("Not yet right (sign): swap the classes.")._render_traceback_()
+    ['AnswerCheckError: Not yet right (sign): swap the classes.']
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass(frozen=True)
@@ -78,14 +89,19 @@ def call_answer(answer: Any, *args: Any) -> Any:
     """The learner's answer: ``answer(*args)`` if it is a function, else ``answer`` itself.
 
     Returns a ``Verdict`` instead when the function raises (``NotImplementedError`` counts as
-    not attempted; any other error is reported as the mistake ``"raised"``), and for the
-    placeholders ``None``, ``...`` and ``NotImplemented``.
+    not attempted; any other error is reported as the mistake ``"raised"``), for the
+    placeholders ``None``, ``...`` and ``NotImplemented``, and for an answer that is (or returns)
+    a verdict rather than a value: the mistake ``"verdict"``.
 
     >>> call_answer(lambda a, b: a + b, 1, 2)
     3
     >>> call_answer(None).status
     'not attempted'
+    >>> call_answer(lambda: correct("trust me.")).reason
+    'verdict'
     """
+    if _looks_like_verdict(answer):
+        return _verdict_given(answer)
     if callable(answer):
         name = getattr(answer, "__name__", "your function")
         try:
@@ -94,9 +110,53 @@ def call_answer(answer: Any, *args: Any) -> Any:
             return not_attempted(f"{name} raises NotImplementedError; write it in the cell marked YOUR ANSWER.")
         except Exception as error:  # the learner's code: any error is a finding, not a crash
             return wrong("raised", f"{name} raised {type(error).__name__}: {error}")
+        if _looks_like_verdict(answer):
+            return _verdict_given(answer)
     if answer is None or answer is Ellipsis or answer is NotImplemented:
         return not_attempted()
     return answer
+
+
+_VERDICT_WORDS = ("correct", "not yet right", "not attempted")
+
+
+def _looks_like_verdict(value: Any) -> bool:
+    """Whether ``value`` is a checker's verdict, or dresses as one (its fields, its words), rather than an answer."""
+    if isinstance(value, (Verdict, AnswerCheckError)):
+        return True
+    if isinstance(value, (torch.Tensor, np.ndarray, type)):
+        return False
+    if isinstance(value, str):
+        return value.strip().lower().startswith(_VERDICT_WORDS)
+    if isinstance(value, dict):
+        return "passed" in value or "status" in value
+    fields = ("passed", "status", "verdict")
+    return any(_has_attribute(value, field) for field in fields) and not callable(value)
+
+
+def _has_attribute(value: Any, name: str) -> bool:
+    try:
+        return hasattr(value, name)
+    except Exception:  # an object whose attributes raise is not a verdict
+        return False
+
+
+def _verdict_given(value: Any) -> Verdict:
+    return wrong(
+        "verdict",
+        f"the answer is {article(type(value).__name__)} that reads like a checker's verdict, not the value asked "
+        "for; return the value itself and let the check cell judge it.",
+    )
+
+
+def article(noun: str) -> str:
+    """``noun`` with its indefinite article: ``"an ndarray"``, ``"an int"``, ``"a float"``.
+
+    >>> article("ndarray"), article("int"), article("str"), article("Verdict")
+    ('an ndarray', 'an int', 'a str', 'a Verdict')
+    """
+    spoken_vowel = noun[:1].lower() in "aeio" or noun.lower().startswith("nd")  # "an ndarray": en-dee-array
+    return f"{'an' if spoken_vowel else 'a'} {noun}"
 
 
 def answer_array(answer: Any, want: str, *, squeeze: bool = True) -> npt.NDArray[np.float64] | Verdict:
@@ -115,24 +175,43 @@ def answer_array(answer: Any, want: str, *, squeeze: bool = True) -> npt.NDArray
     check_flag(squeeze, "squeeze")
     if isinstance(answer, torch.Tensor):
         kind = "tensor"
-        tensor = answer.detach().cpu()
-        if tensor.layout != torch.strided:
-            return wrong("type", f"the answer is a sparse tensor ({tensor.layout}); return {want} (x.to_dense()).")
-        values = (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+        values = _tensor_values(answer, want)
+        if isinstance(values, Verdict):
+            return values
     elif isinstance(answer, np.ndarray):
         kind, values = "array", answer
     else:
-        return wrong("type", f"the answer is a {type(answer).__name__}; return {want}.")
+        return wrong("type", f"the answer is {article(type(answer).__name__)}; return {want}.")
     if values.dtype == np.bool_:
         return wrong("type", f"the answer is a boolean {kind} (dtype bool): True/False, not numbers; return {want}.")
     if np.iscomplexobj(values):
         return wrong("type", f"the answer is a complex {kind} (dtype {values.dtype}); the map is real: return {want}.")
     if not np.issubdtype(values.dtype, np.number):
-        return wrong("type", f"the answer is a {kind} of dtype {values.dtype}; return {want}.")
+        return wrong("type", f"the answer is {article(kind)} of dtype {values.dtype}; return {want}.")
     values = np.array(values, dtype=np.float64, copy=True)
     while check_flag(squeeze, "squeeze") and values.ndim > 2 and values.shape[0] == 1:
         values = values[0]
     return values
+
+
+def _tensor_values(answer: torch.Tensor, want: str) -> npt.NDArray[Any] | Verdict:
+    """A tensor's values as a numpy array, or a ``"type"`` verdict for a tensor that holds none (meta, sparse, ...)."""
+    if answer.is_meta:
+        return wrong("type", f"the answer is a meta tensor: a shape without values; return {want} with its values.")
+    if answer.layout != torch.strided:
+        return wrong("type", f"the answer is a sparse tensor ({answer.layout}); return {want} (x.to_dense()).")
+    if answer.is_complex():
+        return wrong(
+            "type",
+            f"the answer is a complex tensor (dtype {str(answer.dtype).removeprefix('torch.')}); the map is real: return {want}.",
+        )
+    try:
+        tensor = answer.detach().cpu().resolve_conj().resolve_neg()
+        return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
+    except (RuntimeError, TypeError, NotImplementedError) as error:  # quantized and other tensors numpy cannot read
+        return wrong(
+            "type", f"the answer is a tensor of dtype {answer.dtype} that numpy cannot read ({error}); return {want}."
+        )
 
 
 def answer_tensor(answer: Any, want: str, *, squeeze: bool = True) -> torch.Tensor | Verdict:

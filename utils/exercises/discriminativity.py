@@ -36,7 +36,9 @@ def diagnose_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike) -> Ve
     ``None`` counts as not attempted. The ``Verdict``'s ``reason`` names the mistake:
     ``"raised"``, ``"type"``, ``"channels"``, ``"shape"``, ``"not finite"``, ``"sign"``,
     ``"not scaled"``, ``"joint scaling"``, ``"scaled difference"``, ``"min-max"``,
-    ``"reduction"``, ``"zero"``, ``"not subtracted"`` or ``"values"``.
+    ``"reduction"``, ``"zero"``, ``"not subtracted"`` or ``"values"``. A function that is right on
+    ``s_a`` and ``s_b`` is run again on a test pair whose maps have no zero: min-max scaling, for
+    one, equals division by the maximum on maps whose minimum is 0, and differs on these.
 
     >>> s_a, s_b = np.array([[4.0, 0.0]]), np.array([[0.0, 2.0]])
     >>> diagnose_discriminativity_map(np.array([[1.0, -1.0]]), s_a, s_b).status
@@ -44,14 +46,47 @@ def diagnose_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike) -> Ve
     >>> diagnose_discriminativity_map(lambda a, b: a - b, s_a, s_b).reason
     'not scaled'
     """
+    verdict = _judge(answer, s_a, s_b)
+    if not verdict.passed or not callable(answer):
+        return verdict
+    probe_a, probe_b = _probe(s_a, seed=0), _probe(s_b, seed=1)
+    again = _judge(answer, probe_a, probe_b)
+    if again.passed:
+        return verdict
+    text = again.message.split(": ", 1)[-1]
+    return Verdict(
+        again.status,
+        again.reason,
+        f"{again.message.split(': ', 1)[0]}: right on these maps, but not on a test pair whose maps have no zero "
+        f"(a map's minimum is not always 0): {text}",
+    )
+
+
+def _judge(answer: Any, s_a: MapLike, s_b: MapLike) -> Verdict:
     expected = discriminativity_map(s_a, s_b)
-    answer = call_answer(answer, _copy(s_a), _copy(s_b))
-    if isinstance(answer, Verdict):
-        return answer
-    got = answer_array(answer, "the map as an H x W numpy array or torch tensor of S_A - S_B")
+    given = call_answer(answer, _copy(s_a), _copy(s_b))
+    if isinstance(given, Verdict):
+        return given
+    got = answer_array(given, "the map as an H x W numpy array or torch tensor of S_A - S_B")
     if isinstance(got, Verdict):
         return got
     return _compare(got, expected, s_a, s_b)
+
+
+def _probe(saliency: MapLike, seed: int) -> MapLike:
+    """A map shaped, typed and placed like ``saliency``, with signed values whose magnitudes lie in [0.5, 1.5] x k.
+
+    Its minimum is not 0 (Grad-CAM's and GBP's usually are), so that min-max scaling shows; ``k``
+    (1, then 3) gives the two maps of a pair different maxima.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    shape = tuple(saliency.shape)
+    values = (torch.rand(shape, generator=generator, dtype=torch.float64) + 0.5) * (1 + 2 * seed)
+    values = values * torch.where(torch.rand(shape, generator=generator) < 0.5, -1.0, 1.0).double()
+    if isinstance(saliency, torch.Tensor):
+        return values.to(saliency.device, saliency.dtype if saliency.is_floating_point() else torch.float64)
+    array = np.asarray(saliency)
+    return values.numpy().astype(array.dtype if np.issubdtype(array.dtype, np.floating) else np.float64)
 
 
 def check_discriminativity_map(answer: Any, s_a: MapLike, s_b: MapLike, *, label: str | None = None) -> Verdict:

@@ -4,7 +4,10 @@ The exercise: start from the blurred image (``utils.faithfulness.replacement(x, 
 the pixels of ``x`` in the order the map ranks them, highest first, ``N / steps`` more pixels at
 each step, and return the class probability after every step, ``steps + 1`` values from the
 blurred image to the whole image (Petsiuk et al., 2018, "RISE", Section 4.1). The reference is
-``utils.faithfulness.insertion_deletion(..., baseline="blur", patch=1).insertion``.
+``utils.faithfulness.insertion_deletion(..., baseline="blur", patch=1).insertion``, computed
+first; the learner's function then runs on a deep copy of the model, and one that changes it
+(train mode left on, weights, hooks, ``.grad``) or torch's global state is refused with one line
+saying what changed. The lesson's model is never changed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 from torch import nn
 
 from utils.exercises import Verdict, answer_array, call_answer, correct, report, wrong
+from utils.exercises._model_guard import UNCHANGED, copy_for_learner, global_state_kept, model_change
 from utils.faithfulness import insertion_deletion
 from utils.saliency import MapLike
 
@@ -54,9 +58,12 @@ def diagnose_insertion_curve(
     """Compare ``answer`` (a curve, or a function ``(model, x, saliency, target, steps) -> curve``) with the reference.
 
     The usual mistakes get a name (the verdict's ``reason``): ``"length"`` (not ``steps + 1``
-    values), ``"logits"`` (scores, not probabilities), ``"deletion"`` (pixels removed instead of
+    values), ``"sign"`` (the curve times -1), ``"percent"`` (times 100), ``"logits"`` (values
+    outside [0, 1] otherwise: scores, not probabilities), ``"deletion"`` (pixels removed instead of
     revealed), ``"order"`` (least important pixels first), ``"baseline"`` (revealed on zeros, not
-    on the blurred image); otherwise ``"values"`` says where the curves part.
+    on the blurred image); otherwise ``"values"`` says where the curves part. The function runs
+    on a copy of ``model``; one that changes it is named as in ``utils.exercises.grad_cam``
+    (``"train mode"``, ``"weights"``, ``"hooks left"``, ``"grad left"``, ...).
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -71,9 +78,14 @@ def diagnose_insertion_curve(
         raise TypeError(f"x must be a torch.Tensor (the model input, 1 x C x H x W), not {type(x).__name__}.")
     reference = insertion_deletion(model, x, saliency, target, steps=steps, baseline="blur")  # checks every argument
     saliency_copy = saliency.detach().clone() if isinstance(saliency, torch.Tensor) else np.array(saliency, copy=True)
-    given = call_answer(answer, model, x.detach().clone(), saliency_copy, target, steps)
+    used = copy_for_learner(model)
+    with global_state_kept() as changed:
+        given = call_answer(answer, used, x.detach().clone(), saliency_copy, target, steps)
     if isinstance(given, Verdict):
         return given
+    change = changed[0] if changed else model_change(model, used)
+    if change is not None:
+        return wrong(change[0], f"{change[1]} {UNCHANGED}")
     curve = _as_curve(given)
     if isinstance(curve, Verdict):
         return curve
@@ -85,6 +97,13 @@ def diagnose_insertion_curve(
         )
     if _matches(curve, reference.insertion):
         return correct(f"your insertion curve matches the reference (AUC {reference.insertion_auc:.3f}).")
+    if _matches(-curve, reference.insertion):
+        return wrong(
+            "sign",
+            "the curve is the probabilities times -1; return the class probability itself, between 0 and 1.",
+        )
+    if _matches(curve / 100, reference.insertion):
+        return wrong("percent", "the curve is in percent; return the probability as a fraction between 0 and 1.")
     if curve.min() < -_TOLERANCE or curve.max() > 1 + _TOLERANCE:
         return wrong(
             "logits",

@@ -6,7 +6,13 @@ The learner writes ``my_grad_cam(model, layer, x, target)``: the Grad-CAM map (S
 ``diagnose_grad_cam`` compares it with ``utils.saliency.grad_cam`` and, when it differs, names the
 usual mistake: no ReLU, the maximum or the sum of the gradients instead of their mean, gradients
 times activations without pooling, absolute gradients, the softmax instead of the class score, a
-normalised or upsampled map, the wrong layer, the target ignored, hooks left on the model.
+normalised or upsampled map, the wrong layer, the target ignored.
+
+The reference is computed first, on the untouched model; the learner's function then runs on a
+deep copy, and an answer that changes that copy (weights, dtype, ``requires_grad``, train/eval,
+hooks, ``.grad`` left by ``.backward()``) or torch's global state (gradient mode, global hooks)
+is refused with one line saying what changed. The lesson's model is never changed, and the
+global state is put back.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from torch import nn
 
 from utils.categories import check_model
 from utils.exercises import Verdict, answer_tensor, call_answer, check_image, correct, report, wrong
+from utils.exercises._model_guard import UNCHANGED, copy_for_learner, global_state_kept, model_change
 from utils.saliency import ZeroGradCamWarning, conv_layers, grad_cam, resolve_layer, upsample_cam
 
 __all__ = ["check_grad_cam", "diagnose_grad_cam"]
@@ -31,10 +38,6 @@ TOLERANCE = 1e-4
 """A correct map matches the reference to this fraction of the reference's maximum."""
 
 GradCamAnswer = Callable[[nn.Module, str, torch.Tensor, int], Any]
-
-
-def _hook_count(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
 @contextmanager
@@ -149,8 +152,11 @@ def diagnose_grad_cam(
     ``answer`` is the learner's function (or its result, a tensor or array); ``x`` is one image,
     ``1 x 3 x H x W``; ``target`` a class index. The answer must be the map at the layer's
     resolution (``1 x 1 x h x w`` or ``h x w``), ReLU applied, not normalised. A wrong answer is
-    matched against the usual mistakes; a function that leaves hooks on the model, or changes its
-    train/eval mode, is wrong even when its map is right.
+    matched against the usual mistakes. The function runs on a copy of ``model``; one that changes
+    it (or torch's global state) is wrong even when its map is right, and the verdict says what
+    changed (reasons ``"modules"``, ``"dtype"``, ``"weights"``, ``"requires_grad"``,
+    ``"train mode"``, ``"hooks left"``, ``"grad left"``, ``"grad mode"``, ``"default dtype"``,
+    ``"global hooks"``).
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -162,18 +168,26 @@ def diagnose_grad_cam(
     """
     check_model(model)
     check_image(x)
-    hooks, modes = _hook_count(model), [m.training for m in model.modules()]
-    result = call_answer(answer, model, layer, x.detach().clone(), target)
+    weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
+    if weights != x.dtype:
+        return wrong(
+            "dtype",
+            f"the model's weights are {weights} but the image is {x.dtype}: model.double() (or .half()) converted "
+            "the lesson's model itself. Run the cell that loads the model again; to compute in float64, convert a "
+            "copy inside your function: copy.deepcopy(model).double().",
+        )
+    expected = grad_cam(model, layer, x, target)[0, 0].double().cpu()  # first, on the untouched model
+    used = copy_for_learner(model)
+    with global_state_kept() as changed:
+        result = call_answer(answer, used, layer, x.detach().clone(), target)
     if isinstance(result, Verdict):
         return result
-    if _hook_count(model) != hooks:
-        return wrong("hooks left", "your function left hooks on the model; remove each handle in a finally block.")
-    if [m.training for m in model.modules()] != modes:
-        return wrong("train mode", "your function changed the model's train/eval mode; leave it as you found it.")
+    change = changed[0] if changed else model_change(model, used)
+    if change is not None:
+        return wrong(change[0], f"{change[1]} {UNCHANGED}")
     got = answer_tensor(result, "the map as a torch tensor (1 x 1 x h x w)")
     if isinstance(got, Verdict):
         return got
-    expected = grad_cam(model, layer, x, target)[0, 0].double().cpu()
     return _compare(got, expected, model, layer, x, target)
 
 

@@ -28,7 +28,7 @@ from captum.attr import Deconvolution
 from torch import nn
 
 from utils.categories import check_model, describe
-from utils.exercises import Verdict, call_answer, check_image, correct, report, wrong
+from utils.exercises import Verdict, answer_tensor, article, call_answer, check_image, correct, report, wrong
 
 __all__ = ["ReluRule", "check_deconv_rule", "deconv_rule", "diagnose_deconv_rule", "relu_backward_rule"]
 
@@ -160,8 +160,8 @@ def _rule_on_table(answer: Any) -> Verdict | None:
         placeholder = call_answer(answer)
         if isinstance(placeholder, Verdict):
             return placeholder
-        kind = type(answer).__name__
-        return wrong("type", f"the answer is a {kind}; write a function my_deconv_rule(grad_output, relu_input).")
+        kind = article(type(answer).__name__)
+        return wrong("type", f"the answer is {kind}; write a function my_deconv_rule(grad_output, relu_input).")
     grad_output, relu_input = _table()
     given_g, given_x = grad_output.clone(), relu_input.clone()
     got = call_answer(answer, given_g, given_x)
@@ -173,7 +173,8 @@ def _rule_on_table(answer: Any) -> Verdict | None:
             "your rule changed its arguments in place (e.g. clamp_); return a new tensor, e.g. F.relu(grad_output).",
         )
     if not isinstance(got, torch.Tensor):
-        return wrong("type", f"your rule returned a {type(got).__name__}; return a tensor shaped like grad_output.")
+        kind = article(type(got).__name__)
+        return wrong("type", f"your rule returned {kind}; return a tensor shaped like grad_output.")
     if got.shape != grad_output.shape:
         given = tuple(grad_output.shape)
         return wrong(
@@ -181,11 +182,14 @@ def _rule_on_table(answer: Any) -> Verdict | None:
             f"your rule returned shape {tuple(got.shape)} for a gradient of shape {given}; "
             "return one value per element.",
         )
-    got = got.detach().to(torch.float32)
+    values = answer_tensor(got, "a tensor shaped like grad_output", squeeze=False)
+    if isinstance(values, Verdict):
+        return values
+    got = values.to(torch.float32)
     if torch.allclose(got, deconv_rule(grad_output, relu_input)):
         return None
     for reason, text, rule in _MISTAKES:
-        if torch.allclose(got, rule(grad_output, relu_input)):
+        if torch.allclose(got, rule(grad_output, relu_input).to(torch.float32)):
             return wrong(reason, text)
     i, j = np.unravel_index(int((got - deconv_rule(grad_output, relu_input)).abs().argmax()), (5, 5))
     g, x = float(grad_output[0, i, j]), float(relu_input[0, i, j])

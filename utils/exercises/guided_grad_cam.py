@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from utils.exercises import Verdict, answer_tensor, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_tensor, article, call_answer, correct, report, wrong
 from utils.saliency import upsample_cam
 
 __all__ = ["check_guided_grad_cam", "diagnose_guided_grad_cam", "guided_grad_cam_bilinear"]
@@ -49,7 +49,7 @@ def _check_inputs(gbp: torch.Tensor, cam: torch.Tensor) -> None:
 
 
 def _shape(value: object) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else f"a {type(value).__name__}"
+    return f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else article(type(value).__name__)
 
 
 def _mistakes(gbp: torch.Tensor, cam: torch.Tensor) -> list[tuple[str, str, torch.Tensor]]:

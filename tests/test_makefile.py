@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -55,3 +56,17 @@ def test_python_3_13_is_taken(tmp_path: Path) -> None:
     result = make_venv(str(python), tmp_path / "venv")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "venv" / "bin" / "python").is_file()
+
+
+def test_make_lab_opens_lesson_00_with_no_news_pop_up(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    planned = subprocess.run(["make", "-C", str(ROOT), "-n", f"VENV={venv}", "lab"], capture_output=True, text=True)
+    assert "lab --notebook-dir=notebooks notebooks/00_start_here.ipynb" in planned.stdout, planned.stdout
+    overrides = venv / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    subprocess.run(["make", "-C", str(ROOT), f"VENV={venv}", str(overrides)], check=True, capture_output=True)
+    (plugin, settings), *_ = json.loads(overrides.read_text()).items()
+    schema = Path(sys.prefix, "share", "jupyter", "lab", "schemas", f"{plugin}.json")  # the installed JupyterLab's
+    properties = json.loads(schema.read_text())["properties"]
+    assert settings == {"fetchNews": "false", "checkForUpdates": False}
+    assert {"const": "false", "title": "Never"} in properties["fetchNews"]["oneOf"]
+    assert properties["checkForUpdates"]["type"] == "boolean"

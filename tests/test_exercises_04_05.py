@@ -1,22 +1,29 @@
-"""Lessons 04 and 05's exercise checkers (utils.exercises), and the two versions of each lesson.
+"""The checkers of lessons 04 and 05, tested without their answers: every diagnosis fires, and min-max scaling is
+refused on maps whose minimum is 0, like the lesson's.
 
-Every checker is tested with a correct answer in the forms a learner may give, with each usual mistake (caught for
-the right reason, the Verdict's ``reason``), and with answers that are not maps at all.
+The hand-out ships this file, so no answer here is written out as a learner would: each is built from the course's
+references (``utils.discriminativity.discriminativity_map`` and ``scale_01``, ``utils.sanity.edge_map``) or from the
+checkers' own tables of mistakes. tests/solutions/test_solutions_04_05.py holds the worked answers and the mistakes
+written from scratch. The last test keeps each lesson's questions in shape.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
-from skimage import filters
 
-from utils.exercises import AnswerCheckError
+import utils.exercises.discriminativity as discriminativity_checker
+import utils.exercises.sanity as edge_checker
+from utils.discriminativity import discriminativity_map, scale_01
+from utils.exercises import AnswerCheckError, Verdict
 from utils.exercises.discriminativity import check_discriminativity_map, diagnose_discriminativity_map
 from utils.exercises.sanity import check_edge_map, diagnose_edge_map
 from utils.sanity import edge_map
@@ -26,6 +33,20 @@ LESSONS = {
     "04": ("04_discriminativity_challenge.ipynb", "check_discriminativity_map"),
     "05": ("05_sanity_checks.ipynb", "check_edge_map"),
 }
+COMMON = {"not attempted", "raised", "type", "verdict"}
+"""Diagnoses every checker shares (utils.exercises.call_answer and answer_array): tests/test_exercises_common.py."""
+
+
+def named_in(module: Any) -> set[str]:
+    """The reasons a checker module names in its source (``wrong("reason", ...)``)."""
+    return set(re.findall(r'wrong\(\s*"([^"]+)"', inspect.getsource(module)))
+
+
+def assert_named(verdict: Verdict, reason: str, words: str = "") -> None:
+    """``verdict`` refuses the answer for ``reason``, in one line that contains ``words`` (a regex)."""
+    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
+    assert verdict.message.startswith(f"Not yet right ({reason}): ") and "\n" not in verdict.message
+    assert re.search(words, verdict.message), verdict.message
 
 
 @pytest.fixture(scope="module")
@@ -35,117 +56,89 @@ def rich_pair() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(1, 3, 8, 8, generator=generator), 5 * torch.randn(1, 3, 8, 8, generator=generator)
 
 
+@pytest.fixture(scope="module")
+def cam_pair() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two 1 x 1 x 8 x 8 maps with zeros, like Grad-CAM after its ReLU: each map's minimum is 0."""
+    generator = torch.Generator().manual_seed(4)
+    return torch.relu(torch.randn(1, 1, 8, 8, generator=generator)), torch.relu(
+        torch.randn(1, 1, 8, 8, generator=generator)
+    )
+
+
 # --- lesson 04: the discriminativity map -----------------------------------------------------------------------------
 
 
-def a_learners_answer(s_a, s_b):
-    """What the lesson asks for, written the way a learner might."""
-
-    def scaled(s):
-        m = s[0].abs().sum(dim=0)
-        return m / m.max() if m.max() > 0 else m
-
-    return scaled(s_a) - scaled(s_b)
+def min_max_of_the_reference(s_a: torch.Tensor, s_b: torch.Tensor) -> np.ndarray:
+    """Min-max scaling: the reference's scaled maps, minimum subtracted (the same as min-max of the raw magnitudes)."""
+    return discriminativity_checker._min_max(scale_01(s_a)) - discriminativity_checker._min_max(scale_01(s_b))
 
 
-def min_max(s: torch.Tensor) -> torch.Tensor:
-    """The other common way to scale to [0, 1], which the lesson does not ask for."""
-    m = s[0].abs().sum(dim=0)
-    return (m - m.min()) / (m.max() - m.min())
+DISCRIMINATIVITY_CASES: dict[str, tuple[Callable[..., Any], str]] = {
+    "channels": (lambda a, b: np.stack([discriminativity_map(a, b)] * 3), "reduce each map to one channel"),
+    "shape": (lambda a, b: discriminativity_map(a, b)[:4, :4], r"shape \(4, 4\), expected 8 x 8.*Upsample Grad-CAM"),
+    "not finite": (lambda a, b: discriminativity_map(a, b) * np.nan, "leave an all-zero map at zero"),
+    "values": (lambda a, b: discriminativity_map(a, b) + 0.01, "the largest difference is at pixel"),
+    "not scaled": (lambda a, b: 3 * discriminativity_map(a, b) + 0.3, r"outside \[-1, 1\]"),
+    "min-max": (min_max_of_the_reference, "minimum was subtracted"),
+}
 
 
-def test_a_correct_answer_passes_as_function_array_or_tensor(rich_pair):
-    s_a, s_b = rich_pair
-    for answer in (a_learners_answer, a_learners_answer(s_a, s_b), a_learners_answer(s_a, s_b).numpy()[None, None]):
-        verdict = diagnose_discriminativity_map(answer, s_a, s_b)
-        assert verdict.passed and verdict.status == verdict.reason == "correct", verdict  # float32 rounding is fine
+@pytest.mark.parametrize("reason", sorted(DISCRIMINATIVITY_CASES))
+def test_each_discriminativity_diagnosis_fires(rich_pair, reason: str) -> None:
+    answer, words = DISCRIMINATIVITY_CASES[reason]
+    assert_named(diagnose_discriminativity_map(answer, *rich_pair), reason, words)
 
 
-def test_a_deliberately_wrong_answer_is_caught_for_the_right_reason(rich_pair):
-    s_a, s_b = rich_pair
-
-    def swapped(s_a, s_b):  # the classes in the wrong order
-        return a_learners_answer(s_b, s_a)
-
-    with pytest.raises(
-        AnswerCheckError,
-        match=r"^GBP: Not yet right \(sign\): the answer is S_B - S_A: the classes are in the wrong order",
-    ):
-        check_discriminativity_map(swapped, s_a, s_b, label="GBP")
+def test_each_mistake_in_the_discriminativity_table_is_named(rich_pair) -> None:
+    expected = discriminativity_map(*rich_pair)
+    for reason, text, candidate in discriminativity_checker._mistakes(*rich_pair, expected):
+        assert_named(diagnose_discriminativity_map(candidate, *rich_pair), reason, re.escape(text))
 
 
-@pytest.mark.parametrize(
-    "mistake, reason, words",
-    [
-        (lambda a, b: a[0].abs().sum(0) - b[0].abs().sum(0), "not scaled", "divide each map by its own maximum"),
-        (lambda a, b: b[0].abs().sum(0) - a[0].abs().sum(0), "not scaled", "classes are in the wrong order"),
-        (
-            lambda a, b: (a[0].abs().sum(0) - b[0].abs().sum(0)) / max(a.abs().sum(1).max(), b.abs().sum(1).max()),
-            "joint scaling",
-            "divided by the same maximum",
-        ),
-        (
-            lambda a, b: (d := a[0].abs().sum(0) - b[0].abs().sum(0)) / d.abs().max(),
-            "scaled difference",
-            r"scale each map to \[0, 1\] first",
-        ),
-        (lambda a, b: min_max(a) - min_max(b), "min-max", "minimum was subtracted; divide by the maximum only"),
-        (lambda a, b: a_learners_answer(a.clamp(min=0), b.clamp(min=0)), "reduction", "only the positive parts"),
-        (
-            lambda a, b: a_learners_answer(a.sum(1, keepdim=True), b.sum(1, keepdim=True)),
-            "reduction",
-            "summed before taking absolute values",
-        ),
-        (lambda a, b: a_learners_answer(a, a), "zero", "subtracted from itself"),
-        (lambda a, b: a_learners_answer(a, torch.zeros_like(b)), "not subtracted", "subtract the scaled S_B"),
-        (lambda a, b: a_learners_answer(a, b)[None].repeat(3, 1, 1), "channels", "reduce each map to one channel"),
-        (lambda a, b: a_learners_answer(a, b)[:4, :4], "shape", r"shape \(4, 4\), expected 8 x 8.*Upsample Grad-CAM"),
-        (lambda a, b: a_learners_answer(a, b) * float("nan"), "not finite", "leave an all-zero map at zero"),
-        (lambda a, b: a_learners_answer(a, b) + 0.3, "values", r"the largest difference is at pixel"),
-        (lambda a, b: 3 * a_learners_answer(a, b) + 0.3, "not scaled", r"outside \[-1, 1\]"),
-        (
-            lambda a, b: "a string",
-            "type",
-            "the answer is a str; return the map as an H x W numpy array or torch tensor",
-        ),
-        (lambda a, b: a.no_such_method(), "raised", "raised AttributeError"),
-    ],
-    ids=[
-        "not-scaled",
-        "not-scaled-and-swapped",
-        "joint-scaling",
-        "scaled-difference",
-        "min-max",
-        "positive-parts",
-        "abs-of-sum",
-        "same-map-twice",
-        "no-subtraction",
-        "channels",
-        "shape",
-        "nan",
-        "values",
-        "out-of-range",
-        "type",
-        "raised",
-    ],
-)
-def test_each_usual_mistake_is_named(rich_pair, mistake, reason, words):
-    verdict = diagnose_discriminativity_map(mistake, *rich_pair)
-    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
-    assert verdict.message.startswith(f"Not yet right ({reason}): ")
-    assert re.search(words, verdict.message), verdict.message
+def test_every_discriminativity_diagnosis_has_a_test(rich_pair) -> None:
+    table = {
+        reason for reason, _, _ in discriminativity_checker._mistakes(*rich_pair, discriminativity_map(*rich_pair))
+    }
+    assert named_in(discriminativity_checker) <= set(DISCRIMINATIVITY_CASES) | table | COMMON
+
+
+def test_min_max_scaling_is_refused_on_maps_whose_minimum_is_0_like_the_lessons(cam_pair) -> None:
+    """On these maps min-max equals the division by the maximum, so the checker tries a pair without zeros too."""
+    assert np.allclose(min_max_of_the_reference(*cam_pair), discriminativity_map(*cam_pair))
+    verdict = diagnose_discriminativity_map(min_max_of_the_reference, *cam_pair)
+    assert_named(verdict, "min-max", "right on these maps, but not on a test pair whose maps have no zero")
+    assert diagnose_discriminativity_map(discriminativity_map, *cam_pair).passed
+    assert diagnose_discriminativity_map(min_max_of_the_reference(*cam_pair), *cam_pair).passed, (
+        "an array cannot be tried on other maps: on these it is right"
+    )
+
+
+def test_the_test_pair_has_the_type_and_place_of_the_maps_and_no_zero(cam_pair) -> None:
+    for saliency in (cam_pair[0], cam_pair[0].numpy(), cam_pair[0].double()):
+        probe = discriminativity_checker._probe(saliency, seed=1)
+        assert type(probe) is type(saliency) and probe.shape == saliency.shape and probe.dtype == saliency.dtype
+        assert float(np.abs(np.asarray(probe)).min()) >= 0.5
+
+
+def test_the_reference_passes_and_an_all_zero_map_is_no_division_by_zero(capsys) -> None:
+    s_a, blank = torch.rand(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
+    assert check_discriminativity_map(discriminativity_map, s_a, blank, label="Grad-CAM").passed
+    assert capsys.readouterr().out.startswith("Grad-CAM: Correct: your map equals S_A - S_B")
+    assert diagnose_discriminativity_map(lambda a, b: a[0, 0] / a.max() - b[0, 0] / b.max(), s_a, blank).reason == (
+        "not finite"
+    )
 
 
 @pytest.mark.parametrize(
     "answer", [None, ..., NotImplemented, lambda a, b: None], ids=["None", "Ellipsis", "NotImplemented", "returns None"]
 )
-def test_no_answer_is_not_attempted(rich_pair, answer):
+def test_no_answer_is_not_attempted(rich_pair, answer) -> None:
     verdict = diagnose_discriminativity_map(answer, *rich_pair)
     assert (verdict.status, verdict.reason, verdict.passed) == ("not attempted", "not attempted", False)
     assert verdict.message.startswith("Not attempted:") and "YOUR ANSWER" in verdict.message
 
 
-def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(rich_pair, capsys):
+def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(rich_pair, capsys) -> None:
     def my_discriminativity_map(s_a, s_b):
         raise NotImplementedError("write my_discriminativity_map")
 
@@ -156,61 +149,16 @@ def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(ri
     assert capsys.readouterr().out == "", "a failed check prints nothing; the error says it all"
 
 
-def test_a_passing_check_prints_its_verdict_and_returns_it(rich_pair, capsys):
-    verdict = check_discriminativity_map(a_learners_answer, *rich_pair, label="Grad-CAM")
-    assert verdict.passed and str(verdict) == verdict.message
-    assert capsys.readouterr().out == f"Grad-CAM: {verdict.message}\n"
-
-
-def test_the_checker_accepts_an_all_zero_map_done_right_and_catches_division_by_zero():
-    s_a, blank = torch.rand(1, 1, 4, 4), torch.zeros(1, 1, 4, 4)
-    assert diagnose_discriminativity_map(a_learners_answer, s_a, blank).passed
-
-    def divides_by_zero(s_a, s_b):
-        return s_a[0, 0] / s_a.max() - s_b[0, 0] / s_b.max()
-
-    assert diagnose_discriminativity_map(divides_by_zero, s_a, blank).reason == "not finite"
-
-
-def test_a_learner_function_cannot_change_the_maps_it_is_checked_on(rich_pair):
+def test_a_learner_function_cannot_change_the_maps_it_is_checked_on(rich_pair) -> None:
     s_a, s_b = rich_pair
     kept = s_a.clone()
 
     def vandal(a, b):
         a.mul_(0)
-        return a_learners_answer(a, b)
+        return a[0, 0]
 
-    diagnose_discriminativity_map(vandal, s_a, s_b)
+    assert not diagnose_discriminativity_map(vandal, s_a, s_b).passed
     assert torch.equal(s_a, kept)
-
-
-@pytest.mark.parametrize(
-    "answer, words",
-    [
-        (
-            lambda a, b: a_learners_answer(a, b).numpy() + 1j,
-            r"the answer is a complex array \(dtype complex(64|128)\); the map is real",
-        ),
-        (
-            lambda a, b: a_learners_answer(a, b).to(torch.complex64),
-            r"the answer is a complex tensor \(dtype complex64\)",
-        ),
-        (lambda a, b: a_learners_answer(a, b).numpy() > 0, r"the answer is a boolean array \(dtype bool\)"),
-        (lambda a, b: a_learners_answer(a, b) > 0, r"the answer is a boolean tensor \(dtype bool\)"),
-        (lambda a, b: a_learners_answer(a, b).numpy().astype(str), r"the answer is an array of dtype <U"),
-    ],
-    ids=["complex-array", "complex-tensor", "bool-array", "bool-tensor", "strings"],
-)
-def test_answers_that_are_not_real_maps_are_named_by_what_they_are(rich_pair, answer, words):
-    verdict = diagnose_discriminativity_map(answer, *rich_pair)
-    assert (verdict.status, verdict.reason) == ("wrong", "type"), verdict.message
-    assert re.search(words, verdict.message), verdict.message
-    assert "a ndarray" not in verdict.message
-
-
-def test_a_complex_answer_with_the_right_real_part_is_not_accepted(rich_pair):
-    with pytest.raises(AnswerCheckError, match=r"\(type\): the answer is a complex array"):
-        check_discriminativity_map(a_learners_answer(*rich_pair).numpy() + 1j, *rich_pair)
 
 
 # --- lesson 05: the edge detector ---------------------------------------------------------------------
@@ -224,94 +172,48 @@ def picture() -> np.ndarray:
     return (0.5 + 0.5 * base + 0.05 * np.random.default_rng(0).random((24, 28, 3))).clip(0, 1) / 1.05
 
 
-def gray_of(picture: np.ndarray) -> np.ndarray:
-    return picture.mean(axis=-1)
+EDGE_CASES: dict[str, tuple[Callable[..., Any], str]] = {
+    "channels": (lambda p: np.stack([edge_map(p[..., c]) for c in range(3)], axis=-1), "one map per colour channel"),
+    "shape": (lambda p: edge_map(p)[:10], r"shape \(10, 28\), expected 24 x 28"),
+    "not finite": (lambda p: edge_map(p) * np.nan, "NaN"),
+    "zero": (lambda p: np.zeros(p.shape[:2]), "zero everywhere"),
+    "sign": (lambda p: -edge_map(p), "negative values"),
+    "values": (lambda p: edge_map(p) + 0.5, "not proportional"),
+}
+
+
+@pytest.mark.parametrize("reason", sorted(EDGE_CASES))
+def test_each_edge_map_diagnosis_fires(picture, reason: str) -> None:
+    answer, words = EDGE_CASES[reason]
+    assert_named(diagnose_edge_map(answer, picture), reason, words)
+
+
+def test_each_mistake_in_the_edge_map_table_is_named(picture) -> None:
+    for reason, text, candidate in edge_checker._mistakes(picture):
+        assert_named(diagnose_edge_map(candidate, picture), reason, re.escape(text))
+
+
+def test_every_edge_map_diagnosis_has_a_test(picture) -> None:
+    table = {reason for reason, _, _ in edge_checker._mistakes(picture)}
+    assert named_in(edge_checker) <= set(EDGE_CASES) | table | COMMON
 
 
 @pytest.mark.parametrize(
     "answer",
-    [
-        lambda p: np.hypot(ndimage.sobel(gray_of(p), axis=1), ndimage.sobel(gray_of(p), axis=0)),
-        lambda p: filters.sobel(gray_of(p)),  # scaled differently and reflected at the border: still right
-        lambda p: np.sqrt(filters.sobel_h(gray_of(p)) ** 2 + filters.sobel_v(gray_of(p)) ** 2),
-        lambda p: torch.from_numpy(10 * edge_map(p)).float()[None],
-    ],
-    ids=["scipy", "skimage-sobel", "skimage-h-v", "tensor-scaled"],
+    [edge_map, lambda p: torch.from_numpy(10 * edge_map(p)).float()[None]],
+    ids=["reference", "tensor-scaled"],
 )
-def test_a_correct_edge_map_passes_in_any_usual_form(picture, answer):
-    verdict = diagnose_edge_map(answer, picture)
-    assert verdict.passed and verdict.reason == "correct", verdict.message
-
-
-def test_a_deliberately_wrong_edge_map_is_caught_for_the_right_reason(picture):
-    def squared(p):
-        gray = gray_of(p)
-        return ndimage.sobel(gray, axis=1) ** 2 + ndimage.sobel(gray, axis=0) ** 2
-
-    with pytest.raises(AnswerCheckError, match=r"^cat: Not yet right \(squared\): the answer is gx\*\*2 \+ gy\*\*2"):
-        check_edge_map(squared, picture, label="cat")
-
-
-@pytest.mark.parametrize(
-    "mistake, reason, words",
-    [
-        (lambda p: np.abs(ndimage.sobel(gray_of(p), axis=1)), "one direction", "only the horizontal gradient gx"),
-        (lambda p: np.abs(ndimage.sobel(gray_of(p), axis=0)), "one direction", "only the vertical gradient gy"),
-        (
-            lambda p: np.abs(ndimage.sobel(gray_of(p), axis=1)) + np.abs(ndimage.sobel(gray_of(p), axis=0)),
-            "L1",
-            r"\|gx\| \+ \|gy\|",
-        ),
-        (lambda p: filters.sobel(p @ np.array([0.2125, 0.7154, 0.0721])), "gray", "luminance weights"),
-        (lambda p: np.hypot(*np.gradient(gray_of(p))), "not Sobel", "plain differences"),
-        (lambda p: ndimage.sobel(gray_of(p), axis=1) + ndimage.sobel(gray_of(p), axis=0), "sign", "negative values"),
-        (lambda p: -edge_map(p), "sign", "negative values"),
-        (
-            lambda p: np.stack([edge_map(p[..., c]) for c in range(3)], axis=-1),
-            "channels",
-            "one map per colour channel",
-        ),
-        (lambda p: edge_map(p)[:10], "shape", r"shape \(10, 28\), expected 24 x 28"),
-        (lambda p: edge_map(p) * np.nan, "not finite", "NaN"),
-        (lambda p: np.zeros(p.shape[:2]), "zero", "zero everywhere"),
-        (lambda p: edge_map(p) + 0.5, "values", "not proportional"),
-        (lambda p: edge_map(p) > 1, "type", r"boolean array \(dtype bool\)"),
-        (lambda p: edge_map(p) + 0j, "type", "complex128"),
-        (lambda p: [[1.0]], "type", "the answer is a list"),
-        (lambda p: p.no_such_method(), "raised", "raised AttributeError"),
-    ],
-    ids=[
-        "gx-only",
-        "gy-only",
-        "l1",
-        "luminance",
-        "np-gradient",
-        "signed",
-        "negated",
-        "per-channel",
-        "shape",
-        "nan",
-        "zero",
-        "offset",
-        "bool",
-        "complex",
-        "list",
-        "raised",
-    ],
-)
-def test_each_usual_edge_map_mistake_is_named(picture, mistake, reason, words):
-    verdict = diagnose_edge_map(mistake, picture)
-    assert (verdict.status, verdict.reason) == ("wrong", reason), verdict.message
-    assert re.search(words, verdict.message), verdict.message
+def test_the_reference_passes_in_any_usual_form(picture, answer) -> None:
+    assert diagnose_edge_map(answer, picture).passed
 
 
 @pytest.mark.parametrize("answer", [None, ..., lambda p: None], ids=["None", "Ellipsis", "returns None"])
-def test_no_edge_map_is_not_attempted(picture, answer):
+def test_no_edge_map_is_not_attempted(picture, answer) -> None:
     verdict = diagnose_edge_map(answer, picture)
     assert verdict.status == "not attempted" and "YOUR ANSWER" in verdict.message
 
 
-def test_the_edge_checker_never_changes_the_picture(picture):
+def test_the_edge_checker_never_changes_the_picture(picture) -> None:
     kept = picture.copy()
 
     def vandal(p):
@@ -320,6 +222,8 @@ def test_the_edge_checker_never_changes_the_picture(picture):
 
     assert diagnose_edge_map(vandal, picture).passed
     assert np.array_equal(picture, kept)
+    with pytest.raises(AnswerCheckError, match=r"^cat: Not yet right \(sign\)"):
+        check_edge_map(lambda p: -edge_map(p), picture, label="cat")
 
 
 # --- the lessons' two versions --------------------------------------------------------------------

@@ -201,10 +201,8 @@ def _tensor_values(answer: torch.Tensor, want: str) -> npt.NDArray[Any] | Verdic
     if answer.layout != torch.strided:
         return wrong("type", f"the answer is a sparse tensor ({answer.layout}); return {want} (x.to_dense()).")
     if answer.is_complex():
-        return wrong(
-            "type",
-            f"the answer is a complex tensor (dtype {str(answer.dtype).removeprefix('torch.')}); the map is real: return {want}.",
-        )
+        dtype = str(answer.dtype).removeprefix("torch.")
+        return wrong("type", f"the answer is a complex tensor (dtype {dtype}); the map is real: return {want}.")
     try:
         tensor = answer.detach().cpu().resolve_conj().resolve_neg()
         return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()

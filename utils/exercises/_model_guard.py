@@ -1,6 +1,6 @@
 """Run a learner's function on a copy of the model, and say in one line what it changed.
 
-The checkers of lessons 01 and 07 pass the learner's function a deep copy of the model, so the
+The checkers of lessons 01 and 08 pass the learner's function a deep copy of the model, so the
 lesson's model stays as it was whatever the function does. Afterwards the copy is compared with
 the model: modules, dtype and device, weights and buffers, ``requires_grad``, train/eval flags,
 hooks and ``.grad`` left on the parameters (the ``.backward()`` trap). Torch's global state

@@ -1,4 +1,4 @@
-"""Lesson 07's checker: the insertion curve of a saliency map, computed by hand.
+"""Lesson 08's checker: the insertion curve of a saliency map, computed by hand.
 
 The exercise: start from the blurred image (``utils.faithfulness.replacement(x, "blur")``), reveal
 the pixels of ``x`` in the order the map ranks them, highest first, ``N / steps`` more pixels at
@@ -151,5 +151,5 @@ def check_insertion_curve(
     steps: int = 8,
     label: str | None = None,
 ) -> Verdict:
-    """Lesson 07's auto-checker: print the verdict if right, else raise ``AnswerCheckError`` saying what differs."""
+    """Lesson 08's auto-checker: print the verdict if right, else raise ``AnswerCheckError`` saying what differs."""
     return report(diagnose_insertion_curve(answer, model, x, saliency, target, steps=steps), label)

@@ -1,4 +1,4 @@
-"""Lesson 08's exercise: the share of a saliency map's mass inside the tag's box.
+"""Lesson 09's exercise: the share of a saliency map's mass inside the tag's box.
 
 The learner writes ``my_box_share(saliency, box)``; ``check_box_share`` compares it with
 ``utils.shortcuts.box_share`` on a map and, when it differs, names the usual mistake: signed

@@ -1,12 +1,12 @@
-"""Lesson 09's exercise checker (utils.exercises.shortcuts), and the lesson's two versions.
+"""The worked answer to lesson 09's exercise (the share of a map's mass in a box) and each usual mistake written out as
+a learner would: the answer passes in every form a learner may give, each mistake is named for its reason.
 
-The checker is tested with a correct answer in the forms a learner may give, with each usual mistake (caught for the
-right reason, the Verdict's ``reason``), and with answers that are not a share at all.
+The hand-out leaves this folder out (tests/solutions/); tests/test_exercises_09_clever_hans.py tests the same checker
+without the answer.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -86,37 +86,10 @@ def test_a_deliberately_wrong_answer_is_caught_for_the_right_reason(gbp_like):
         check_box_share(lambda s, b: with_box(s, b.rows, b.columns, signed=True), gbp_like, BOX)
 
 
-def test_a_value_that_matches_no_known_mistake_says_what_to_do(gbp_like):
-    verdict = diagnose_box_share(0.5, gbp_like, BOX)
-    assert verdict.reason == "value" and "divide the sum inside the box" in verdict.message
-    assert diagnose_box_share(1.5, gbp_like, BOX).reason == "range"
-
-
-@pytest.mark.parametrize(
-    "answer, reason",
-    [
-        (lambda s, b: np.array([0.1, 0.2]), "not a number"),
-        (lambda s, b: "0.3", "not a number"),
-        (lambda s, b: float("nan"), "not finite"),
-        (lambda s, b: 1 / 0, "raised"),
-    ],
-)
-def test_answers_that_are_not_a_share_are_named(gbp_like, answer, reason):
-    assert diagnose_box_share(answer, gbp_like, BOX).reason == reason
-
-
-@pytest.mark.parametrize("answer", [None, ...])
-def test_no_answer_is_not_attempted(gbp_like, answer):
-    assert diagnose_box_share(answer, gbp_like, BOX).status == "not attempted"
-
-
-def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(gbp_like):
-    def my_box_share(saliency, box):
-        raise NotImplementedError("write my_box_share in the cell marked YOUR ANSWER")
-
-    assert diagnose_box_share(my_box_share, gbp_like, BOX).status == "not attempted"
-    with pytest.raises(AnswerCheckError, match="Not attempted"):
-        check_box_share(my_box_share, gbp_like, BOX, label="GBP")
+def test_a_rounded_share_is_named_as_rounded_not_as_a_wrong_reduction(gbp_like):
+    verdict = diagnose_box_share(lambda s, b: round(right(s, b), 3), gbp_like, BOX)
+    assert verdict.reason == "rounded" and "rounded to 3 decimals" in verdict.message, verdict.message
+    assert "|values|" not in verdict.message
 
 
 def test_a_passing_check_prints_its_verdict_and_returns_it(gbp_like, capsys):
@@ -140,22 +113,3 @@ def test_a_one_channel_map_like_grad_cam_is_checked_too():
     cam = torch.rand(1, 1, 10, 12, generator=torch.Generator().manual_seed(1))
     assert diagnose_box_share(right, cam, BOX).passed
     assert diagnose_box_share(lambda s, b: 100 * right(s, b), cam, BOX).reason == "percent"
-
-
-# --- the lesson's two versions --------------------------------------------------------------------
-
-
-def read_cells(path: Path) -> list[dict]:
-    return json.loads(path.read_text())["cells"]
-
-
-def tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
-
-
-def test_the_lesson_ends_with_questions_whose_answers_are_folded():
-    learner = read_cells(ROOT / "notebooks" / LESSON)
-    text = "".join("".join(c["source"]) for c in learner if c["cell_type"] == "markdown")
-    questions = text.split("## Check your understanding", 1)[-1]
-    assert "## Check your understanding" in text and 2 <= questions.count("<details><summary>Answer</summary>") <= 4
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in learner if c["cell_type"] == "code")

@@ -22,6 +22,7 @@ from utils.sanity import (
     edge_map,
     hog_correlation,
     independent_randomisation,
+    is_blank,
     magnitude_pair,
     randomisation_order,
     rank_correlation,
@@ -251,6 +252,62 @@ def test_ssim_shrinks_its_window_for_small_maps_and_rejects_tiny_ones() -> None:
     assert ssim(a, b) == pytest.approx(expected, abs=1e-12)
     with pytest.raises(ValueError, match="at least 3 x 3"):
         ssim(np.ones((2, 5)), np.ones((2, 5)))
+
+
+def test_signed_ssim_equals_skimage_on_channel_sums_over_their_largest_magnitude() -> None:
+    a, b = random_map(3, 16, 16, seed=5), random_map(3, 16, 16, seed=6)
+    sa, sb = a.sum(0), b.sum(0)
+    sa, sb = sa / np.abs(sa).max(), sb / np.abs(sb).max()
+    span = max(sa.max(), sb.max()) - min(sa.min(), sb.min())
+    assert ssim(a, b, absolute=False) == pytest.approx(structural_similarity(sa, sb, data_range=span), abs=1e-12)
+    assert ssim(a, -a, absolute=False) < 0.75 < ssim(a, -a) == pytest.approx(1.0), "only the signed SSIM sees a flip"
+
+
+def test_signed_and_magnitude_ssim_and_hog_agree_on_a_map_without_negative_values() -> None:
+    a, b = np.abs(random_map(32, 32, seed=1)), np.abs(random_map(32, 32, seed=2))
+    assert ssim(a, b, absolute=False) == pytest.approx(ssim(a, b), abs=1e-12)
+    assert hog_correlation(a, b, absolute=False) == pytest.approx(hog_correlation(a, b), abs=1e-12)
+
+
+def test_signed_hog_is_pearson_of_skimage_hog_of_the_channel_sums_and_blind_to_a_sign_flip() -> None:
+    a, b = random_map(3, 32, 32, seed=3), random_map(3, 32, 32, seed=4)
+    sa, sb = a.sum(0), b.sum(0)
+    expected = np.corrcoef(hog(sa / np.abs(sa).max()), hog(sb / np.abs(sb).max()))[0, 1]
+    assert hog_correlation(a, b, absolute=False) == pytest.approx(expected, abs=1e-9)
+    assert hog_correlation(a, -a, absolute=False) == pytest.approx(1.0)
+    assert hog_correlation(a, b, absolute=False) != pytest.approx(hog_correlation(a, b), abs=1e-6)
+
+
+def test_similarity_measures_are_computed_as_the_paper_does_ssim_and_hog_without_absolute_values() -> None:
+    a, b = random_map(3, 32, 32, seed=8), random_map(3, 32, 32, seed=9)
+    b = a + 0.5 * b  # related maps, so that the two ways differ clearly
+    assert SIMILARITY_MEASURES["SSIM"](a, b) == ssim(a, b, absolute=False) != ssim(a, b)
+    assert SIMILARITY_MEASURES["HOG"](a, b) == hog_correlation(a, b, absolute=False) != hog_correlation(a, b)
+    assert SIMILARITY_MEASURES["Spearman |.|"](a, b) == rank_correlation(a, b)
+    assert SIMILARITY_MEASURES["Spearman"](a, b) == rank_correlation(a, b, absolute=False)
+
+
+def test_absolute_must_be_a_flag_for_ssim_and_hog() -> None:
+    for measure in (ssim, hog_correlation):
+        with pytest.raises(TypeError, match="absolute must be True or False"):
+            measure(random_map(32, 32), random_map(32, 32), absolute="no")
+
+
+# --- blank maps -----------------------------------------------------------------------------------
+
+
+def test_is_blank_finds_constant_maps_only_and_leaves_them_alone() -> None:
+    zeros = torch.zeros(1, 3, 8, 8)
+    assert is_blank(zeros) and is_blank(np.full((8, 8), -2.0)) and is_blank(np.zeros((3, 8, 8)))
+    one_pixel = np.zeros((1, 3, 8, 8))
+    one_pixel[0, 1, 4, 4] = 1e-30  # the smallest non-zero value still ranks one pixel above the others
+    assert not is_blank(one_pixel) and not is_blank(random_map(8, 8))
+    cancelling = np.zeros((2, 4, 4))
+    cancelling[0, 1, 1], cancelling[1, 1, 1] = 1.0, -1.0  # channels that sum to zero still have a magnitude
+    assert not is_blank(cancelling)
+    assert torch.equal(zeros, torch.zeros(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        is_blank(np.full((4, 4), np.nan))
 
 
 # --- randomisation order ----------------------------------------------------------------------------

@@ -13,8 +13,12 @@ weights it claims to explain are gone does not explain those weights.
 * The paper's four similarity measures, each comparing two maps of the same size:
   ``rank_correlation`` (Spearman, of absolute values, or of signed values with
   ``absolute=False``), ``ssim`` (structural similarity) and ``hog_correlation`` (Pearson
-  correlation of HOG features); ``SIMILARITY_MEASURES`` names them for tables. A 3-channel map
-  is reduced to one channel first (``magnitude_pair``: absolute values summed over channels).
+  correlation of HOG features). A 3-channel map is reduced to one channel first: absolute
+  values summed over channels (``magnitude_pair``), or, with ``absolute=False``, the channels
+  summed with their signs. ``SIMILARITY_MEASURES`` names the four as the paper computes them on
+  ImageNet (Section 2.2: Spearman with and without absolute values, SSIM and HOG without).
+* ``is_blank``: whether a map is constant (a randomised model can give an all-zero map, which
+  has no ranking and no edges: a sanity check must count it apart, not as "changed").
 * ``edge_map``: a Sobel edge detector, the baseline of the paper's Fig. 1. It needs no model,
   yet its picture looks like an explanation.
 """
@@ -44,6 +48,7 @@ __all__ = [
     "edge_map",
     "hog_correlation",
     "independent_randomisation",
+    "is_blank",
     "magnitude_pair",
     "randomisation_order",
     "rank_correlation",
@@ -196,49 +201,73 @@ def rank_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
     return float(np.corrcoef(_ranks(first), _ranks(second))[0, 1])  # Pearson's r of the ranks: Spearman's rho
 
 
-def _scaled_pair(a: MapLike, b: MapLike) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """Both magnitudes divided by their own maximum, so both lie in [0, 1] (an all-zero map stays zero)."""
-    first, second = magnitude_pair(a, b)
-    return first / first.max() if first.max() > 0 else first, second / second.max() if second.max() > 0 else second
+def _scaled_pair(
+    a: MapLike, b: MapLike, absolute: bool = True
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Both maps divided by their own largest |value|: magnitudes in [0, 1], or signed maps in [-1, 1].
+
+    With ``absolute=True`` the magnitudes (``magnitude_pair``), else the channels summed with
+    their signs; an all-zero map stays zero.
+    """
+    if check_flag(absolute, "absolute"):
+        first, second = magnitude_pair(a, b)
+    else:
+        first, second = _on_one_grid(channel_sum(a, "a"), channel_sum(b, "b"), ("a", "b"))
+    return tuple(m / np.abs(m).max() if np.abs(m).max() > 0 else m for m in (first, second))  # type: ignore[return-value]
 
 
-def ssim(a: MapLike, b: MapLike) -> float:
-    """Structural similarity (SSIM, Wang et al. 2004) between the magnitudes of two maps.
+def ssim(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
+    """Structural similarity (SSIM, Wang et al. 2004) between two maps.
 
-    Each magnitude map (see ``magnitude``) is divided by its own maximum, so both lie in
-    [0, 1] (an all-zero map stays zero), and ``skimage.metrics.structural_similarity`` compares
-    them with ``data_range=1``. Its 7 x 7 window shrinks to the largest odd size that fits a
-    smaller map; maps smaller than 3 x 3 raise a ``ValueError``. 1 means identical.
+    With ``absolute=True`` (default) the magnitudes (see ``magnitude``) are compared, each
+    divided by its own maximum so both lie in [0, 1]; with ``absolute=False`` the channels are
+    summed with their signs and each map is divided by its largest |value|, so both lie in
+    [-1, 1], as Adebayo et al. (2018, Section 2.2) compute SSIM on ImageNet: without absolute
+    values. ``skimage.metrics.structural_similarity`` compares them with ``data_range`` the
+    range the two scaled maps span together (1 for two non-negative maps, so that a map without
+    negative values gives the same SSIM either way). Its 7 x 7 window shrinks to the largest odd
+    size that fits a smaller map; maps smaller than 3 x 3 raise a ``ValueError``. 1 means
+    identical.
 
     >>> ramp = np.arange(64.0).reshape(8, 8)
-    >>> ssim(ramp, 2 * ramp), round(ssim(ramp, ramp.T), 2)
-    (1.0, 0.25)
+    >>> ssim(ramp, 2 * ramp), round(ssim(ramp, ramp.T), 2), ssim(ramp, ramp.T, absolute=False) == ssim(ramp, ramp.T)
+    (1.0, 0.25, True)
+    >>> noise = np.random.default_rng(0).normal(size=(16, 16))  # signed: a sign flip changes the signed map only
+    >>> ssim(noise, -noise), ssim(noise, -noise, absolute=False) < 0.5
+    (1.0, True)
     """
-    first, second = _scaled_pair(a, b)
+    first, second = _scaled_pair(a, b, absolute)
     side = min(first.shape)
     window = min(_SSIM_WINDOW, side if side % 2 else side - 1)
     if window < 3:
         raise ValueError(f"SSIM needs maps of at least 3 x 3 pixels, got {first.shape}; upsample them first.")
     from skimage.metrics import structural_similarity  # here: it imports scipy.ndimage, 0.2 s of every lesson
 
-    return float(structural_similarity(first, second, data_range=1.0, win_size=window))
+    # the range the two scaled maps span together, zero included: 1 for magnitudes (and any non-negative maps), up to 2
+    span = max(first.max(), second.max(), 0.0) - min(first.min(), second.min(), 0.0)
+    return float(structural_similarity(first, second, data_range=float(span) or 1.0, win_size=window))
 
 
-def hog_correlation(a: MapLike, b: MapLike) -> float:
-    """Pearson correlation of the HOG features (Dalal and Triggs 2005) of two maps' magnitudes, in [-1, 1].
+def hog_correlation(a: MapLike, b: MapLike, *, absolute: bool = True) -> float:
+    """Pearson correlation of the HOG features (Dalal and Triggs 2005) of two maps, in [-1, 1].
 
     The fourth measure of Adebayo et al. (2018): it compares where the maps have edges and in
-    which direction they run, not their pixel values. Each magnitude is scaled to [0, 1] and
-    described with ``skimage.feature.hog`` at its defaults (9 orientations, 8 x 8 pixels per
-    cell, 3 x 3 cells per block), so maps need at least 24 x 24 pixels (upsample a Grad-CAM map
-    first). A map without any edge (constant) gives HOG features that are all zero; then, as
-    in ``rank_correlation``, the result is 1.0 or 0.0 with a ``ConstantMapWarning``.
+    which direction they run, not their pixel values. Each map, its magnitude (``absolute=True``,
+    default) or its channels summed with their signs (``absolute=False``, as the paper computes
+    HOG on ImageNet, Section 2.2), is divided by its largest |value| and described with
+    ``skimage.feature.hog`` at its defaults (9 orientations, 8 x 8 pixels per cell, 3 x 3 cells
+    per block), so maps need at least 24 x 24 pixels (upsample a Grad-CAM map first). HOG's
+    orientations ignore the direction of a gradient, so a map and its negative give 1 either way.
+    A map without any edge (constant) gives HOG features that are all zero; then, as in
+    ``rank_correlation``, the result is 1.0 or 0.0 with a ``ConstantMapWarning``.
 
     >>> ramp = np.add.outer(np.arange(32.0), np.arange(32.0) ** 2)
     >>> hog_correlation(ramp, 3 * ramp), hog_correlation(ramp, ramp.T) < 0.5
     (1.0, True)
+    >>> hog_correlation(ramp, -ramp, absolute=False)
+    1.0
     """
-    first, second = _scaled_pair(a, b)
+    first, second = _scaled_pair(a, b, absolute)
     smallest = _HOG_CELL * _HOG_BLOCK
     if min(first.shape) < smallest:
         raise ValueError(
@@ -257,11 +286,27 @@ SIMILARITY_MEASURES: Mapping[str, Callable[[MapLike, MapLike], float]] = Mapping
     {
         "Spearman |.|": rank_correlation,
         "Spearman": lambda a, b: rank_correlation(a, b, absolute=False),
-        "SSIM": ssim,
-        "HOG": hog_correlation,
+        "SSIM": lambda a, b: ssim(a, b, absolute=False),
+        "HOG": lambda a, b: hog_correlation(a, b, absolute=False),
     }
 )
-"""The four measures of Adebayo et al. (2018), by the name a table gives them."""
+"""The four measures of Adebayo et al. (2018), by the name a table gives them, computed as the paper does on
+ImageNet (Section 2.2): Spearman with and without absolute values, SSIM and HOG without."""
+
+
+def is_blank(saliency: MapLike) -> bool:
+    """Whether a map is constant, e.g. all zero: it ranks no pixel above another and has no edge.
+
+    A randomised model can give such a map (its class score does not reach the input at all),
+    and the similarity measures then have nothing to compare: ``rank_correlation`` returns 0.0
+    with a ``ConstantMapWarning``. A sanity check counts those steps apart (this function says
+    which), instead of reading that 0.0 as "the map changed".
+
+    >>> is_blank(np.zeros((1, 3, 4, 4))), is_blank(np.full((4, 4), 2.0)), is_blank(np.eye(4))
+    (True, True, False)
+    """
+    values = channel_sum(saliency, "saliency")
+    return bool(np.ptp(values) == 0 and np.ptp(magnitude(saliency, "saliency")) == 0)
 
 
 def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np.float64]:

@@ -7,10 +7,12 @@ plumbing matters; the offline model checks the lesson's claims on its picture.
 from __future__ import annotations
 
 import copy
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from captum.attr import GuidedBackprop, GuidedGradCam, LayerAttribution, LayerGradCam
 from torch import nn
 
 from utils.datasets import preprocess_imagenet_image, sample_image_path, two_class_image
@@ -26,7 +28,7 @@ from utils.discriminativity import (
 )
 from utils.lesson import open_photo
 from utils.models import load_model
-from utils.saliency import saliency_maps, upsample_cam
+from utils.saliency import grad_cam, guided_backprop, guided_grad_cam
 from utils.visualise import GRADIENT_CLIP_PERCENTILE
 
 CATEGORIES = ("cat", "cup", "dog")
@@ -316,13 +318,35 @@ def test_paired_maps_gives_each_method_on_the_input_grid_from_one_forward_pass()
         handle.remove()
     assert len(calls) == 1, "both classes and all three methods from one forward pass"
     assert list(pairs) == list(METHODS) == list(METHOD_TITLES)
-    maps = saliency_maps(net, "1", x, [0, 2], interpolate_mode="bilinear")
+    # Expected values from the single-method functions and Captum, not from saliency_maps, which paired_maps calls.
     for method, (s_a, s_b) in pairs.items():
-        want_a, want_b = maps[0][method], maps[2][method]
-        if method == "grad_cam":
-            want_a, want_b = upsample_cam(want_a, (8, 8), "bilinear"), upsample_cam(want_b, (8, 8), "bilinear")
         assert s_a.shape[-2:] == (8, 8) and not s_a.requires_grad
-        assert torch.allclose(s_a, want_a) and torch.allclose(s_b, want_b), method
+        for got, target in ((s_a, 0), (s_b, 2)):
+            assert torch.allclose(got, single_method(method, net, x, target), atol=1e-6), (method, target)
+            assert torch.allclose(got, captum_map(method, net, x, target), atol=1e-6), (method, target)
+    ggc_nearest = guided_grad_cam(net, "1", x, 0, interpolate_mode="nearest")
+    assert not torch.allclose(pairs["guided_grad_cam"][0], ggc_nearest), "bilinear and nearest should differ here"
+
+
+def single_method(method: str, net: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    """One map on x's grid from the function that computes only that method (bilinear, as paired_maps)."""
+    if method == "grad_cam":
+        return grad_cam(net, "1", x, target, upsample="bilinear")
+    if method == "guided_backprop":
+        return guided_backprop(net, x, target)
+    return guided_grad_cam(net, "1", x, target, interpolate_mode="bilinear")
+
+
+def captum_map(method: str, net: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    """The same map from Captum 0.9 (its warnings silenced; it gets its own copy of x)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if method == "grad_cam":
+            cam = LayerGradCam(net, net[1]).attribute(x.clone(), target, relu_attributions=True)
+            return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear")
+        if method == "guided_backprop":
+            return GuidedBackprop(net).attribute(x.clone(), target)
+        return GuidedGradCam(net, net[1]).attribute(x.clone(), target, interpolate_mode="bilinear")
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.draw
 import torch
 from PIL import Image, ImageDraw
 from torchvision.models import SqueezeNet1_1_Weights
+from torchvision.transforms._presets import ImageClassification
 
 from utils.datasets import deprocess_imagenet_image, preprocess_imagenet_image
 from utils.regions import as_mask, has_regions, image_regions, marked_images, mass_share, region_masks
@@ -44,6 +46,42 @@ def test_masks_line_up_with_the_preprocessed_image(tmp_path: Path, size: tuple[i
     assert overlap > 0.95, f"mask and red rectangle overlap {overlap:.3f} for a {size} photo"
 
 
+@pytest.mark.parametrize(
+    "photo_size, resize, crop, scale, offset",
+    [
+        ((200, 120), 120, 120, 1.0, (40, 0)),  # no scaling; crop 40 columns off the left
+        ((600, 400), 200, 200, 0.5, (50, 0)),  # halve to 300 x 200, crop 50 columns off the left
+        ((90, 150), 60, 60, 2 / 3, (0, 20)),  # portrait: 60 x 100, crop 20 rows off the top
+    ],
+)
+def test_a_pixel_belongs_to_a_region_when_its_centre_lies_inside(
+    tmp_path: Path, photo_size: tuple[int, int], resize: int, crop: int, scale: float, offset: tuple[int, int]
+) -> None:
+    """The exact rule, pixel by pixel: input pixel (r, c) stands for photo point ((c + left + 0.5) / s, ...).
+
+    The rectangle's edges sit at fractional coordinates, so a rule testing pixel corners (or any point other
+    than the centre) moves a row or a column in or out of the mask.
+    """
+    width, height = photo_size
+    x0, x1, y0, y1 = 0.4 * width + 0.3, 0.6 * width + 0.7, 0.4 * height + 0.6, 0.6 * height + 0.2
+    photo = tmp_path / "plain.png"
+    Image.new("RGB", photo_size, "white").save(photo)
+    regions = tmp_path / "regions.json"
+    outline = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
+    regions.write_text(json.dumps({"images": {"plain.png": {"box": {"category": "box", "polygons": [outline]}}}}))
+    mask = region_masks(photo, ImageClassification(crop_size=crop, resize_size=resize), regions_file=regions)["box"]
+
+    def inside(shift: float) -> np.ndarray:
+        rows, cols = np.mgrid[0:crop, 0:crop]
+        x, y = (cols + offset[0] + shift) / scale, (rows + offset[1] + shift) / scale
+        return (x0 < x) & (x < x1) & (y0 < y) & (y < y1)
+
+    expected = inside(0.5)
+    assert mask.shape == (crop, crop) and expected.any()
+    assert not np.array_equal(inside(0.0), expected), "the corner rule must give another mask here"
+    assert np.array_equal(mask, expected), f"{int((mask != expected).sum())} pixels differ from the centre rule"
+
+
 def test_masks_follow_the_models_own_transforms(tmp_path: Path) -> None:
     photo, regions = _photo_with_rectangle(tmp_path, (400, 250))
     transforms = SqueezeNet1_1_Weights.IMAGENET1K_V1.transforms()
@@ -52,10 +90,53 @@ def test_masks_follow_the_models_own_transforms(tmp_path: Path) -> None:
     assert (mask & red).sum() / (mask | red).sum() > 0.95
 
 
+# The course photos' geometry under VGG16's resize (shorter side 256) and centre crop (224), worked out by hand:
+# fruits.jpg 512 x 480 -> 273 x 256 (int(256 * 512 / 480)), crop offset (round(24.5) = 24, 16);
+# squirrel.jpg 535 x 426 -> 321 x 256 (int(256 * 535 / 426)), crop offset (round(48.5) = 48, 16).
+COURSE_GEOMETRY = {"fruits": (512, 480, 273, 256, 24, 16), "squirrel": (535, 426, 321, 256, 48, 16)}
+
+
+def _centre_rule_masks(photo: str) -> dict[str, np.ndarray]:
+    """Each region of a course photo filled by scikit-image on the input grid: an independent rasteriser.
+
+    Photo point (x, y) lands at input column x * new_w / w - left - 0.5 (pixel c's centre is at c), so
+    ``skimage.draw.polygon`` on the moved vertices fills the input pixels whose centres lie inside.
+    """
+    width, height, new_w, new_h, left, top = COURSE_GEOMETRY[photo]
+    regions = json.loads((Path(__file__).resolve().parents[1] / "data" / "regions.json").read_text())
+    masks = {}
+    for label, spec in regions["images"][f"{photo}.jpg"].items():
+        mask = np.zeros((224, 224), dtype=bool)
+        for outline in spec["polygons"]:
+            vertices = np.asarray(outline, dtype=float)
+            rows = vertices[:, 1] * new_h / height - top - 0.5
+            cols = vertices[:, 0] * new_w / width - left - 0.5
+            mask[skimage.draw.polygon(rows, cols, mask.shape)] = True
+        masks[label] = mask
+    return masks
+
+
+@pytest.mark.parametrize("photo", ["fruits", "squirrel"])
+def test_course_masks_are_the_outlines_filled_by_pixel_centre(photo: str) -> None:
+    """Every pixel of the lessons' masks, against an independent fill (a half-pixel shift moves 98-267 pixels)."""
+    masks, expected = region_masks(photo), _centre_rule_masks(photo)
+    assert list(masks) == list(expected)
+    for label, mask in masks.items():
+        wrong = int((mask != expected[label]).sum())
+        assert wrong == 0, f"{photo}'s {label} mask differs from the outline filled by pixel centre at {wrong} pixels"
+
+
 def test_course_regions_are_separate_objects_inside_the_frame() -> None:
     assert marked_images() == ("squirrel.jpg", "fruits.jpg")
     fruits = region_masks("fruits")
     assert not (fruits["orange"] & fruits["lemon"]).any()
+    # Where lesson 01 and 04 say the fruits are: the orange on the left (its slice fills the top-left corner), the
+    # lemon at the bottom right; areas as the doctest of region_masks prints.
+    assert fruits["orange"][0, 0] and fruits["lemon"][-1, -1] and not fruits["lemon"][0, 0]
+    assert np.argwhere(fruits["orange"])[:, 1].mean() < 100 < np.argwhere(fruits["lemon"])[:, 1].mean()
+    assert np.argwhere(fruits["lemon"])[:, 0].min() > 112, "the lemon lies in the bottom half"
+    assert fruits["orange"].mean() == pytest.approx(0.46, abs=0.005)
+    assert fruits["lemon"].mean() == pytest.approx(0.13, abs=0.005)
     squirrel = region_masks("squirrel")["squirrel"]
     # The squirrel does not fill the frame: that is why lessons use it to show localisation.
     assert 0.15 < squirrel.mean() < 0.4

@@ -185,6 +185,23 @@ def test_grad_cam_upsample_is_captums_interpolate(squeeze, photos):
     assert_close(upsample_cam(maps[282]["grad_cam"], photos.shape[-2:]), expected, "upsample_cam")
 
 
+def test_saliency_maps_upsamples_guided_grad_cam_with_the_mode_it_is_given() -> None:
+    """Guided Grad-CAM from saliency_maps equals Captum's in each interpolate_mode, and the modes differ here."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    x = torch.rand(2, 3, 9, 9, generator=torch.Generator().manual_seed(2))  # a 7 x 7 layer upsampled to 9 x 9
+    got = {mode: saliency_maps(net, "1", x, [0, 1], interpolate_mode=mode) for mode in ("nearest", "bilinear")}
+    for mode, maps in got.items():
+        for target in (0, 1):
+            reference = captum_maps(net, net[1], x, target, mode=mode)["guided_grad_cam"]
+            assert_close(maps[target]["guided_grad_cam"], reference, f"saliency_maps guided_grad_cam ({mode})")
+            assert torch.equal(
+                maps[target]["guided_grad_cam"], guided_grad_cam(net, "1", x, target, interpolate_mode=mode)
+            )
+    nearest, bilinear = got["nearest"][1]["guided_grad_cam"], got["bilinear"][1]["guided_grad_cam"]
+    assert (nearest - bilinear).abs().max() > 1e-3 * bilinear.abs().max(), "the two modes should differ on this net"
+
+
 def test_single_image_is_a_batch_of_one(squeeze, photos):
     model, cat = squeeze.model, photos[0]
     single = grad_cam(model, "features.12", cat, "tiger cat")
@@ -295,7 +312,6 @@ def test_train_mode_is_computed_in_eval_and_restored(squeeze, photos):
 
 def test_all_negative_grad_cam_warns_and_returns_zeros():
     net, x = tiny_net(negative=True), torch.rand(2, 3, 8, 8)
-    assert issubclass(ZeroGradCamWarning, UserWarning)
     with pytest.warns(ZeroGradCamWarning, match=r"class 0 on images 0, 1 is zero everywhere: no region of layer '1'"):
         cam = grad_cam(net, "1", x, 0)
     assert cam.shape == (2, 1, 6, 6) and torch.equal(cam, torch.zeros_like(cam))
@@ -305,6 +321,22 @@ def test_all_negative_grad_cam_warns_and_returns_zeros():
     with pytest.warns(ZeroGradCamWarning):
         maps = saliency_maps(net, net[1], x, [0, 1])
     assert torch.equal(maps[0]["grad_cam"], torch.zeros(2, 1, 6, 6)) and maps[1]["grad_cam"].abs().max() > 0
+
+
+def test_a_zero_grad_cam_warning_reaches_a_learner_under_pythons_default_filters() -> None:
+    """Python's default filters (as in a notebook) show the warning once per call site; -W error makes it raise."""
+    net, x = tiny_net(negative=True), torch.rand(1, 3, 8, 8)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.resetwarnings()
+        for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+            warnings.simplefilter("ignore", category)  # what python -W default leaves out
+        grad_cam(net, "1", x, 0)
+    assert [type(w.message) for w in seen] == [ZeroGradCamWarning]
+    assert "is zero everywhere" in str(seen[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ZeroGradCamWarning, match="Grad-CAM for class 0 is zero everywhere"):
+            grad_cam(net, "1", x, 0)
 
 
 def test_positive_grad_cam_does_not_warn_and_works_without_grad_mode():

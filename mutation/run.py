@@ -1,0 +1,241 @@
+"""Mutation testing of utils/, one module at a time, each against its own tests and doctests (make mutation).
+
+    python mutation/run.py [MODULE ...] [--jobs N] [--no-record]
+
+For each module named in mutation/modules.toml (all of them when none is given) this copies the package and its
+tests to build/mutation/<module>/, writes mutmut's settings there (setup.cfg: mutate only utils/<module>.py, run
+only the module's tests and doctests), runs ``mutmut run`` and prints the score and every surviving mutant's diff.
+The working tree is never changed: mutmut mutates its own copy. Unless --no-record is given, the module's result
+is written to mutation/scores.json and mutation/scores.md is rendered from it (commit both).
+
+Score = caught / (mutants - equivalent). Caught: a test failed, the tests timed out (the mutant made them loop)
+or crashed. Not caught: survived, and "no tests" (no selected test ever calls the mutated function). Equivalent
+mutants are listed in modules.toml with the reason; one whose line no longer matches is reported as stale and
+counted as not caught.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "mutation" / "modules.toml"
+SCORES_JSON = ROOT / "mutation" / "scores.json"
+SCORES_MD = ROOT / "mutation" / "scores.md"
+WORK = ROOT / "build" / "mutation"
+COPIED = ("utils", "tests", "data", "conftest.py", "pyproject.toml")
+TARGET = 0.90
+
+# mutmut's exit codes (mutmut/stats.py): which ones mean the tests noticed the mutant.
+CAUGHT = {1: "killed", 3: "killed", 36: "timeout", 24: "timeout", -24: "timeout", 152: "timeout", 255: "timeout"}
+CAUGHT |= {-11: "crashed", -9: "crashed"}
+NOT_CAUGHT = {0: "survived", 5: "no tests", 33: "no tests"}
+
+
+@dataclass
+class Result:
+    module: str
+    total: int = 0
+    caught: int = 0
+    equivalent: list[str] = field(default_factory=list)
+    survivors: dict[str, str] = field(default_factory=dict)  # name -> status and diff
+    other: dict[str, str] = field(default_factory=dict)  # name -> status (skipped, suspicious, not checked)
+
+    @property
+    def score(self) -> float:
+        judged = self.total - len(self.equivalent)
+        return self.caught / judged if judged else 1.0
+
+
+def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
+    """Run mutmut in ``work``; its output goes to ``log`` as it comes (tail -f it), else it is returned."""
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg", TERM="dumb")
+    command = [str(Path(sys.executable).with_name("mutmut")), *args]
+    if log is None:
+        done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True)
+        output = done.stdout + done.stderr
+    else:
+        with log.open("w") as sink:
+            done = subprocess.run(command, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT, text=True)
+        output = log.read_text(errors="replace")
+    if done.returncode != 0:
+        where = f" (log: {log.relative_to(ROOT)})" if log else ""
+        raise SystemExit(f"mutmut {' '.join(args)} failed in {work}{where}:\n{output[-3000:]}")
+    return done.stdout if log is None else output
+
+
+def prepare(module: str, tests: list[str]) -> Path:
+    missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
+    if missing:
+        raise SystemExit(f"mutation/modules.toml: {module}'s tests {missing} do not exist; fix the list")
+    work = WORK / module
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, work / name, ignore=ignore)
+        else:
+            shutil.copy2(source, work / name)
+    settings = [
+        "[mutmut]",
+        "source_paths = utils",
+        f"only_mutate = utils/{module}.py",
+        "also_copy =\n    conftest.py\n    data",
+        "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in tests),
+        # One process per test run (mutmut forks its own workers); no cache folder in the copy.
+        "pytest_add_cli_args =\n    -p\n    no:xdist\n    -p\n    no:cacheprovider",
+        "",
+    ]
+    (work / "setup.cfg").write_text("\n".join(settings))
+    return work
+
+
+def changed_line(diff: str) -> str:
+    """The first line the mutant adds, stripped: what an equivalent mutant's entry in modules.toml quotes."""
+    added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
+    return added[0] if added else ""
+
+
+def evaluate(module: str, work: Path, equivalent: list[dict[str, str]]) -> Result:
+    meta = json.loads((work / "mutants" / "utils" / f"{module}.py.meta").read_text())
+    codes: dict[str, int | None] = meta["exit_code_by_key"]
+    declared = {entry["mutant"]: entry for entry in equivalent}
+    result = Result(module, total=len(codes))
+    for name, code in sorted(codes.items(), key=lambda item: natural(item[0])):
+        if code in CAUGHT:
+            result.caught += 1
+            continue
+        status = NOT_CAUGHT.get(code)  # type: ignore[arg-type]
+        if status is None:
+            result.other[name] = f"exit code {code}"
+            continue
+        diff = mutmut(work, "show", name).split("\n", 1)[-1]
+        entry = declared.get(name)
+        if entry is not None and changed_line(diff) == entry["changed"].strip():
+            result.equivalent.append(name)
+            continue
+        stale = " (listed as equivalent, but its line changed: re-check modules.toml)" if entry else ""
+        result.survivors[name] = f"{status}{stale}\n{diff.strip()}"
+    return result
+
+
+def natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("_")
+    return stem, int(number) if number.isdigit() else 0
+
+
+def report(result: Result) -> str:
+    judged = result.total - len(result.equivalent)
+    lines = [
+        f"== utils/{result.module}.py: {result.score:.1%} caught ({result.caught} of {judged} mutants; "
+        f"{len(result.equivalent)} equivalent left out; {len(result.survivors)} not caught)"
+    ]
+    for name, text in result.survivors.items():
+        lines.append(f"-- {name}: {text}")
+    for name, status in result.other.items():
+        lines.append(f"-- {name}: not judged ({status})")
+    return "\n".join(lines)
+
+
+def record(result: Result, seconds: float) -> None:
+    scores = json.loads(SCORES_JSON.read_text()) if SCORES_JSON.exists() else {}
+    scores[result.module] = {
+        "date": datetime.date.today().isoformat(),
+        "mutmut": mutmut_version(),
+        "seconds": round(seconds),
+        "mutants": result.total,
+        "equivalent": len(result.equivalent),
+        "caught": result.caught,
+        "score": round(result.score, 4),
+        "not_caught": {
+            name: text.splitlines()[0] + " | " + changed_line(text) for name, text in result.survivors.items()
+        },
+    }
+    SCORES_JSON.write_text(json.dumps(dict(sorted(scores.items())), indent=1, ensure_ascii=False) + "\n")
+    SCORES_MD.write_text(render(scores))
+
+
+def render(scores: dict[str, dict]) -> str:
+    config = tomllib.loads(CONFIG.read_text())
+    lines = [
+        "# Mutation scores (generated by `make mutation`; do not edit by hand)",
+        "",
+        "Each module of `utils/` mutated by mutmut and judged by its own tests and doctests only",
+        "(`mutation/modules.toml`). Score = caught / (mutants - equivalent); target 90%.",
+        "",
+        "| module | date | mutants | equivalent | caught | score | run time |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for module in config:
+        if module in scores:
+            s = scores[module]
+            row = [
+                module,
+                s["date"],
+                s["mutants"],
+                s["equivalent"],
+                s["caught"],
+                f"{s['score']:.1%}",
+                f"{s['seconds']} s",
+            ]
+        else:
+            row = [module, "not measured yet", "", "", "", "", ""]
+        lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
+    for module in config:
+        entries = config[module].get("equivalent", [])
+        survivors = scores.get(module, {}).get("not_caught", {})
+        if not entries and not survivors:
+            continue
+        lines += ["", f"## {module}", ""]
+        lines += [f"- equivalent, left out: `{e['mutant']}` (`{e['changed']}`): {e['reason']}" for e in entries]
+        lines += [f"- not caught: `{name}`: {text}" for name, text in survivors.items()]
+    return "\n".join(lines) + "\n"
+
+
+def mutmut_version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def main() -> int:
+    config = tomllib.loads(CONFIG.read_text())
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("modules", nargs="*", help=f"modules of utils/ (default: all of {', '.join(config)})")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
+    parser.add_argument("--no-record", action="store_true", help="do not write mutation/scores.json and .md")
+    args = parser.parse_args()
+    unknown = [m for m in args.modules if m not in config]
+    if unknown:
+        parser.error(f"{unknown} not in mutation/modules.toml; known: {', '.join(config)}")
+    below = []
+    for module in args.modules or list(config):
+        started = datetime.datetime.now()
+        print(f"mutating utils/{module}.py (log: build/mutation/{module}/mutmut.log) ...", flush=True)
+        work = prepare(module, config[module]["tests"])
+        mutmut(work, "run", "--max-children", str(args.jobs), log=work / "mutmut.log")
+        result = evaluate(module, work, config[module].get("equivalent", []))
+        seconds = (datetime.datetime.now() - started).total_seconds()
+        print(report(result), flush=True)
+        if not args.no_record:
+            record(result, seconds)
+        if result.score < TARGET:
+            below.append(f"{module} {result.score:.1%}")
+    if below:
+        print(f"below the {TARGET:.0%} target: {', '.join(below)}")
+    return 1 if below else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

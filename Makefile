@@ -25,7 +25,7 @@ help:
 	@echo "make weights  download VGG16's ImageNet weights into the torch cache (needs internet)"
 	@echo "make check    prove this machine is ready for the course: runs lesson 00 as a test"
 	@echo "make html     execute every notebook and render the course as a website (Sphinx) in build/html/"
-	@echo "make handout  zip the committed course without notebooks/solutions/ into build/handout.zip"
+	@echo "make handout  zip the last commit without its solutions into build/handout.zip"
 	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
 
 # One line when the interpreter is missing or of another version: which one was found, and what to do.
@@ -83,10 +83,23 @@ check: $(DEV_STAMP)
 html: $(DEV_STAMP)
 	"$(BIN)/python" book/build.py --out build/html
 
+# The hand-out is the last commit without the worked answers (notebooks/solutions/, tests/solutions/), with a note
+# saying where they come from. It zips what is committed, so it refuses a copy without git or with edits not committed.
+HANDOUT_NOTE := build/handout-note/SOLUTIONS.md
 handout:
-	@mkdir -p build
-	git archive --format=zip --prefix=guided-gradcam-course/ -o build/handout.zip HEAD -- . ':(exclude)notebooks/solutions'
-	@echo "build/handout.zip: the last commit, without notebooks/solutions/"
+	@git rev-parse --is-inside-work-tree >/dev/null 2>&1 || { echo "make handout zips the last git commit:" \
+		"this copy has no git repository; run it in a clone of the course" >&2; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=no)" || { echo "make handout zips the last commit:" \
+		"commit or set aside your edits first (git status lists them)" >&2; exit 1; }
+	@mkdir -p "$(dir $(HANDOUT_NOTE))"
+	@printf '%s\n' "# Where the solutions are" "" \
+		"This hand-out leaves out the worked answers: notebooks/solutions/ (each lesson with its exercise answered)" \
+		"and tests/solutions/ (the tests that contain an answer). Each lesson stops at its check cell until its" \
+		"exercise is answered. Your instructor gives the solutions out after the exercise, from the course's" \
+		"repository (the same folders, and the site that make html builds there)." > "$(HANDOUT_NOTE)"
+	git archive --format=zip --prefix=guided-gradcam-course/ --add-file="$(HANDOUT_NOTE)" -o build/handout.zip HEAD \
+		-- . ':(exclude)notebooks/solutions' ':(exclude)tests/solutions'
+	@echo "build/handout.zip: the last commit without notebooks/solutions/ and tests/solutions/ (see its SOLUTIONS.md)"
 
 clean-venv:
 	rm -rf "$(VENV)"

@@ -618,7 +618,7 @@ def test_the_progress_label_is_shown_while_a_map_is_computed_and_hidden_after(
 ) -> None:
     seen: list[tuple[object, str]] = []
 
-    def fake(model: torch.nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    def fake(model: torch.nn.Module, x: torch.Tensor, target: int, batch_size: int) -> torch.Tensor:
         seen.append((explorer.progress.layout.display, explorer.progress.value))
         return torch.rand_like(x)
 
@@ -633,7 +633,7 @@ def test_the_progress_label_is_shown_while_a_map_is_computed_and_hidden_after(
     explorer.method.value = "smoothgrad"  # cached: no computation, no label
     assert len(seen) == 1 and explorer.progress.layout.display == "none"
 
-    def broken(model: torch.nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+    def broken(model: torch.nn.Module, x: torch.Tensor, target: int, batch_size: int) -> torch.Tensor:
         raise RuntimeError("out of memory")
 
     monkeypatch.setitem(explorer_module._CAPTUM, "integrated_gradients", broken)

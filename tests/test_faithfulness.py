@@ -7,10 +7,16 @@ import pytest
 import torch
 from torch import nn
 
+import utils.faithfulness as faithfulness_module
 from utils.faithfulness import (
+    MAX_MAP_PIXELS,
+    MAX_STEPS,
     AttributionMaps,
     Curves,
+    FaithfulnessRow,
     attribution_maps,
+    blur,
+    blur_kernel,
     centre_map,
     edge_map,
     insertion_deletion,
@@ -21,6 +27,7 @@ from utils.faithfulness import (
     summarise,
 )
 from utils.saliency import grad_cam, guided_grad_cam
+from utils.sanity import ConstantMapWarning
 
 SIDE, REGION = 32, (slice(12, 20), slice(12, 20))  # an 8 x 8 square: 4 of the 64 patches of 4 x 4
 
@@ -117,14 +124,53 @@ def test_patches_go_whole_and_in_order_of_their_mean() -> None:
     assert units == 4 and set(ranks[2:, 2:].ravel()) == {0} and set(ranks[:2, :2].ravel()) == {1}
 
 
-def test_blur_replacement_is_the_blurred_image_and_baselines_do_not_touch_x() -> None:
-    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+def rise_blur(x: torch.Tensor) -> torch.Tensor:
+    """The RISE authors' blur as their code writes it (github.com/eclique/RISE, evaluation.py and Evaluation.ipynb):
+    ``gkern(11, 5)``, a 3 x 3 diagonal kernel of the smoothed delta, ``conv2d(x, kern, padding=klen // 2)``."""
+    from scipy.ndimage import gaussian_filter
+
+    klen, nsig = 11, 5
+    inp = np.zeros((klen, klen))
+    inp[klen // 2, klen // 2] = 1
+    k = gaussian_filter(inp, nsig)
+    kern = np.zeros((3, 3, klen, klen))
+    for c in range(3):
+        kern[c, c] = k
+    return torch.nn.functional.conv2d(x.double(), torch.from_numpy(kern), padding=klen // 2)
+
+
+def test_the_blur_is_the_rise_authors_blur_value_for_value() -> None:
+    x = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(0))
     before = x.clone()
     blurred = replacement(x, "blur")
-    assert blurred.shape == x.shape and blurred.std() < x.std()
-    assert torch.allclose(replacement(x[0], "blur"), blurred[0])
-    assert torch.equal(replacement(x, x.flip(-1)), x.flip(-1))
+    assert torch.allclose(blurred.double(), rise_blur(x), atol=1e-6)  # RISE's code, as written there
+    assert torch.allclose(blur(x[0]), blurred[0]) and torch.allclose(replacement(x[0], "blur"), blurred[0])
     assert torch.equal(x, before)
+    kernel = blur_kernel()  # the kernel's own values: flat (corner 0.876 of the centre), summing to 1
+    assert kernel[0, 0] / kernel[5, 5] == pytest.approx(0.8759, abs=1e-4) and kernel.sum() == pytest.approx(1.0)
+    impulse = torch.zeros(1, 1, 21, 21)
+    impulse[0, 0, 10, 10] = 1.0
+    assert np.allclose(blur(impulse)[0, 0, 5:16, 5:16].numpy(), kernel, atol=1e-7)  # an impulse spreads as the kernel
+    ones = blur(torch.ones(1, 1, 12, 12))[0, 0]  # zero padding: the border fades towards 0 (the mean colour)
+    assert float(ones[6, 6]) == pytest.approx(1.0, abs=1e-6) and float(ones[0, 0]) == pytest.approx(0.2992, abs=1e-4)
+
+
+def test_a_sharper_blur_would_be_caught() -> None:
+    """Sigma 1 instead of 5 (the mutant that survived before): the blurred value at the centre of an impulse is the
+    kernel's centre weight, 0.00883 for sigma 5 (nearly 1/121: flat), about 0.16 for sigma 1."""
+    impulse = torch.zeros(1, 3, 15, 15)
+    impulse[:, :, 7, 7] = 1.0
+    centre = float(replacement(impulse, "blur")[0, 0, 7, 7])
+    assert centre == pytest.approx(0.0088326, abs=1e-6)
+
+
+def test_other_replacements_and_a_given_image() -> None:
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(replacement(x, x.flip(-1)), x.flip(-1))
+    assert torch.equal(replacement(x, "zero"), torch.zeros_like(x))
+    assert torch.allclose(replacement(x, "mean")[0, :, 3, 5], x[0].mean(dim=(1, 2)))
+    tiny = torch.rand(1, 3, 1, 1)  # the blur takes any size: zero padding
+    assert torch.allclose(replacement(tiny, "blur"), tiny * float(blur_kernel()[5, 5]))
 
 
 # --- leaving the model and inputs alone --------------------------------------------------------
@@ -235,7 +281,7 @@ def test_attribution_maps_share_one_forward_pass_and_match_the_course() -> None:
     expected = guided_grad_cam(model, "3", x[:1], 0, interpolate_mode="bilinear")
     assert torch.allclose(mixed.image(0)["guided"], expected, atol=1e-6)
     assert mixed.maps["gradient"].shape == (2, 3, 12, 12) and mixed.maps["edges"].shape == (2, 1, 12, 12)
-    assert set(mixed.seconds) == set(mixed.maps) and all(s >= 0 for s in mixed.seconds.values())
+    assert set(mixed.seconds) == set(mixed.maps)
 
 
 def test_attribution_maps_name_a_bad_method() -> None:
@@ -248,6 +294,7 @@ def test_attribution_maps_name_a_bad_method() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::utils.saliency.ZeroGradCamWarning")  # a random net's Grad-CAM may be blank
+@pytest.mark.filterwarnings("ignore::utils.sanity.ConstantMapWarning")  # ... and then constant
 def test_report_card_rows_and_their_summary() -> None:
     model = small_net()
     photos = {n: (torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(i)), 1) for i, n in enumerate("ab")}
@@ -271,7 +318,6 @@ def test_report_card_rows_and_their_summary() -> None:
 def test_the_other_helpers_name_bad_input_in_one_line() -> None:
     image, net = torch.rand(1, 3, 8, 8), small_net()
     cases = [
-        (lambda: replacement(image[..., :4, :4], "blur"), ValueError, "blur baseline needs an image of at least 6 x 6"),
         (lambda: replacement(np.zeros((3, 8, 8)), "zero"), TypeError, "x must be a dense torch.Tensor"),
         (lambda: replacement(image, np.zeros((8, 8))), ValueError, "Unknown baseline a ndarray of shape"),
         (lambda: removal_ranks(np.ones((4, 4)), "4 x 4"), ValueError, r"shape must be \(height, width\)"),
@@ -303,3 +349,183 @@ def test_the_edge_map_is_each_channels_sobel_magnitude_summed_as_scikit_image_co
     image = torch.rand(1, 3, 20, 24, generator=torch.Generator().manual_seed(0))
     expected = np.sum([sobel(channel) for channel in image[0].double().numpy()], axis=0) * 4 * np.sqrt(2)
     assert np.allclose(edge_map(image), expected, rtol=1e-12, atol=1e-12)
+
+
+# --- the report card's timing and summary, checked value by value -----------------------------------
+
+
+class FakeClock:
+    """``perf_counter`` that returns the given times in turn: a timing check that does not depend on the machine."""
+
+    def __init__(self, *times: float) -> None:
+        self.times = list(times)
+
+    def __call__(self) -> float:
+        return self.times.pop(0)
+
+
+@pytest.mark.filterwarnings("ignore::utils.saliency.ZeroGradCamWarning")
+def test_seconds_per_map_are_the_time_measured_divided_by_the_maps_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = small_net(), torch.rand(2, 3, 12, 12, generator=torch.Generator().manual_seed(0))
+    # the course's three maps share one pass: 0 -> 12 s for 3 x 2 maps; then 'random' 20 -> 25 s for 2 maps
+    monkeypatch.setattr(faithfulness_module, "_clock", FakeClock(0.0, 12.0, 20.0, 25.0))
+    course = ["grad_cam", "guided_backprop", "guided_grad_cam"]
+    found = attribution_maps(model, "3", x, 1, [*course, "random"])
+    assert found.seconds == {"grad_cam": 2.0, "guided_backprop": 2.0, "guided_grad_cam": 2.0, "random": 2.5}
+    photos = {"a": (x[:1], 1), "b": (x[1:], 1)}
+    rows = report_card_rows(model, "3", photos, [*course, "random"], steps=2, patch=4, computed=found)
+    assert [r.seconds for r in rows] == [2.0, 2.0, 2.0, 2.5] * 2
+
+
+def test_every_summary_field_is_its_own_statistic() -> None:
+    rows = [
+        FaithfulnessRow("m", "a", 0, insertion_auc=0.6, deletion_auc=0.1, seconds=1.0),
+        FaithfulnessRow("other", "a", 0, insertion_auc=0.9, deletion_auc=0.9, seconds=9.0),
+        FaithfulnessRow("m", "b", 0, insertion_auc=0.8, deletion_auc=0.4, seconds=2.0),
+        FaithfulnessRow("m", "c", 0, insertion_auc=1.0, deletion_auc=0.1, seconds=6.0),
+    ]
+    summary = summarise(rows)
+    assert list(summary) == ["m", "other"]
+    m = summary["m"]
+    assert m.insertion_mean == pytest.approx(0.8) and m.insertion_std == pytest.approx(np.sqrt(0.08 / 3))
+    assert m.deletion_mean == pytest.approx(0.2) and m.deletion_std == pytest.approx(np.sqrt(0.06 / 3))
+    assert m.seconds == pytest.approx(3.0) and m.photos == 3
+    assert summary["other"] == faithfulness_module.Summary(0.9, 0.0, 0.9, 0.0, 9.0, 1)
+
+
+# --- bounded memory, bounded steps, and one line for what cannot make sense -----------------------
+
+
+class BatchRecorder(nn.Module):
+    """``RegionModel`` that records the size of every batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.sizes = RegionModel().eval(), []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.sizes.append(int(x.shape[0]))
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, np.int64(8), 500])
+def test_the_perturbed_images_go_batch_size_at_a_time_and_give_the_same_curves(batch_size: int) -> None:
+    model, x = BatchRecorder(), region_image()
+    curves = insertion_deletion(model, x, marking_map(), 0, steps=16, baseline="blur", patch=2, batch_size=batch_size)
+    reference = insertion_deletion(RegionModel().eval(), x, marking_map(), 0, steps=16, baseline="blur", patch=2)
+    images = 2 + 2 * 15  # the image, its replacement, 15 deletion and 15 insertion images
+    assert sum(model.sizes) == images and max(model.sizes) == min(int(batch_size), images)
+    np.testing.assert_allclose(curves.deletion, reference.deletion, atol=1e-12)
+    np.testing.assert_allclose(curves.insertion, reference.insertion, atol=1e-12)
+
+
+def test_the_perturbed_images_are_built_one_batch_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No batch of images exists before the previous one went through the model: memory grows with batch_size."""
+    built: list[int] = []
+    real_where = torch.where
+
+    def recording_where(*args: torch.Tensor) -> torch.Tensor:
+        out = real_where(*args)
+        built.append(int(out.shape[0]))
+        return out
+
+    class Checking(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            assert sum(built) - x.shape[0] == sum(seen), "images were built before they were needed"
+            seen.append(int(x.shape[0]))
+            return RegionModel().eval()(x)
+
+    seen: list[int] = []
+    monkeypatch.setattr(faithfulness_module.torch, "where", recording_where)
+    insertion_deletion(Checking(), region_image(), marking_map(), 0, steps=32, baseline="zero", patch=1, batch_size=4)
+    assert seen == built and sum(seen) == 2 + 2 * 31
+
+
+def test_the_report_cards_steps_over_patches_round_as_documented() -> None:
+    """8 steps over 196 patches (a 224 x 224 photo, 16 x 16 patches): 122 and 171 at steps 5 and 7, not 123 and 172."""
+    shape, values = (224, 224), np.random.default_rng(0).random((224, 224))
+    _, units = removal_ranks(values, shape, patch=16)
+    model = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 2)).eval()
+    curves = insertion_deletion(model, torch.zeros(1, 3, 224, 224), values, 0, steps=8, baseline="zero", patch=16)
+    assert units == 196 and (curves.fractions * 196).round().astype(int).tolist() == [
+        0, 25, 49, 74, 98, 122, 147, 171, 196
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda: insertion_deletion(
+                small_net(), torch.rand(1, 3, 64, 64), random_map(64, 64), 0, steps=MAX_STEPS + 9
+            ),
+            rf"steps={MAX_STEPS + 9} would run {2 * MAX_STEPS + 16} images through the model; at most {MAX_STEPS}",
+        ),
+        (lambda: insertion_deletion(RegionModel(), region_image(), marking_map(), 0, steps=4, batch_size=True),
+         r"batch_size must be a whole number, at least 1, got True"),
+        (lambda: insertion_deletion(RegionModel(), region_image(), marking_map(), 0, steps=4, batch_size=0),
+         r"batch_size must be a whole number, at least 1, got 0"),
+        (lambda: random_map(10**6, 10**6), rf"1000000 x 1000000 map has more than MAX_MAP_PIXELS = {MAX_MAP_PIXELS:,}"),
+        (lambda: centre_map(10**5, 10**5), r"map has more than MAX_MAP_PIXELS"),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_make_sense_are_refused_in_one_line(call, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
+        call()
+    assert "\n" not in str(raised.value)
+
+
+def pooling_net() -> nn.Module:
+    """Three 2 x 2 max pools: an input under 8 x 8 pixels is too small (torch: 'Output size is too small')."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.MaxPool2d(2), nn.MaxPool2d(2), nn.MaxPool2d(2), nn.Flatten(), nn.LazyLinear(2)
+    ).eval()
+
+
+@pytest.mark.filterwarnings("ignore::utils.sanity.ConstantMapWarning")  # a 1 x 1 map ranks nothing
+@pytest.mark.parametrize("side", [1, 4])
+def test_an_image_too_small_for_the_model_is_named_with_the_smallest_size(side: int) -> None:
+    model = pooling_net()
+    model(torch.zeros(1, 3, 8, 8))  # the lazy layer takes its size from an 8 x 8 image
+    with pytest.raises(
+        ValueError, match=rf"x is {side} x {side} pixels, too small for Sequential: it needs at least 8"
+    ) as raised:
+        insertion_deletion(model, torch.rand(1, 3, side, side), np.random.default_rng(0).random((side, side)), 0,
+                           steps=1, baseline="zero")  # fmt: skip
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("value", [0.0, 0.3])
+def test_a_constant_map_is_warned_about(value: float) -> None:
+    with pytest.warns(ConstantMapWarning, match="saliency is constant"):
+        curves = insertion_deletion(RegionModel().eval(), region_image(), np.full((SIDE, SIDE), value), 0, steps=4)
+    random_order = insertion_deletion(RegionModel().eval(), region_image(), random_map(SIDE, SIDE, seed=5), 0, steps=4)
+    assert curves.deletion.shape == random_order.deletion.shape  # a curve still comes back: a random order's
+
+
+@pytest.mark.filterwarnings("ignore::utils.saliency.ZeroGradCamWarning")
+def test_the_report_card_names_the_method_and_photo_of_a_constant_map() -> None:
+    photos = {"blank": (torch.rand(1, 3, 12, 12), 0)}
+    methods = {"flat": lambda model, x, classes: torch.zeros(len(classes), 1, 12, 12), "random": "random"}
+    with pytest.warns(ConstantMapWarning, match="the 'flat' map of 'blank' is constant") as caught:
+        report_card_rows(small_net(), None, photos, methods, steps=2, patch=2)
+    assert len(caught) == 1
+
+
+def test_the_report_cards_photos_and_reused_maps_are_checked() -> None:
+    model = small_net()
+    a, b = (torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(i)) for i in (1, 2))
+    with pytest.raises(ValueError, match=r"photos is an empty dict; give at least one photo") as raised:
+        report_card_rows(model, None, {}, ["random"])
+    assert "not a dict" not in str(raised.value)
+    computed = attribution_maps(model, None, torch.cat([a, b]), 0, ["random"])
+    assert torch.equal(computed.inputs, torch.cat([a, b]))
+    rows = report_card_rows(model, None, {"a": (a, 0), "b": (b, 0)}, ["random"], steps=2, patch=2, computed=computed)
+    assert [r.photo for r in rows] == ["a", "b"]
+    with pytest.raises(ValueError, match=r"computed's image 0 is not the photo 'b': its maps explain another image"):
+        report_card_rows(model, None, {"b": (b, 0), "a": (a, 0)}, ["random"], steps=2, patch=2, computed=computed)
+    with pytest.raises(ValueError, match=r"computed's maps are not on the photos' grid"):
+        report_card_rows(model, None, {"a": (a[..., :8, :8], 0)}, ["random"], steps=2, patch=2, computed=computed)
+    unknown = AttributionMaps(maps=computed.maps, seconds=computed.seconds)  # made by hand: nothing to compare
+    assert len(report_card_rows(model, None, {"a": (a, 0)}, ["random"], steps=2, patch=2, computed=unknown)) == 1

@@ -10,11 +10,16 @@ Small pure pieces under a thin widget layer:
   one forward pass per layer gives all three methods for all top-k classes, so changing the
   method, the opacity or the class (among the top-k) computes nothing new. SmoothGrad and
   Integrated Gradients (Captum) cost a batch of many images each: ``attribution(method, class)``
-  computes one only when it is asked for, and keeps it.
+  computes one only when it is asked for, and keeps it. The maps kept are bounded
+  (``MAP_BYTES_KEPT``); SmoothGrad's and IG's images go through the model in batches whose
+  memory is bounded (``CAPTUM_BATCH_BYTES``) whatever the model.
 * ``View`` says what to show; ``render_figure`` / ``render_png`` draw it.
 * ``SaliencyExplorer(loaded).widget`` is the ipywidgets tool; its controls are attributes
   (``explorer.method.value = "guided_backprop"``) so a notebook or a test can drive it. While
-  SmoothGrad or Integrated Gradients is computed, ``progress`` (a label) says so.
+  SmoothGrad or Integrated Gradients is computed, ``progress`` (a label) says so. What it keeps
+  is bounded: the last ``UPLOADS_KEPT`` uploads (their analyses, never the decoded upload), the
+  maps of the image shown only, ``TYPED_CLASSES_KEPT`` typed classes, ``PICTURES_KEPT`` pictures
+  of at most ``PICTURE_BYTES_KEPT`` bytes; ``message`` says when it drops something.
 """
 
 from __future__ import annotations
@@ -51,6 +56,7 @@ from utils.datasets import (
 )
 from utils.discriminativity import discriminativity_map
 from utils.models import LoadedModel
+from utils.random_state import preserved_rng
 from utils.saliency import ZeroGradCamWarning, conv_layers, eval_with_frozen_parameters, saliency_maps, upsample_cam
 from utils.visualise import (
     GRADIENT_CLIP_PERCENTILE,
@@ -64,12 +70,17 @@ from utils.visualise import (
 
 __all__ = [
     "BASE_METHODS",
+    "CAPTUM_BATCH_BYTES",
     "CAPTUM_METHODS",
     "IG_STEPS",
+    "MAP_BYTES_KEPT",
     "MAX_UPLOAD_BYTES",
     "MAX_UPLOAD_PIXELS",
     "METHODS",
     "PICTURES_KEPT",
+    "PICTURE_BYTES_KEPT",
+    "TYPED_CLASSES_KEPT",
+    "UPLOADS_KEPT",
     "SMOOTHGRAD_NOISE",
     "SMOOTHGRAD_SAMPLES",
     "SMOOTHGRAD_SEED",
@@ -97,21 +108,37 @@ CAPTUM_METHODS: tuple[str, ...] = ("smoothgrad", "integrated_gradients")
 BASE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam", *CAPTUM_METHODS)
 """The maps a discriminativity map can compare (every map of one class; a Captum map of class B costs its batch)."""
 SMOOTHGRAD_SAMPLES = 8
-"""SmoothGrad's noisy copies, one batch (about a second on a 2-core CPU). Smilkov et al. (2017) use 50: raise it
-(``utils.explorer.SMOOTHGRAD_SAMPLES = 50`` before building the explorer) for smoother maps on a faster machine."""
+"""SmoothGrad's noisy copies, one batch on SqueezeNet (about a second on a 2-core CPU). Smilkov et al. (2017) use 50:
+raise it (``utils.explorer.SMOOTHGRAD_SAMPLES = 50`` before building the explorer) for smoother maps on a faster
+machine; the copies then go through the model in batches of bounded memory (``CAPTUM_BATCH_BYTES``)."""
 SMOOTHGRAD_NOISE = 0.15
 """SmoothGrad's noise: standard deviation as a share of the input's value range (the paper's 10 to 20%)."""
 SMOOTHGRAD_SEED = 0
 """The seed of SmoothGrad's noise, so the same image and class always give the same map."""
 IG_STEPS = 8
-"""Integrated Gradients' points on the path from the baseline, one batch. Sundararajan et al. (2017) use 20 to 300:
-raise it (``utils.explorer.IG_STEPS = 32``) for a smaller completeness error on a faster machine."""
+"""Integrated Gradients' points on the path from the baseline, one batch on SqueezeNet. Sundararajan et al. (2017) use
+20 to 300: raise it (``utils.explorer.IG_STEPS = 32``) for a smaller completeness error on a faster machine; the
+points then go through the model in batches of bounded memory (``CAPTUM_BATCH_BYTES``)."""
+CAPTUM_BATCH_BYTES = 256 * 2**20
+"""Memory for one batch of SmoothGrad's noisy copies or IG's path points (256 MiB). An image's cost is taken as the
+bytes of every layer's output for one image, measured during the prediction's forward pass (the graph that the
+backward pass keeps is about that size): SqueezeNet 1.1 takes 21 MiB (batches of 12), VGG16 109 MiB (batches of 2)."""
 MAX_UPLOAD_BYTES = 25_000_000
 """Uploads larger than this (25 MB) are refused before decoding."""
 MAX_UPLOAD_PIXELS = 50_000_000
 """Uploads with more pixels than this (50 megapixels) are refused before decoding."""
 PICTURES_KEPT = 32
 """The explorer keeps its last 32 pictures (PNGs of 0.1 to 0.5 MB each): switching back to one shows it at once."""
+PICTURE_BYTES_KEPT = 16 * 2**20
+"""... and at most 16 MiB of them: the oldest go first."""
+MAP_BYTES_KEPT = 64 * 2**20
+"""The maps an ``ImageAnalysis`` keeps (64 MiB: on SqueezeNet or VGG16, about 50 classes' three maps); the least
+recently used go first, never the last two asked for (a view's class A and class B)."""
+UPLOADS_KEPT = 8
+"""The explorer keeps its last 8 uploads (each about 1.3 MB once analysed; the decoded upload is not kept): an older
+one leaves the image menu, and the message says so."""
+TYPED_CLASSES_KEPT = 8
+"""Classes typed into the class box stay in the class menu, the last 8 of them beside the top-k."""
 
 
 # --- the pure core ----------------------------------------------------------------------------
@@ -151,15 +178,15 @@ class Prediction:
         return f"{self.name} ({self.probability:.1%})" if self.probability >= 0.0005 else f"{self.name} (<0.1%)"
 
 
-def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int, batch_size: int) -> torch.Tensor:
     """SmoothGrad (Smilkov et al., 2017, "SmoothGrad: removing noise by adding noise"): the mean gradient of
-    ``SMOOTHGRAD_SAMPLES`` copies of ``x`` with Gaussian noise, in one batch (Captum's ``NoiseTunnel`` over
-    ``Saliency``). The noise is drawn from its own generator state seeded with ``SMOOTHGRAD_SEED``: the same
-    map every time, and torch's global random state is left as it was."""
+    ``SMOOTHGRAD_SAMPLES`` copies of ``x`` with Gaussian noise, ``batch_size`` copies per pass (Captum's
+    ``NoiseTunnel`` over ``Saliency``). The noise is drawn from torch's generators seeded with ``SMOOTHGRAD_SEED``
+    inside ``preserved_rng``: the same map every time, and every device's random state is left as it was."""
     from captum.attr import NoiseTunnel, Saliency  # here: importing captum.attr loads pyplot, importing us must not
 
     stdev = SMOOTHGRAD_NOISE * float(x.max() - x.min())
-    with torch.random.fork_rng(devices=[]):
+    with preserved_rng():
         torch.manual_seed(SMOOTHGRAD_SEED)
         return NoiseTunnel(Saliency(model)).attribute(
             x,
@@ -167,24 +194,24 @@ def _smoothgrad(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
             abs=False,
             nt_type="smoothgrad",
             nt_samples=SMOOTHGRAD_SAMPLES,
-            nt_samples_batch_size=SMOOTHGRAD_SAMPLES,
+            nt_samples_batch_size=min(batch_size, SMOOTHGRAD_SAMPLES),
             stdevs=stdev,
         )
 
 
-def _integrated_gradients(model: nn.Module, x: torch.Tensor, target: int) -> torch.Tensor:
+def _integrated_gradients(model: nn.Module, x: torch.Tensor, target: int, batch_size: int) -> torch.Tensor:
     """Integrated Gradients (Sundararajan et al., 2017, "Axiomatic Attribution for Deep Networks"): the gradient
     averaged over ``IG_STEPS`` points on the straight path from the baseline to ``x`` (Captum's Gauss-Legendre
-    rule), times ``x - baseline``, in one batch. The baseline is all zeros in the model's input space: after
-    ImageNet normalisation, the data set's mean colour everywhere."""
+    rule), times ``x - baseline``, ``batch_size`` points per pass. The baseline is all zeros in the model's input
+    space: after ImageNet normalisation, the data set's mean colour everywhere."""
     from captum.attr import IntegratedGradients  # here: importing captum.attr loads pyplot, importing us must not
 
     baseline = torch.zeros_like(x)
     attribute = IntegratedGradients(model).attribute
-    return attribute(x, baseline, target=target, n_steps=IG_STEPS, internal_batch_size=IG_STEPS)
+    return attribute(x, baseline, target=target, n_steps=IG_STEPS, internal_batch_size=min(batch_size, IG_STEPS))
 
 
-_CAPTUM: dict[str, Callable[[nn.Module, torch.Tensor, int], torch.Tensor]] = {
+_CAPTUM: dict[str, Callable[[nn.Module, torch.Tensor, int, int], torch.Tensor]] = {
     "smoothgrad": _smoothgrad,
     "integrated_gradients": _integrated_gradients,
 }
@@ -200,6 +227,44 @@ def _method_detail(method: str) -> str:
     return details.get(method, "")
 
 
+def _tensor_bytes(maps: Mapping[str, torch.Tensor]) -> int:
+    return sum(m.numel() * m.element_size() for m in maps.values())
+
+
+@contextmanager
+def _output_bytes(model: nn.Module) -> Iterator[list[int]]:
+    """Count the bytes of every leaf module's output during the block's forward pass; hooks removed on exit."""
+    total = [0]
+
+    def count(module: nn.Module, inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            total[0] += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(count) for m in model.modules() if next(m.children(), None) is None]
+    try:
+        yield total
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _check_top_k(top_k: object, classes: int) -> int:
+    whole = isinstance(top_k, (int, np.integer)) and not isinstance(top_k, (bool, np.bool_))
+    if not (whole and 1 <= top_k <= classes):  # type: ignore[operator]
+        raise ValueError(f"top_k must be an integer from 1 to {classes}, got {describe(top_k)}.")
+    return int(top_k)  # type: ignore[call-overload]
+
+
+def _check_class(index: object, what: str, classes: int) -> int:
+    """A class index of the model, or one line naming the valid range."""
+    index = as_class_index(index, what)
+    if not 0 <= index < classes:
+        raise ValueError(
+            f"{what} is class {index}, but the model has {classes} classes: give an index from 0 to {classes - 1}."
+        )
+    return index
+
+
 class ImageAnalysis:
     """One image through one model: its input, picture, top-k predictions and cached saliency maps.
 
@@ -207,23 +272,22 @@ class ImageAnalysis:
     ``saliency_maps`` once per layer, for the target and every top-k class together (one more
     forward pass), and caches the result: later calls for those classes compute nothing. A
     class outside the top-k costs one forward pass the first time. ``attribution(method, target)``
-    computes a SmoothGrad or Integrated Gradients map (one batched forward pass of
-    ``SMOOTHGRAD_SAMPLES`` or ``IG_STEPS`` images) the first time it is asked for, and caches it by
-    method and class: it does not depend on a layer. ``forward_passes`` counts the passes. The model
-    is not changed: ``saliency_maps`` restores everything it touches, and the Captum methods run
-    with the parameters frozen for the duration (restored after) and need no hooks. They need no
-    prepared copy either: plain gradients flow through SqueezeNet's and VGG16's in-place ReLUs
-    (only Captum's rules that replace a ReLU's backward pass, as in GBP and DeepLIFT, need
-    ReLUs that are not in place; see lesson 07).
+    computes a SmoothGrad or Integrated Gradients map (``SMOOTHGRAD_SAMPLES`` or ``IG_STEPS`` images,
+    in batches of ``captum_batch_size``, one forward pass counted) the first time it is asked for,
+    and caches it by method and class: it does not depend on a layer. ``forward_passes`` counts the
+    passes. The cache holds at most ``max_bytes`` (``MAP_BYTES_KEPT``): the least recently used maps
+    go first, never the last two asked for; ``dropped`` counts them, ``forget()`` drops them all.
+    The model is not changed: ``saliency_maps`` restores everything it touches, and the Captum
+    methods run with the parameters frozen for the duration (restored after) and need no hooks.
+    They need no prepared copy either: plain gradients flow through SqueezeNet's and VGG16's
+    in-place ReLUs (only Captum's rules that replace a ReLU's backward pass, as in GBP and DeepLIFT,
+    need ReLUs that are not in place; see lesson 07).
     """
 
     def __init__(self, loaded: LoadedModel, image: ImageSource, *, top_k: int = 5, name: str = "image") -> None:
         if not isinstance(loaded, LoadedModel):
             raise TypeError(f"loaded must be a LoadedModel (from utils.models.load_model()), not {describe(loaded)}.")
-        whole = isinstance(top_k, (int, np.integer)) and not isinstance(top_k, (bool, np.bool_))
-        if not (whole and 1 <= top_k <= len(loaded.categories)):
-            raise ValueError(f"top_k must be an integer from 1 to {len(loaded.categories)}, got {describe(top_k)}.")
-        top_k = int(top_k)
+        top_k = _check_top_k(top_k, len(loaded.categories))
         self.loaded = loaded
         self.name = name
         with warnings.catch_warnings(record=True) as caught:
@@ -231,37 +295,63 @@ class ImageAnalysis:
             self.x = preprocess_imagenet_image(image, loaded.transforms, device=loaded.device)
         self.notes: list[str] = [str(w.message) for w in caught]
         self.photo: npt.NDArray[np.float32] = deprocess_imagenet_image(self.x, loaded.transforms)
-        with torch.no_grad():
+        with torch.no_grad(), _output_bytes(loaded.model) as measured:
             logits = loaded.model(self.x)
+        self.activation_bytes = max(1, measured[0])
+        """The bytes of every layer's output for this image: the memory one image takes in a Captum batch."""
         self.forward_passes = 1
         self.probabilities = torch.softmax(logits[0].detach().to("cpu", torch.float64), dim=0)
         top = torch.argsort(self.probabilities, descending=True, stable=True)[:top_k].tolist()
         self.top: tuple[Prediction, ...] = tuple(self.prediction(i) for i in top)
-        self._maps: dict[tuple[str, int], dict[str, torch.Tensor]] = {}
-        self._attributions: dict[tuple[str, int], torch.Tensor] = {}
+        self.max_bytes = MAP_BYTES_KEPT
+        self.dropped = 0
+        self._cache: OrderedDict[tuple[str, str, int], dict[str, torch.Tensor]] = OrderedDict()
+        self._recent: list[tuple[str, str, int]] = []  # the last two keys asked for: never dropped
+        self._blank: dict[tuple[str, int], bool] = {}  # whether Grad-CAM is zero everywhere: kept when maps are not
+
+    @property
+    def captum_batch_size(self) -> int:
+        """Images per pass for SmoothGrad and IG: as many as ``CAPTUM_BATCH_BYTES`` holds, at least one."""
+        return max(1, CAPTUM_BATCH_BYTES // self.activation_bytes)
+
+    @property
+    def cached_bytes(self) -> int:
+        """The bytes of the maps kept."""
+        return sum(_tensor_bytes(maps) for maps in self._cache.values())
 
     def prediction(self, index: int) -> Prediction:
         """The class ``index`` with its name and probability for this image."""
+        index = _check_class(index, "class", len(self.loaded.categories))
         return Prediction(index, self.loaded.categories[index], float(self.probabilities[index]))
 
     def is_cached(self, layer: str, target: int) -> bool:
         """Whether ``maps(layer, target)`` is ready without a forward pass."""
-        return (layer, target) in self._maps
+        return ("maps", layer, target) in self._cache
 
     def maps(self, layer: str, target: int) -> dict[str, torch.Tensor]:
         """``{"grad_cam", "guided_backprop", "guided_grad_cam"}`` maps for class ``target`` at ``layer``."""
-        if (layer, target) not in self._maps:
-            wanted = [target] + [p.index for p in self.top if (layer, p.index) not in self._maps and p.index != target]
+        target = _check_class(target, "target", len(self.loaded.categories))
+        key = ("maps", layer, target)
+        if key not in self._cache:
+            wanted = [target] + [p.index for p in self.top if not self.is_cached(layer, p.index) and p.index != target]
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ZeroGradCamWarning)  # ``_notes`` reports blank maps
                 computed = saliency_maps(self.loaded.model, layer, self.x, wanted, categories=self.loaded.categories)
             self.forward_passes += 1
-            self._maps.update({(layer, c): maps for c, maps in computed.items()})
-        return self._maps[(layer, target)]
+            for c in reversed(wanted):  # the target last: the most recently used
+                self._cache[("maps", layer, c)] = computed[c]
+                self._blank[(layer, c)] = not bool(computed[c]["grad_cam"].any())
+        return self._kept(key)
+
+    def grad_cam_is_blank(self, layer: str, target: int) -> bool:
+        """Whether Grad-CAM for ``target`` at ``layer`` is zero everywhere (remembered after ``forget``)."""
+        if (layer, target) not in self._blank:
+            self.maps(layer, target)
+        return self._blank[(layer, target)]
 
     def has_attribution(self, method: str, target: int) -> bool:
         """Whether ``attribution(method, target)`` is ready without a forward pass."""
-        return (method, target) in self._attributions
+        return ("captum", method, target) in self._cache
 
     def attribution(self, method: str, target: int) -> torch.Tensor:
         """The ``1 x 3 x H x W`` map of a ``CAPTUM_METHODS`` method for class ``target``, computed once, then cached."""
@@ -270,13 +360,32 @@ class ImageAnalysis:
         target = as_class_index(target, "target")
         if not 0 <= target < len(self.loaded.categories):
             raise ValueError(f"target must be a class index from 0 to {len(self.loaded.categories) - 1}, got {target}.")
-        if (method, target) not in self._attributions:
+        key = ("captum", method, target)
+        if key not in self._cache:
             with eval_with_frozen_parameters(self.loaded.model), warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # Captum: "the input did not require gradients"
-                computed = _CAPTUM[method](self.loaded.model, self.x.detach().clone(), target)
+                x = self.x.detach().clone()
+                computed = _CAPTUM[method](self.loaded.model, x, target, self.captum_batch_size)
             self.forward_passes += 1
-            self._attributions[(method, target)] = computed.detach()
-        return self._attributions[(method, target)]
+            self._cache[key] = {"map": computed.detach()}
+        return self._kept(key)["map"]
+
+    def _kept(self, key: tuple[str, str, int]) -> dict[str, torch.Tensor]:
+        """The cached entry ``key``, marked as the most recently used; then the cache trimmed to ``max_bytes``."""
+        self._cache.move_to_end(key)
+        self._recent = [key, *(k for k in self._recent if k != key)][:2]
+        found = self._cache[key]
+        while self.cached_bytes > self.max_bytes:
+            oldest = next((k for k in self._cache if k not in self._recent), None)
+            if oldest is None:
+                break
+            del self._cache[oldest]
+            self.dropped += 1
+        return found
+
+    def forget(self) -> None:
+        """Drop every cached map (the explorer does this for the images not shown); they are computed again if asked."""
+        self._cache.clear()
 
 
 @dataclass(frozen=True)
@@ -403,6 +512,10 @@ def _check_view(analysis: object, view: object) -> None:
         raise TypeError(f"analysis must be an ImageAnalysis, not {describe(analysis)}.")
     if not isinstance(view, View):
         raise TypeError(f"view must be a View (what to show), not {describe(view)}.")
+    classes = len(analysis.loaded.categories)
+    _check_class(view.target, "The view's target", classes)
+    if view.other is not None:
+        _check_class(view.other, "The view's class B (other)", classes)
 
 
 def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.5) -> Figure:
@@ -445,11 +558,16 @@ def _notes(analysis: ImageAnalysis, view: View, layer: str) -> list[str]:
     classes = [view.target] + ([view.other] if view.method == "discriminativity" else [])
     if view.uses_layer:
         for c in classes:
-            if not analysis.maps(layer, c)["grad_cam"].any():  # type: ignore[arg-type]
+            if analysis.grad_cam_is_blank(layer, c):  # type: ignore[arg-type]
                 notes.append(
                     f"Grad-CAM for '{analysis.prediction(c).name}' at {layer} is zero everywhere: no region of this "  # type: ignore[arg-type]
                     "layer raises the class score, so the map is blank. Try a more likely class."
                 )
+    if view.method == "discriminativity" and view.other == view.target:
+        notes.append(
+            "Class B is class A: a map minus itself is zero everywhere, so the picture is blank. "
+            "Choose another class B."
+        )
     return notes
 
 
@@ -468,23 +586,39 @@ class SaliencyExplorer:
     map not yet computed for this image and class runs the model again. While such a map is
     computed, ``progress`` (a label, hidden otherwise) says what is being computed. Uploads over
     ``max_upload_bytes`` or ``max_upload_pixels`` (attributes) are refused with a message.
+
+    Memory stays bounded however long a class uses it: an upload is kept as its analysis (the
+    model's input, the picture, the predictions), never as the decoded file, and only the last
+    ``uploads_kept`` (``UPLOADS_KEPT``) stay in the menu; only the image shown keeps its maps
+    (at most ``MAP_BYTES_KEPT``); the class menu keeps ``TYPED_CLASSES_KEPT`` typed classes; the
+    pictures kept are bounded by count and bytes. Whenever a limit drops something, ``message``
+    says which limit and what was dropped.
     """
 
     def __init__(
         self, loaded: LoadedModel, *, top_k: int = 5, samples: Mapping[str, ImageSource] | None = None
     ) -> None:
+        if not isinstance(loaded, LoadedModel):
+            raise TypeError(f"loaded must be a LoadedModel (from utils.models.load_model()), not {describe(loaded)}.")
         self.loaded = loaded
-        self.top_k = top_k
+        self.top_k = _check_top_k(top_k, len(loaded.categories))
+        if samples is not None and not isinstance(samples, Mapping):
+            raise TypeError(f"samples must be a dict {{name: image}}, not {describe(samples)}.")
         self._sources: dict[str, ImageSource] = dict(
             samples if samples is not None else {name: sample_image_path(name) for name in SAMPLE_IMAGES}
         )
         if not self._sources:
             raise ValueError("samples is empty; give at least one image, e.g. {'cat': sample_image_path('cat')}.")
+        if not all(isinstance(name, str) for name in self._sources):
+            raise TypeError("samples must name each image by a string, e.g. {'cat': sample_image_path('cat')}.")
         self._analyses: dict[str, ImageAnalysis] = {}
-        self._pictures: OrderedDict[tuple[str, View], bytes] = OrderedDict()  # the last PICTURES_KEPT renders
+        self._uploads: list[str] = []  # the uploads' keys, oldest first
+        self._pictures: OrderedDict[tuple[str, View], bytes] = OrderedDict()  # the last renders
+        self._limit_notes: list[str] = []  # what a limit dropped, shown with the next picture
         self._quiet = False
         self.max_upload_bytes = MAX_UPLOAD_BYTES
         self.max_upload_pixels = MAX_UPLOAD_PIXELS
+        self.uploads_kept = UPLOADS_KEPT
         layers = [name for name, _ in conv_layers(loaded.model)]
         if loaded.target_layer_name not in layers:
             layers.append(loaded.target_layer_name)
@@ -531,7 +665,10 @@ class SaliencyExplorer:
     @property
     def analysis(self) -> ImageAnalysis:
         """The analysis of the image shown."""
-        return self._analyses[self.image_choice.value]
+        key = self.image_choice.value
+        if key not in self._analyses:
+            raise ValueError(f"No analysis of the image {describe(key)}: it could not be loaded; choose another image.")
+        return self._analyses[key]
 
     @property
     def view(self) -> View:
@@ -547,8 +684,16 @@ class SaliencyExplorer:
 
     @property
     def forward_passes(self) -> int:
-        """Forward passes run so far, over all images (see ``ImageAnalysis``)."""
+        """Forward passes run so far, over the images kept (see ``ImageAnalysis``)."""
         return sum(a.forward_passes for a in self._analyses.values())
+
+    @property
+    def cached_bytes(self) -> int:
+        """The bytes the explorer keeps: every analysis's input, picture and maps, and the pictures kept."""
+        analyses = sum(
+            a.cached_bytes + a.x.numel() * a.x.element_size() + a.photo.nbytes for a in self._analyses.values()
+        )
+        return analyses + sum(len(png) for png in self._pictures.values())
 
     # reacting to the controls
 
@@ -576,7 +721,10 @@ class SaliencyExplorer:
             except (ImageLoadError, ValueError, TypeError) as error:
                 self._show_problem(str(error))
                 return
-        top = [(f"{rank}. {p.label()}", p.index) for rank, p in enumerate(self.analysis.top, start=1)]
+        for other_key, other in self._analyses.items():
+            if other_key != key:
+                other.forget()  # only the image shown keeps its maps at full size
+        top = [(f"{rank}. {p.label()}", p.index) for rank, p in enumerate(self._analyses[key].top, start=1)]
         with self._batch():
             self.target.options = self.other.options = top
             self.target.value = top[0][1]
@@ -595,6 +743,7 @@ class SaliencyExplorer:
             picture = image_from_upload(upload["content"], name, **limits)
             key = self._new_key(f"upload: {name}")
             analysis = ImageAnalysis(self.loaded, picture, top_k=self.top_k, name=key)
+            del picture  # the analysis holds what the explorer needs; the decoded upload is not kept
         except Exception as error:  # noqa: BLE001 -- an upload must never break the widget; say what happened
             reason = str(error) if isinstance(error, (ValueError, TypeError)) else f"{type(error).__name__}: {error}"
             self._show_problem(reason, "That upload could not be used; the explorer still shows the previous image.")
@@ -602,16 +751,28 @@ class SaliencyExplorer:
         finally:
             with self._batch():
                 self.upload.value = ()  # ready for the next upload, and the bytes are not kept twice
-        self._sources[key] = picture
         self._analyses[key] = analysis
+        self._uploads.append(key)
+        self._drop_old_uploads()
         with self._batch():
-            self.image_choice.options = list(self._sources)
+            self.image_choice.options = [*self._sources, *self._uploads]
             self.image_choice.value = key
         self._select_image(key)
 
+    def _drop_old_uploads(self) -> None:
+        kept = max(1, check_count(self.uploads_kept, "uploads_kept"))
+        while len(self._uploads) > kept:
+            dropped = self._uploads.pop(0)
+            del self._analyses[dropped]
+            for picture_key in [k for k in self._pictures if k[0] == dropped]:
+                del self._pictures[picture_key]
+            self._limit_notes.append(
+                f"The explorer keeps the last {kept} uploads: '{dropped}' was dropped (upload it again to see it)."
+            )
+
     def _new_key(self, key: str) -> str:
         unique, n = key, 2
-        while unique in self._sources:
+        while unique in self._sources or unique in self._uploads:
             unique, n = f"{key} ({n})", n + 1
         return unique
 
@@ -621,43 +782,68 @@ class SaliencyExplorer:
             return
         try:
             index = category_index(typed, self.loaded.categories)
+            analysis = self.analysis
         except (ValueError, TypeError) as error:
             self._show_problem(str(error))
             return
         if index not in [value for _, value in self.target.options]:
-            extra = (self.analysis.prediction(index).label(), index)
+            extra = (analysis.prediction(index).label(), index)
             with self._batch():
                 other = self.other.value
-                self.target.options = [*self.target.options, extra]
-                self.other.options = [*self.other.options, extra]
+                self.target.options = self._bounded_classes([*self.target.options, extra], index, other)
+                self.other.options = self.target.options
                 self.other.value = other
         if self.target.value != index:
             self.target.value = index  # re-renders
         else:
             self.refresh()
 
+    def _bounded_classes(self, options: list[tuple[str, int]], new: int, other: int) -> list[tuple[str, int]]:
+        """The class menu with at most ``TYPED_CLASSES_KEPT`` typed classes: the oldest (not class B) dropped."""
+        top = len(self.analysis.top)
+        typed = options[top:]
+        while len(typed) > TYPED_CLASSES_KEPT:
+            oldest = next(option for option in typed if option[1] not in (new, other))
+            typed.remove(oldest)
+            self._limit_notes.append(
+                f"The class menu keeps the last {TYPED_CLASSES_KEPT} typed classes: '{oldest[0]}' was dropped "
+                "(type it again to see it)."
+            )
+        return [*options[:top], *typed]
+
     def refresh(self) -> None:
         """Render the view the controls describe; a problem is shown in ``message``, never raised."""
-        view = self.view
-        self.layer.disabled = not view.uses_layer
-        self.opacity.disabled = not view.uses_opacity
-        self.base.disabled = self.other.disabled = view.method != "discriminativity"
         try:
-            self._compute_captum_maps(view)
+            analysis = self.analysis
+            view = self.view
+            self.layer.disabled = not view.uses_layer
+            self.opacity.disabled = not view.uses_opacity
+            self.base.disabled = self.other.disabled = view.method != "discriminativity"
+            dropped = analysis.dropped
             self.image.value = self._picture(view)
             layer = view.layer or self.loaded.target_layer_name
-            self.message.value = "".join(f"<p>{html.escape(note)}</p>" for note in _notes(self.analysis, view, layer))
+            notes = _notes(analysis, view, layer)
+            if analysis.dropped > dropped:
+                notes.append(
+                    f"The explorer keeps at most {analysis.max_bytes / 2**20:.0f} MiB of maps per image: "
+                    f"{analysis.dropped - dropped} older map sets were dropped (they are computed again if needed)."
+                )
+            notes, self._limit_notes = self._limit_notes + notes, []
+            self.message.value = "".join(f"<p>{html.escape(note)}</p>" for note in notes)
         except Exception as error:  # the widget must survive anything a learner does; say what happened
             self._show_problem(f"{type(error).__name__}: {error}")
 
     def _picture(self, view: View) -> bytes:
-        """``render_png`` of the view, kept for the last ``PICTURES_KEPT`` views: going back to one is instant."""
+        """``render_png`` of the view, kept for the last ``PICTURES_KEPT`` views (``PICTURE_BYTES_KEPT`` at most)."""
         key = (self.image_choice.value, replace(view, layer=view.layer or self.loaded.target_layer_name))
         if key in self._pictures:
             self._pictures.move_to_end(key)
             return self._pictures[key]
+        self._compute_captum_maps(view)
         picture = self._pictures[key] = render_png(self.analysis, view)
-        while len(self._pictures) > PICTURES_KEPT:
+        while len(self._pictures) > 1 and (
+            len(self._pictures) > PICTURES_KEPT or sum(map(len, self._pictures.values())) > PICTURE_BYTES_KEPT
+        ):
             self._pictures.popitem(last=False)
         return picture
 
@@ -666,9 +852,13 @@ class SaliencyExplorer:
         missing = [(m, c) for m, c in view.captum_maps if not self.analysis.has_attribution(m, c)]
         for method, target in missing:
             name = self.analysis.prediction(target).name
+            batches = -(
+                -(SMOOTHGRAD_SAMPLES if method == "smoothgrad" else IG_STEPS) // self.analysis.captum_batch_size
+            )
+            how = "in one batch" if batches == 1 else f"in {batches} batches"
             self.progress.value = (
                 f"<p><i>Computing {METHODS[method]} for '{html.escape(name)}' "
-                f"({_method_detail(method)} in one batch)..."
+                f"({_method_detail(method)} {how})..."
                 " It is kept: showing it again for this image and class is instant.</i></p>"
             )
             self.progress.layout.display = None  # shown now: ipywidgets sends the change before the work starts

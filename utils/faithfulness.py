@@ -11,8 +11,8 @@ Explanation of Black-box Models", BMVC, Section 4.1):
 
 What replaces a removed pixel is a design choice that changes the answer (lesson 07): ``"zero"``
 (0 in the model's input space: after ImageNet normalisation, the data set's mean colour),
-``"mean"`` (the image's own mean colour) or ``"blur"`` (the image blurred with RISE's kernel: 11 x 11,
-sigma 5). Scattered missing pixels are themselves unlike any training image, which the model may
+``"mean"`` (the image's own mean colour) or ``"blur"`` (the image blurred exactly as the RISE authors'
+code blurs it, ``blur``). Scattered missing pixels are themselves unlike any training image, which the model may
 punish whatever the map says; Rong et al. (2022, "A Consistent and Efficient Evaluation Strategy
 for Attribution Methods", ICML: ROAD) study that leak and propose a remedy. Removing ``patch`` x
 ``patch`` squares instead of pixels is the other common choice.
@@ -27,15 +27,17 @@ train/eval flags restored, the caller's tensors and arrays never written.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Union
 
 import numpy as np
 import numpy.typing as npt
 import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
 from torch import nn
-from torchvision.transforms.functional import gaussian_blur
 
 from utils.categories import check_model
 from utils.saliency import (
@@ -50,18 +52,25 @@ from utils.saliency import (
     one_map,
     upsample_cam,
 )
-from utils.sanity import sobel_magnitude
+from utils.saliency import _forward as _forward_sized
+from utils.sanity import ConstantMapWarning, sobel_magnitude
 
 __all__ = [
     "BASELINES",
     "BASELINE_MAPS",
+    "BLUR_KERNEL",
+    "BLUR_SIGMA",
     "COURSE_METHODS",
+    "MAX_MAP_PIXELS",
+    "MAX_STEPS",
     "AttributionMaps",
     "Curves",
     "FaithfulnessRow",
     "Method",
     "Summary",
     "attribution_maps",
+    "blur",
+    "blur_kernel",
     "centre_map",
     "edge_map",
     "insertion_deletion",
@@ -78,12 +87,21 @@ Method = Callable[[nn.Module, torch.Tensor, list[int]], MapLike]
 
 BASELINES: tuple[str, ...] = ("zero", "mean", "blur")
 """What replaces a removed pixel: 0 in input space, the image's mean colour, or the blurred image."""
-BLUR_KERNEL, BLUR_SIGMA = 11, 5.0  # RISE's blur (Petsiuk et al.'s code: gkern(klen=11, nsig=5))
+BLUR_KERNEL: int = 11
+"""Side of the blur's kernel, as in the RISE authors' evaluation notebook (``klen = 11``)."""
+BLUR_SIGMA: float = 5.0
+"""Sigma of the Gaussian smoothed into that kernel (``ksig = 5``), in pixels."""
+MAX_STEPS: int = 1024
+"""The most steps a curve may take: 2 x 1023 forward passes, a curve smoother than any plot shows. Finer steps cost
+time and say nothing new (a 224 x 224 image has 50,176 pixels: pixel by pixel would be 100,350 passes)."""
+MAX_MAP_PIXELS: int = 50_000_000
+"""The largest model-free map (``random_map``, ``centre_map``) made, in pixels: 400 MB of float64, 7,000 x 7,000."""
 COURSE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam")
 """The course's methods, computed together from one forward pass by ``saliency_maps``."""
 BASELINE_MAPS: tuple[str, ...] = ("random", "edges", "centre")
 """Maps that know nothing of the model: a method must beat them to claim faithfulness."""
 _TIE_SEED = 0  # tied pixels are removed in a fixed random order, not top row first
+_clock: Callable[[], float] = time.perf_counter  # the report card's timer (a test replaces it by a fake clock)
 
 
 # --- checking arguments -----------------------------------------------------------------------
@@ -147,12 +165,51 @@ class Curves:
         return float(np.trapezoid(self.insertion, self.fractions))
 
 
+def blur_kernel() -> npt.NDArray[np.float64]:
+    """The RISE authors' blur kernel, ``gkern(11, 5)``: an 11 x 11 delta smoothed by ``gaussian_filter``, sigma 5.
+
+    Petsiuk et al. (2018, "RISE: Randomized Input Sampling for Explanation of Black-box Models",
+    BMVC, https://arxiv.org/abs/1806.07421), code at https://github.com/eclique/RISE
+    (``evaluation.py``, ``gkern``; ``Evaluation.ipynb``: ``klen = 11``, ``ksig = 5``). The Gaussian
+    is wider than the 11 x 11 array, and ``gaussian_filter`` reflects what falls outside back in:
+    the kernel is much flatter than a sampled Gaussian of sigma 5 (a corner holds 0.88 of the
+    centre's weight), and it sums to 1.
+
+    >>> k = blur_kernel()
+    >>> k.shape, round(float(k.sum()), 6), round(float(k[0, 0] / k[5, 5]), 2)
+    ((11, 11), 1.0, 0.88)
+    """
+    delta = np.zeros((BLUR_KERNEL, BLUR_KERNEL))
+    delta[BLUR_KERNEL // 2, BLUR_KERNEL // 2] = 1.0
+    return gaussian_filter(delta, BLUR_SIGMA)
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """``x`` blurred as the RISE authors blur it: each channel convolved with ``blur_kernel()``, zero padding.
+
+    Their notebook's ``conv2d(x, kern, padding=klen // 2)`` on the model's input: the padding is 0
+    in input space (after ImageNet normalisation, the data set's mean colour), so the border
+    fades towards it. Channels are blurred one by one, as RISE's diagonal 3 x 3 kernel does. A new
+    tensor shaped like ``x`` (``C x H x W`` or ``N x C x H x W``), for any image size.
+
+    >>> corner = blur(torch.ones(1, 1, 12, 12))[0, 0]
+    >>> round(float(corner[6, 6]), 3), bool(corner[0, 0] < 0.5)
+    (1.0, True)
+    """
+    x = _checked_image(x)
+    batch = x if x.ndim == 4 else x.unsqueeze(0)
+    channels = batch.shape[1]
+    kernel = torch.from_numpy(blur_kernel()).to(batch.device, batch.dtype)
+    weight = kernel.expand(channels, 1, BLUR_KERNEL, BLUR_KERNEL)
+    return F.conv2d(batch, weight, padding=BLUR_KERNEL // 2, groups=channels).reshape(x.shape)
+
+
 def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch.Tensor:
     """The image whose pixels replace the removed ones: a new tensor shaped like ``x``.
 
     ``"zero"``: zeros (in the model's input space); ``"mean"``: every pixel the image's mean
-    colour; ``"blur"``: ``x`` blurred with an 11 x 11 Gaussian, sigma 5 (RISE). A tensor shaped
-    like ``x`` is used as it is (copied).
+    colour; ``"blur"``: ``blur(x)``, the RISE authors' blur. A tensor shaped like ``x`` is used as
+    it is (copied).
 
     >>> x = torch.arange(8.0).reshape(1, 2, 2, 2)
     >>> replacement(x, "mean")[0, :, 0, 0].tolist(), replacement(x, "zero").abs().sum().item()
@@ -168,15 +225,11 @@ def replacement(x: torch.Tensor, baseline: str | torch.Tensor = "blur") -> torch
     if not isinstance(baseline, str) or baseline not in BASELINES:
         valid = ", ".join(map(repr, BASELINES))
         raise ValueError(f"Unknown baseline {_shown(baseline)}; use one of {valid} or an image shaped like x.")
-    if baseline == "blur" and min(x.shape[-2:]) <= BLUR_KERNEL // 2:
-        side = BLUR_KERNEL // 2 + 1
-        raise ValueError(f"The blur baseline needs an image of at least {side} x {side} pixels; use 'mean' or 'zero'.")
     if baseline == "zero":
         return torch.zeros_like(x)
     if baseline == "mean":
         return x.mean(dim=(-2, -1), keepdim=True).expand_as(x).clone()
-    batch = x if x.ndim == 4 else x.unsqueeze(0)
-    return gaussian_blur(batch, [BLUR_KERNEL, BLUR_KERNEL], [BLUR_SIGMA, BLUR_SIGMA]).reshape(x.shape)
+    return blur(x)
 
 
 def _ranking_values(saliency: MapLike, shape: tuple[int, int]) -> npt.NDArray[np.float64]:
@@ -224,7 +277,18 @@ def removal_ranks(saliency: MapLike, shape: tuple[int, int], patch: int = 1) -> 
 
 
 def _counts(units: int, steps: int) -> npt.NDArray[np.int64]:
-    """Units removed after each step, symmetric (``counts[k] + counts[steps - k] == units``)."""
+    """Units removed after each step: ``k * units / steps`` rounded half down past the middle, half up before it.
+
+    The counts are symmetric (``counts[k] + counts[steps - k] == units``), so deleting in a
+    map's order is exactly inserting in the reverse order: the deletion curve of ``map`` is the
+    insertion curve of ``-map`` read backwards. Where ``k * units / steps`` ends in a half, the
+    second half of the steps therefore rounds down where rounding half up (RISE-style code)
+    rounds up: 8 steps over 196 patches give 122 and 171 at steps 5 and 7, not 123 and 172
+    (an AUC differs by at most 1/steps times the change of probability of one patch).
+
+    >>> _counts(196, 8).tolist()
+    [0, 25, 49, 74, 98, 122, 147, 171, 196]
+    """
     half = [(k * units + steps // 2) // steps for k in range(steps // 2 + 1)]
     return np.array(half + [units - c for c in reversed(half[: (steps + 1) // 2])], dtype=np.int64)
 
@@ -238,21 +302,59 @@ def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> t
         raise ValueError(
             f"steps={steps} is more than the {units} pixels or patches there are to remove; use fewer steps."
         )
+    if steps > MAX_STEPS:  # type: ignore[operator]
+        raise ValueError(
+            f"steps={steps} would run {2 * (steps - 1)} images through the model; "  # type: ignore[operator]
+            f"at most {MAX_STEPS} steps give a smooth curve: use fewer steps."
+        )
     return int(steps), int(patch)  # type: ignore[call-overload]
 
 
+def _checked_batch_size(batch_size: object) -> int:
+    if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number, at least 1, got {_shown(batch_size)}.")
+    return int(batch_size)
+
+
+def _warn_if_constant(values: npt.NDArray[np.float64], name: str) -> None:
+    if np.ptp(values) == 0:
+        warnings.warn(
+            f"{name} is constant (e.g. all zero): it ranks no pixel above another, so its curves are those of a "
+            "fixed random order (a random map's); check the class and the method.",
+            ConstantMapWarning,
+            stacklevel=4,
+        )
+
+
+def _perturbed(
+    original: torch.Tensor, base: torch.Tensor, ranks: list[torch.Tensor], counts: list[torch.Tensor], batch_size: int
+) -> Iterator[torch.Tensor]:
+    """The images to score, ``batch_size`` at a time, each batch built only when it is asked for.
+
+    In order: the image, its replacement, then for each map its ``steps - 1`` deletion images
+    (the first ``counts`` units replaced) and its ``steps - 1`` insertion images (those units
+    revealed on the replacement). Only one batch of masks and images exists at a time.
+    """
+    jobs = [(0, 0, False), (0, 0, True)]  # (map, count, replacement where not removed): the image, the replacement
+    for m, inner in enumerate(counts):
+        jobs += [(m, int(c), False) for c in inner] + [(m, int(c), True) for c in inner]
+    for start in range(0, len(jobs), batch_size):
+        chunk = jobs[start : start + batch_size]
+        show_base = torch.stack([(ranks[m] < c) ^ inverted for m, c, inverted in chunk])[:, None]
+        yield torch.where(show_base, base, original)
+
+
 def _probabilities(
-    model: nn.Module, images: torch.Tensor, target: int, given: Class, batch_size: int
+    model: nn.Module, batches: Iterator[torch.Tensor], target: int, given: Class
 ) -> npt.NDArray[np.float64]:
-    """The class's probability for every image, ``batch_size`` images per pass (the class checked on the first)."""
+    """The class's probability for every image of every batch (the class checked on the first batch)."""
     out = []
-    for start in range(0, images.shape[0], batch_size):
-        chunk = images[start : start + batch_size]
-        scores = class_scores(model(chunk), chunk.shape[0])
-        if start == 0:
+    for i, chunk in enumerate(batches):
+        scores = class_scores(_forward_sized(model, chunk), chunk.shape[0])
+        if i == 0:
             check_class_range([target], given, scores.shape[1])
-        out.append(torch.softmax(scores.double(), dim=1)[:, target])
-    return torch.cat(out).cpu().numpy()
+        out.append(torch.softmax(scores.double(), dim=1)[:, target].cpu())
+    return torch.cat(out).numpy()
 
 
 def _curves(
@@ -266,25 +368,25 @@ def _curves(
     patch: int,
     categories: Sequence[str] | None,
     batch_size: int,
+    names: Sequence[str] = ("saliency",),
 ) -> list[Curves]:
-    """The curves of several maps of one image, their perturbed images run through the model together."""
+    """The curves of several maps of one image, their perturbed images run through the model batch by batch."""
     batch = as_batch(check_model(model), x)
     if batch.shape[0] != 1:
         raise ValueError(f"x holds {batch.shape[0]} images; the curves explain one image: pass x[i:i + 1].")
     shape = (int(batch.shape[-2]), int(batch.shape[-1]))
     steps, patch = _checked_settings(steps, patch, shape)
     index = class_index(target, categories)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number, at least 1, got {_shown(batch_size)}.")
+    batch_size = _checked_batch_size(batch_size)
     ranked = [removal_ranks(m, shape, patch) for m in maps]  # every map is checked before any work
+    for m, name in zip(maps, names):
+        _warn_if_constant(_ranking_values(m, shape), name)
     original = batch.detach()
     base = replacement(original, baseline)
-    images = [original, base]
-    for ranks, units in ranked:
-        masks = torch.from_numpy(ranks[None] < _counts(units, steps)[1:-1, None, None]).to(original.device)[:, None]
-        images += [torch.where(masks, base, original), torch.where(masks, original, base)]  # deletion, insertion
+    ranks = [torch.from_numpy(r).to(original.device) for r, _ in ranked]
+    counts = [torch.from_numpy(_counts(units, steps)[1:-1]) for _, units in ranked]
     with torch.no_grad(), eval_with_frozen_parameters(model):
-        probabilities = _probabilities(model, torch.cat(images), index, target, batch_size)
+        probabilities = _probabilities(model, _perturbed(original, base, ranks, counts, batch_size), index, target)
     p_image, p_base, inner = probabilities[0], probabilities[1], probabilities[2:].reshape(len(maps), 2, steps - 1)
     label = baseline if isinstance(baseline, str) else "image"
     found = []
@@ -320,8 +422,14 @@ def insertion_deletion(
     ``C x H x W`` or ``1 x C x H x W``; see ``removal_ranks`` for how it ranks the pixels);
     ``target``: an index or a category name of ``categories`` (default ImageNet's). In ``steps``
     equal steps, ``patch`` x ``patch`` squares are replaced by ``replacement(x, baseline)``
-    (deletion) or revealed on it (insertion). The ``2 * (steps - 1)`` perturbed images go through
-    the model in batches of ``batch_size``, with eval semantics and no gradients.
+    (deletion) or revealed on it (insertion); step ``k`` removes ``k / steps`` of the units,
+    rounded so that the curves are symmetric (8 steps over 196 patches: 122 and 171 at steps 5
+    and 7, where RISE-style rounding half up gives 123 and 172; see ``_counts``). ``steps`` is at
+    most the number of units and ``MAX_STEPS``. The ``2 * (steps - 1)`` perturbed images are built
+    and go through the model ``batch_size`` at a time, with eval semantics and no gradients: the
+    memory they take grows with ``batch_size``, not with ``steps``. A constant map (e.g. all
+    zero) ranks nothing: it gets a ``utils.sanity.ConstantMapWarning`` and a random order's curves.
+    An image too small for the model is named with the smallest size that works.
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -345,6 +453,14 @@ def insertion_deletion(
 # --- maps a method must beat ------------------------------------------------------------------
 
 
+def _check_map_size(height: int, width: int) -> None:
+    if height * width > MAX_MAP_PIXELS:
+        raise ValueError(
+            f"A {height} x {width} map has more than MAX_MAP_PIXELS = {MAX_MAP_PIXELS:,} pixels; "
+            "make it the size of the model's input (e.g. 224 x 224)."
+        )
+
+
 def random_map(height: int, width: int, *, seed: int = 0) -> npt.NDArray[np.float64]:
     """A map of uniform random values: it ranks the pixels in a random order, the same for a seed.
 
@@ -352,6 +468,7 @@ def random_map(height: int, width: int, *, seed: int = 0) -> npt.NDArray[np.floa
     ((2, 3), True)
     """
     height, width, seed = _whole("height", height), _whole("width", width), _whole("seed", seed, 0)
+    _check_map_size(height, width)
     return np.random.default_rng(seed).random((height, width))
 
 
@@ -384,6 +501,7 @@ def centre_map(height: int, width: int, *, sigma: float = 0.25) -> npt.NDArray[n
     (1.0, True)
     """
     height, width = _whole("height", height), _whole("width", width)
+    _check_map_size(height, width)
     if isinstance(sigma, (bool, np.bool_)) or not isinstance(sigma, (int, float, np.number)) or not 0 < sigma < 1e6:
         raise ValueError(f"sigma must be a positive number (a fraction of the side, e.g. 0.25), got {_shown(sigma)}.")
     rows = (np.arange(height) - (height - 1) / 2) / (sigma * height)
@@ -397,10 +515,12 @@ def centre_map(height: int, width: int, *, sigma: float = 0.25) -> npt.NDArray[n
 @dataclass(frozen=True)
 class AttributionMaps:
     """``maps[method]``: detached ``N x C x H x W`` maps on ``x``'s grid, one per image (C = 1 or 3);
-    ``seconds[method]``: the time per map on this machine."""
+    ``seconds[method]``: the time per map on this machine; ``inputs``: the images they explain
+    (``report_card_rows`` checks that reused maps explain its photos), or None if unknown."""
 
     maps: dict[str, torch.Tensor]
     seconds: dict[str, float]
+    inputs: torch.Tensor | None = None
 
     def image(self, i: int) -> dict[str, torch.Tensor]:
         """``{method: 1 x C x H x W map}`` of image ``i``."""
@@ -505,21 +625,23 @@ def attribution_maps(
         if layer is None:
             names = ", ".join(course)
             raise ValueError(f"Methods {names} need the Grad-CAM layer; pass layer (e.g. loaded.target_layer).")
-        start = time.perf_counter()
+        start = _clock()
         found = _course_maps(model, layer, batch, classes)
-        per_map = (time.perf_counter() - start) / (3 * n)
+        per_map = (_clock() - start) / (3 * n)
         for name in course:
             maps[name], seconds[name] = found[named[name]], per_map  # type: ignore[index]
     for name, method in named.items():
         if name in course:
             continue
-        start = time.perf_counter()
+        start = _clock()
         if isinstance(method, str):
             maps[name] = _model_free_maps(method, batch)
         else:
             maps[name] = _as_maps(method(model, batch.clone(), list(classes)), name, n)
-        seconds[name] = (time.perf_counter() - start) / n
-    return AttributionMaps(maps={name: maps[name] for name in named}, seconds={name: seconds[name] for name in named})
+        seconds[name] = (_clock() - start) / n
+    return AttributionMaps(
+        maps={name: maps[name] for name in named}, seconds={name: seconds[name] for name in named}, inputs=batch.clone()
+    )
 
 
 @dataclass(frozen=True)
@@ -560,8 +682,10 @@ def report_card_rows(
     >>> [(r.method, r.photo) for r in rows]
     [('grad_cam', 'a'), ('random', 'a')]
     """
-    if not isinstance(photos, Mapping) or not photos:
-        raise TypeError(f"photos must be a dict {{name: (x, class)}} with at least one photo, not {_shown(photos)}.")
+    if not isinstance(photos, Mapping):
+        raise TypeError(f"photos must be a dict {{name: (x, class)}}, not {_shown(photos)}.")
+    if not photos:
+        raise ValueError("photos is an empty dict; give at least one photo, {name: (x, class)}.")
     if not all(isinstance(entry, (tuple, list)) and len(entry) == 2 for entry in photos.values()):
         raise TypeError("Each photo must be a pair (x, class): the model input and the class to explain.")
     if computed is not None and not isinstance(computed, AttributionMaps):
@@ -572,10 +696,8 @@ def report_card_rows(
     classes = [target for _, target in photos.values()]
     if computed is None:
         computed = attribution_maps(model, layer, torch.cat(images), classes, methods, categories=categories)
-    elif any(found.shape[0] < len(images) for found in computed.maps.values()):
-        raise ValueError(
-            f"computed holds maps for fewer images than the {len(images)} photos; compute them for every photo."
-        )
+    else:
+        _check_computed(computed, photos, images)
     rows = []
     for i, (photo, image, target) in enumerate(zip(photos, images, classes)):
         own = computed.image(i)
@@ -589,11 +711,34 @@ def report_card_rows(
             patch=patch,
             categories=categories,
             batch_size=batch_size,
+            names=[f"the {name!r} map of {photo!r}" for name in own],
         )
         for name, curve in zip(own, curves):
             seconds = computed.seconds[name]
             rows.append(FaithfulnessRow(name, photo, curve.target, curve.insertion_auc, curve.deletion_auc, seconds))
     return rows
+
+
+def _check_computed(computed: AttributionMaps, photos: Mapping[str, object], images: list[torch.Tensor]) -> None:
+    """Reused maps must hold one map per photo, on its grid, computed on that very photo (when ``inputs`` says)."""
+    if any(found.shape[0] < len(images) for found in computed.maps.values()):
+        raise ValueError(
+            f"computed holds maps for fewer images than the {len(images)} photos; compute them for every photo."
+        )
+    if any(tuple(found.shape[-2:]) != tuple(images[0].shape[-2:]) for found in computed.maps.values()):
+        raise ValueError(
+            "computed's maps are not on the photos' grid; compute them with attribution_maps on the photos."
+        )
+    if computed.inputs is None:
+        return
+    if computed.inputs.shape[0] < len(images) or computed.inputs.shape[1:] != images[0].shape[1:]:
+        raise ValueError("computed's maps explain other images than the photos; compute them on the photos.")
+    for i, (photo, image) in enumerate(zip(photos, images)):
+        if not torch.equal(computed.inputs[i].to(image.device, image.dtype), image[0].detach()):
+            raise ValueError(
+                f"computed's image {i} is not the photo {photo!r}: its maps explain another image; "
+                "pass the photos in the order of the images given to attribution_maps."
+            )
 
 
 @dataclass(frozen=True)

@@ -222,10 +222,11 @@ def random_weights_switch() -> bool:
         return False
     if value != "1":
         raise ValueError(f"{RANDOM_WEIGHTS_SWITCH}={value!r}: set it to 1 (tests only) or leave it unset.")
-    model = (os.environ.get("XAI_MODEL") or "auto").strip().lower()
+    model = os.environ.get("XAI_MODEL", "").strip().lower()
     if model != "vgg16":
+        given = f"XAI_MODEL is {model!r}" if model else "XAI_MODEL is unset (auto)"
         raise ValueError(
-            f"{RANDOM_WEIGHTS_SWITCH}=1 is a test switch for XAI_MODEL=vgg16 only, not XAI_MODEL={model!r}; "
+            f"{RANDOM_WEIGHTS_SWITCH}=1 is a test switch for XAI_MODEL=vgg16 only, and {given}; "
             f"unset {RANDOM_WEIGHTS_SWITCH} (or set XAI_MODEL=vgg16 for a test run with meaningless numbers)."
         )
     return True
@@ -318,7 +319,9 @@ def _download(url: str, path: Path, progress: bool) -> None:
         reason = error.reason
         if isinstance(reason, TimeoutError):
             reason = f"no answer from {urlparse(url).hostname} within {STALL_TIMEOUT_S:g} s"
-        raise _DownloadFailed(_first_line(error if isinstance(error, HTTPError) else reason)) from None
+        raise _DownloadFailed(
+            _why(error if isinstance(error, HTTPError) else reason, urlparse(url).hostname or "")
+        ) from None
     except (OSError, HTTPException) as error:
         raise _DownloadFailed(_first_line(error)) from None
     except KeyboardInterrupt:
@@ -337,7 +340,18 @@ def _check_reachable(url: str) -> None:
     try:
         socket.create_connection((host, parts.port or (443 if parts.scheme == "https" else 80)), timeout=5).close()
     except OSError as error:
-        raise _DownloadFailed(_first_line(error)) from None
+        raise _DownloadFailed(_why(error, host)) from None
+
+
+def _why(error: BaseException | str, host: str) -> str:
+    """A failed connection in a few words: a name that cannot be looked up says what that usually means.
+
+    >>> _why(socket.gaierror(-2, "Name or service not known"), "example.org")
+    'example.org not found: is this machine online?'
+    """
+    if isinstance(error, socket.gaierror):
+        return f"{host} not found: is this machine online?"
+    return _first_line(error)
 
 
 def _stream(response: HTTPResponse, out: BinaryIO, progress: bool) -> str:

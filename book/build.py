@@ -87,6 +87,14 @@ def build(
 
     sys.path.insert(0, str(BOOK / "_ext"))
     out = out.resolve()
+    if out.exists() and not out.is_dir():
+        raise SiteBuildError(f"--out {out} is a file; give a folder for the site (default build/html).")
+    for name in only:
+        pattern = name if name.startswith("notebooks/") else f"notebooks/{name}"
+        if not list(source.glob(f"{pattern}*.ipynb")) and not list(source.glob(f"{pattern}*/*.ipynb")):
+            raise SiteBuildError(
+                f"--only {name} matches no notebook under notebooks/ (give a lesson's number: --only 00)."
+            )
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise SiteBuildError(f"{out} is not empty and holds no site built here (no {MANIFEST}); choose another --out.")
     staging = staging_for(out)

@@ -62,4 +62,5 @@ html_theme_options = {
     "navigation_with_keys": True,
     "announcement": "",  # course_site writes the model banner here
 }
-html_sidebars: dict[str, list[str]] = {}
+# The theme's sidebar without its search field: one search button on every page, in the article's header (Ctrl+K too).
+html_sidebars = {"**": ["navbar-logo.html", "icon-links.html", "sbt-sidebar-nav.html"]}

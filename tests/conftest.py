@@ -1,9 +1,9 @@
 """Fixtures for the site tests and the browser test: the course's site built once, JupyterLab on loopback,
 headless Chromium.
 
-``course_site`` is the site ``make html`` builds, with lesson 00 executed and every other notebook
-a page without outputs (``python book/build.py --only 00``), built once per test session into a
-temporary folder and shared by tests/test_site.py and tests/test_browser.py.
+``course_site`` is the site ``make html`` builds, with lessons 00 and 01 executed (01 ends on a check cell) and
+every other notebook a page without outputs (``python book/build.py --only 00 --only 01``), built once per test
+session into a temporary folder and shared by tests/test_site.py and tests/test_browser.py.
 
 The browser is Debian's ``chromium`` package (``command -v chromium``), launched by Playwright for
 Python through ``executable_path``: nothing downloads a browser. The pinned Playwright (1.65) is
@@ -179,9 +179,9 @@ def site_builder() -> Callable[..., subprocess.CompletedProcess[str]]:
 
 @pytest.fixture(scope="session")
 def course_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The course's site with lesson 00 executed (``book/build.py --only 00``): the folder that holds ``index.html``."""
+    """The course's site with lessons 00 and 01 executed (``book/build.py --only 00 --only 01``): its folder."""
     out = tmp_path_factory.mktemp("course-site") / "html"
-    result = build_site("--only", "00", "--out", str(out))
+    result = build_site("--only", "00", "--only", "01", "--out", str(out))
     assert result.returncode == 0, f"the site build failed:\n{result.stderr[-4000:]}"
     return out
 

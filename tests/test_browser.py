@@ -103,16 +103,78 @@ def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_s
         assert page.locator("h1").first.inner_text().startswith(titles[1][:4])
         page.wait_for_function("() => document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
 
-        page.locator("button.search-button-field").first.click()
+        code = page.locator("div.cell_input pre, div.cell_output pre")
+        sideways = code.evaluate_all("pres => pres.filter(p => p.scrollWidth > p.clientWidth + 1).length")
+        assert sideways == 0, f"{sideways} of {code.count()} code and output blocks scroll sideways at 1280 px"
+        assert page.locator("div.cell_output a.course-full-size img").count() >= 1, "a figure opens at full size"
+
+        searches = page.locator(".search-button-field:visible, .search-button:visible")
+        assert searches.count() == 1, f"{searches.count()} search boxes on the page"
+        searches.first.click()
         query = page.locator("#pst-search-dialog input[name=q]")
         query.fill("discriminativity challenge")
         query.press("Enter")
         page.wait_for_url("**/search.html?q=*")
         found = page.locator("ul.search li a").filter(has_text="discriminativity").first
         found.wait_for(state="visible", timeout=30_000)
+        page.locator("ul.search li p.context").first.wait_for(state="visible", timeout=30_000)
+        listed = [text.strip() for text in page.locator("ul.search li > a").all_inner_texts()]
+        assert len(listed) == len(set(listed)), f"search lists a page title twice: {listed}"
+        snippets = page.locator("ul.search li p.context").all_inner_texts()
+        assert not [s for s in snippets if "System Settings" in s], "a snippet quotes the theme's menu"
         _screenshot(page, "site-search")
         found.click()
         page.wait_for_url("**/04_discriminativity_challenge.html*")
         assert offline_page.refused == [], f"the site asked the network for {offline_page.refused}"
     finally:
         _screenshot(page, "site-last-page")
+
+
+PHONE = {"width": 390, "height": 844}
+_OPEN = "id => document.getElementById(id).open"
+
+
+def test_the_site_on_a_phone_opens_the_lessons_follows_one_opens_its_contents_shows_a_check_and_searches(
+    course_site: Path, offline_page: Any
+) -> None:
+    page = offline_page.page
+    lessons = json.loads((course_site / "lessons.json").read_text(encoding="utf-8"))["lessons"]
+    title = next(row["title"] for row in lessons if row["docname"] == "notebooks/01_grad_cam")
+    page.set_viewport_size(PHONE)
+    try:
+        page.goto((course_site / "book" / "index.html").as_uri())
+        banner = page.locator(".bd-header-announcement")
+        line = float(banner.evaluate("el => parseFloat(getComputedStyle(el).lineHeight)"))
+        assert banner.bounding_box()["height"] <= 2 * line + 12, "the model banner takes more than two lines"
+
+        page.locator("button.primary-toggle:visible").click()
+        page.wait_for_function(_OPEN, arg="pst-primary-sidebar-modal", timeout=10_000)
+        page.locator("#pst-primary-sidebar-modal a.reference.internal", has_text=title).first.click()
+        page.wait_for_url("**/notebooks/01_grad_cam.html")
+
+        page.locator("button.secondary-toggle:visible").click()
+        page.wait_for_function(_OPEN, arg="pst-secondary-sidebar-modal", timeout=10_000)
+        entries = page.locator("#pst-secondary-sidebar-modal nav a")
+        assert entries.count() >= 3, "the page contents list is empty"
+        _screenshot(page, "site-phone-contents")
+        entries.last.click()
+        page.wait_for_url("**/notebooks/01_grad_cam.html#*")
+        page.keyboard.press("Escape")
+
+        check = page.locator("div.cell_output .output.traceback pre").last
+        check.scroll_into_view_if_needed()
+        text, sideways = check.evaluate("pre => [pre.innerText.trim(), pre.scrollWidth > pre.clientWidth + 1]")
+        assert text.startswith("AnswerCheckError: ") and "\n" not in text and not sideways, (text[:300], sideways)
+        _screenshot(page, "site-phone-check")
+
+        page.locator("button.search-button:visible").first.click()
+        query = page.locator("#pst-search-dialog input[name=q]")
+        query.fill("discriminativity challenge")
+        query.press("Enter")
+        page.wait_for_url("**/search.html?q=*")
+        found = page.locator("ul.search li a").filter(has_text="discriminativity").first
+        found.wait_for(state="visible", timeout=30_000)
+        assert offline_page.refused == [], f"the site asked the network for {offline_page.refused}"
+    finally:
+        _screenshot(page, "site-phone-last-page")
+        page.set_viewport_size({"width": 1280, "height": 900})

@@ -106,6 +106,28 @@ def output_images(page_html: str) -> list[str]:
     return images
 
 
+VERDICT = "Not yet right (sign): the map is S_B - S_A; swap the classes, and the map is " + "long " * 20 + "still."
+CHECK_TAGS = ["check", "raises-exception"]
+"""A lesson's check cell: it raises ``AnswerCheckError`` until the exercise is answered."""
+
+
+def tracebacks(page_html: str) -> list[str]:
+    """The text of each error output on a MyST-NB page."""
+    blocks = re.findall(r'<div class="[^"]*output traceback[^"]*">(.*?)</pre>', page_html, flags=re.S)
+    return [html.unescape(re.sub(r"<[^>]+>", "", block)).strip() for block in blocks]
+
+
+def build_paths(site: Path, *also: Path) -> list[str]:
+    """``page: path`` for each page that shows a path of the machine that built it (the repository, a temp folder)."""
+    paths = {str(ROOT), str(Path(sys.executable).parent.parent), *map(str, also)}
+    return [
+        f"{page.relative_to(site).as_posix()}: {path}"
+        for page in pages(site)
+        for path in paths
+        if path in page.read_text(encoding="utf-8")
+    ]
+
+
 # --- the extension's own functions ----------------------------------------------------------------
 
 
@@ -186,9 +208,19 @@ def test_pages_name_the_model_and_the_index_summarises_the_lesson(course_site: P
 
 
 def test_a_page_this_build_did_not_execute_says_so(course_site: Path) -> None:
-    assert not lesson(course_site, "notebooks/01_grad_cam")["executed"]
-    assert "Not executed in this build" in page_of(course_site, "notebooks/01_grad_cam")
+    assert not lesson(course_site, "notebooks/02_guided_backprop")["executed"]
+    assert "Not executed in this build" in page_of(course_site, "notebooks/02_guided_backprop")
     assert "Not executed in this build" not in page_of(course_site, "notebooks/00_start_here")
+
+
+def test_a_failed_check_shows_its_one_line_and_no_page_shows_a_path_of_the_build_machine(course_site: Path) -> None:
+    nb = nbformat.read(NOTEBOOKS / "01_grad_cam.ipynb", as_version=4)
+    checks = [cell for cell in nb.cells if "check" in cell.metadata.get("tags", [])]
+    shown = tracebacks(page_of(course_site, "notebooks/01_grad_cam"))
+    assert checks and len(shown) == len(checks), f"{len(checks)} check cell(s), {len(shown)} error output(s)"
+    for text in shown:
+        assert len(text.splitlines()) == 1 and text.startswith("AnswerCheckError: "), text[:500]
+    assert build_paths(course_site, course_site) == []
 
 
 def test_links_between_lessons_point_at_pages_and_previous_next_follow_the_lessons(course_site: Path) -> None:
@@ -209,6 +241,9 @@ def test_each_notebook_page_offers_its_notebook_for_download(course_site: Path) 
 def test_the_solutions_are_their_own_section_of_the_sidebar(course_site: Path) -> None:
     page = page_of(course_site, "notebooks/00_start_here")
     captions = re.findall(r'<span class="caption-text">([^<]+)</span>', page)
+    if not (NOTEBOOKS / "solutions").is_dir():  # the hand-out (make handout) leaves the solutions out
+        assert captions == ["Lessons", "For instructors"]
+        return
     assert captions == ["Lessons", "Solutions", "For instructors"]
     solutions = page.split('<span class="caption-text">Solutions</span>')[1].split("caption-text")[0]
     assert 'href="solutions/04_discriminativity_challenge.html"' in solutions
@@ -345,6 +380,7 @@ def test_file_names_with_accents_and_spaces_build_link_and_allow_tagged_errors(
         "01 · Été",
         ("raise ValueError('expected')", ["raises-exception"]),
         "print('after the expected error')",
+        (f"from utils.exercises import AnswerCheckError\nraise AnswerCheckError({VERDICT!r})", CHECK_TAGS),
     )
     _notebook(source / "notebooks" / "02 b.ipynb", "02 · B", "print(2)")
     _notebook(source / "notebooks" / "solutions" / "01_été.ipynb", "01 · Été, answered", "print('answer')")
@@ -369,6 +405,8 @@ def test_file_names_with_accents_and_spaces_build_link_and_allow_tagged_errors(
         out, "notebooks/01_été"
     )
     assert broken_links(out) == []
+    assert tracebacks(page_of(out, "notebooks/01_été"))[-1] == f"AnswerCheckError: {VERDICT}", "a check's one line"
+    assert build_paths(out, tmp_path) == []
 
 
 def test_a_folder_that_holds_something_else_is_never_replaced(tmp_path: Path) -> None:
@@ -386,3 +424,25 @@ def test_replacing_a_site_keeps_the_old_one_until_the_new_one_is_in_place(tmp_pa
     (new / "page.html").write_text("new")
     builder.replace_site(new, old)
     assert (old / "page.html").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["html"]
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--only", "99"], "--only 99 matches no notebook under notebooks/"),
+        (["--out", "FILE"], "is a file; give a folder for the site"),
+    ],
+)
+def test_a_build_that_cannot_make_sense_is_refused_in_one_line_before_it_starts(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    afile = tmp_path / "a-file"
+    afile.write_text("not a folder")
+    out = ["--out", str(tmp_path / "html")] if "--out" not in args else []
+    argv = [str(afile) if arg == "FILE" else arg for arg in args] + out
+    stderr = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stderr", stderr)
+        assert builder.main(argv) == 1
+    (line,) = stderr.getvalue().splitlines()
+    assert says in line and afile.read_text() == "not a folder" and not (tmp_path / "html").exists()

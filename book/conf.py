@@ -18,8 +18,11 @@ sys.path.insert(0, str(HERE / "_ext"))
 
 _index = (HERE / "index.md").read_text(encoding="utf-8")
 project = next(line[2:].strip() for line in _index.splitlines() if line.startswith("# "))
-author = "The course's authors"
-copyright = "the course's authors; code MIT, photos CC0 (see data/README.md)"
+author = "The course's maintainers, after Conor O'Sullivan's article in A Data Odyssey"
+copyright = (
+    "the course's maintainers. Code: MIT. Photos (data/README.md): cat and coffee CC0 (scikit-image); "
+    "squirrel and fruits Apache-2.0 and BSD-3-Clause (OpenCV's sample data)"
+)
 
 extensions = ["myst_nb", "course_site"]
 root_doc = "book/index"

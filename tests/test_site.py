@@ -446,3 +446,11 @@ def test_a_build_that_cannot_make_sense_is_refused_in_one_line_before_it_starts(
         assert builder.main(argv) == 1
     (line,) = stderr.getvalue().splitlines()
     assert says in line and afile.read_text() == "not a folder" and not (tmp_path / "html").exists()
+
+
+def test_the_footer_names_each_photos_licence() -> None:
+    conf: dict[str, object] = {"__file__": str(BOOK / "conf.py")}
+    exec(compile((BOOK / "conf.py").read_text(encoding="utf-8"), str(BOOK / "conf.py"), "exec"), conf)
+    licences = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
+    for name in ("CC0", "Apache-2.0", "BSD-3-Clause"):
+        assert name in str(conf["copyright"]) and name in licences, name

@@ -230,6 +230,8 @@ def check_image(x: object, name: str = "x") -> torch.Tensor:
     """
     if not isinstance(x, torch.Tensor) or x.layout != torch.strided or not x.is_floating_point():
         raise TypeError(f"{name} must be a float torch tensor (the preprocessed image), not {describe(x)}.")
+    if x.is_meta:
+        raise TypeError(f"{name} is a meta tensor (a shape without values); give the preprocessed image itself.")
     if x.ndim != 4 or x.numel() == 0:
         raise ValueError(f"{name} must be a model input of shape N x C x H x W, got shape {tuple(x.shape)}.")
     if not torch.isfinite(x).all():

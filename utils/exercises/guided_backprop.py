@@ -175,16 +175,16 @@ def _rule_on_table(answer: Any) -> Verdict | None:
     if not isinstance(got, torch.Tensor):
         kind = article(type(got).__name__)
         return wrong("type", f"your rule returned {kind}; return a tensor shaped like grad_output.")
-    if got.shape != grad_output.shape:
-        given = tuple(grad_output.shape)
-        return wrong(
-            "shape",
-            f"your rule returned shape {tuple(got.shape)} for a gradient of shape {given}; "
-            "return one value per element.",
-        )
     values = answer_tensor(got, "a tensor shaped like grad_output", squeeze=False)
     if isinstance(values, Verdict):
         return values
+    if values.shape != grad_output.shape:
+        given = tuple(grad_output.shape)
+        return wrong(
+            "shape",
+            f"your rule returned shape {tuple(values.shape)} for a gradient of shape {given}; "
+            "return one value per element.",
+        )
     got = values.to(torch.float32)
     if torch.allclose(got, deconv_rule(grad_output, relu_input)):
         return None

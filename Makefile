@@ -27,6 +27,7 @@ help:
 	@echo "make html     execute every notebook and render the course as a website (Sphinx) in build/html/"
 	@echo "make handout  zip the last commit without its solutions into build/handout.zip"
 	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
+	@echo "make mutation   mutation testing of utils/, each module by its own tests (MODULE=saliency: one)"
 
 # One line when the interpreter is missing or of another version: which one was found, and what to do.
 PYTHON_CHECK := import sys; v = "%d.%d" % sys.version_info[:2]; sys.exit(None if v in ("3.11", "3.12", "3.13") else \
@@ -100,6 +101,14 @@ handout:
 	git archive --format=zip --prefix=guided-gradcam-course/ --add-file="$(HANDOUT_NOTE)" -o build/handout.zip HEAD \
 		-- . ':(exclude)notebooks/solutions' ':(exclude)tests/solutions'
 	@echo "build/handout.zip: the last commit without notebooks/solutions/ and tests/solutions/ (see its SOLUTIONS.md)"
+
+# Mutation testing (not part of make test: minutes per module): mutmut mutates a copy of each module of utils/ in
+# build/mutation/ and runs that module's own tests and doctests (mutation/modules.toml); prints the score and the
+# surviving mutants and records them in mutation/scores.md. `make mutation MODULE="saliency regions"` runs some.
+.PHONY: mutation
+MODULE ?=
+mutation: $(DEV_STAMP)
+	"$(BIN)/python" mutation/run.py $(MODULE)
 
 clean-venv:
 	rm -rf "$(VENV)"

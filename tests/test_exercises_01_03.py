@@ -200,6 +200,8 @@ def test_the_model_the_checker_was_given_is_checked_as_it_was_before_the_answer_
 def test_a_model_already_in_float64_gets_the_advice_to_reload_it() -> None:
     verdict = diagnose_grad_cam(grad_cam, two_layer_net().double(), "1", X, 0)
     assert_named(verdict, "dtype", r"weights are torch.float64 but the image is torch.float32.*Run the cell that loads")
+    with pytest.raises(TypeError, match=r"^x has dtype torch.float64 but the model's weights are torch.float32"):
+        diagnose_grad_cam(grad_cam, two_layer_net(), "1", X.double(), 0)
 
 
 def test_each_mistake_in_the_grad_cam_table_is_named() -> None:

@@ -169,13 +169,15 @@ def diagnose_grad_cam(
     check_model(model)
     check_image(x)
     weights = next((p.dtype for p in model.parameters() if p.is_floating_point()), x.dtype)
-    if weights != x.dtype:
+    if weights != x.dtype and x.dtype == torch.float32:
         return wrong(
             "dtype",
             f"the model's weights are {weights} but the image is {x.dtype}: model.double() (or .half()) converted "
             "the lesson's model itself. Run the cell that loads the model again; to compute in float64, convert a "
             "copy inside your function: copy.deepcopy(model).double().",
         )
+    if weights != x.dtype:
+        raise TypeError(f"x has dtype {x.dtype} but the model's weights are {weights}; give x.to({weights}).")
     expected = grad_cam(model, layer, x, target)[0, 0].double().cpu()  # first, on the untouched model
     used = copy_for_learner(model)
     with global_state_kept() as changed:

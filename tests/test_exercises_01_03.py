@@ -373,15 +373,11 @@ def test_an_unanswered_guided_grad_cam_is_not_attempted(maps) -> None:
         check_guided_grad_cam(my_guided_grad_cam, *maps, label="squirrel")
 
 
-# --- the lessons and their solutions ---------------------------------------------------------------
+# --- the lessons' questions ---------------------------------------------------------------------
 
 
 def read_cells(path: Path) -> list[dict]:
     return json.loads(path.read_text())["cells"]
-
-
-def tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
 
 
 def text(cell: dict) -> str:

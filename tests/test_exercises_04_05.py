@@ -226,24 +226,11 @@ def test_the_edge_checker_never_changes_the_picture(picture) -> None:
         check_edge_map(lambda p: -edge_map(p), picture, label="cat")
 
 
-# --- the lessons' two versions --------------------------------------------------------------------
+# --- the lessons' questions ------------------------------------------------------------------------
 
 
 def read_cells(path: Path) -> list[dict]:
     return json.loads(path.read_text())["cells"]
-
-
-def tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
-
-
-# `make handout` gives learners the course without notebooks/solutions/; there these checks have nothing to
-# compare. In the repository (and CI) the solutions are always present, so they run.
-
-
-def versions(lesson: str) -> tuple[list[dict], list[dict]]:
-    name = LESSONS[lesson][0]
-    return read_cells(ROOT / "notebooks" / name), read_cells(ROOT / "notebooks" / "solutions" / name)
 
 
 @pytest.mark.parametrize("lesson", sorted(LESSONS))

@@ -121,15 +121,11 @@ def test_an_unanswered_notebook_function_is_not_attempted_and_the_check_stops(gb
         check_box_share(my_box_share, gbp_like, BOX, label="GBP")
 
 
-# --- the lesson's two versions --------------------------------------------------------------------
+# --- the lesson's questions ----------------------------------------------------------------------
 
 
 def read_cells(path: Path) -> list[dict]:
     return json.loads(path.read_text())["cells"]
-
-
-def tags(cell: dict) -> list[str]:
-    return cell.get("metadata", {}).get("tags", [])
 
 
 def test_the_lesson_ends_with_questions_whose_answers_are_folded():

@@ -124,8 +124,8 @@ def _proportional(got: npt.NDArray[np.float64], wanted: npt.NDArray[np.float64])
 
 
 def _mistakes(picture: npt.NDArray[np.float64]) -> list[tuple[str, str, npt.NDArray[np.float64]]]:
-    gray = picture.mean(axis=-1) if picture.ndim == 3 else picture
-    gx, gy = ndimage.sobel(gray, axis=1), ndimage.sobel(gray, axis=0)
+    gray = np.mean(picture, axis=-1) if picture.ndim == 3 else picture
+    gx, gy = (ndimage.sobel(gray, axis=axis) for axis in (1, 0))  # along the columns, along the rows
     luminance = picture @ np.array(_LUMINANCE) if picture.ndim == 3 else picture
     plain_y, plain_x = np.gradient(gray)
     return [

@@ -664,3 +664,181 @@ def test_attribution_refuses_an_unknown_method_or_class(
 ) -> None:
     with pytest.raises(error, match=message):
         cat.attribution(method, target)  # type: ignore[arg-type]
+
+
+# --- hostile use: one clear line, never an exception out of an observer (issue 20) ----------------
+
+
+def problem_text(explorer: SaliencyExplorer) -> str:
+    return explorer.message.value.replace("&#x27;", "'")
+
+
+def test_the_explorer_names_a_model_that_is_not_a_loaded_model(loaded: LoadedModel) -> None:
+    with pytest.raises(TypeError, match=r"loaded must be a LoadedModel \(from utils.models.load_model\(\)\)") as raised:
+        SaliencyExplorer(loaded.model)  # type: ignore[arg-type]
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("top_k", [0, True, 1001, 2.5])
+def test_a_bad_top_k_is_refused_when_the_explorer_is_built(loaded: LoadedModel, top_k: object) -> None:
+    with pytest.raises(ValueError, match=r"top_k must be an integer from 1 to 1000"):
+        SaliencyExplorer(loaded, top_k=top_k, samples={"cat": sample_image_path("cat")})  # type: ignore[arg-type]
+
+
+def test_a_first_sample_that_fails_to_load_leaves_a_working_explorer(loaded: LoadedModel) -> None:
+    built = SaliencyExplorer(loaded, top_k=2, samples={"broken": "no/such/file.png", "cat": sample_image_path("cat")})
+    assert "Problem" in built.message.value and "file.png" in problem_text(built)
+    built.method.value = "guided_backprop"  # every later control change: a message, not a TypeError
+    built.opacity.value = 0.7
+    assert "Problem" in built.message.value and "could not be loaded" in problem_text(built)
+    built.image_choice.value = "cat"
+    assert "Problem" not in built.message.value and shown(built).startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize("index", [1000, 5000])
+def test_a_class_the_model_does_not_have_is_named_in_one_line(cat: ImageAnalysis, index: int) -> None:
+    calls = [
+        lambda: cat.prediction(index),
+        lambda: render_png(cat, View(index)),
+        lambda: render_png(cat, View(282, method="discriminativity", other=index)),
+        lambda: cat.maps("features.12", index),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=rf"is class {index}, but the model has 1000 classes: give an index") as e:
+            call()
+        assert "\n" not in str(e.value)
+
+
+def test_a_nan_opacity_set_from_code_shows_a_message(explorer: SaliencyExplorer) -> None:
+    before = shown(explorer)
+    explorer.opacity.value = float("nan")
+    text = problem_text(explorer)
+    assert "Problem" in text and "opacity must be a number, not NaN" in text and shown(explorer) == before
+    explorer.opacity.value = 0.3  # and it still works
+    assert "Problem" not in explorer.message.value and shown(explorer) != before
+
+
+def test_discriminativity_of_a_class_against_itself_says_why_the_picture_is_blank(explorer: SaliencyExplorer) -> None:
+    with explorer._batch():
+        explorer.other.value = explorer.target.value
+    explorer.method.value = "discriminativity"
+    assert "Class B is class A: a map minus itself is zero everywhere" in explorer.message.value
+    explorer.other.value = explorer.analysis.top[1].index
+    assert "Class B is class A" not in explorer.message.value
+
+
+# --- bounded memory: every cache has a limit, and says when it drops something ----------------------
+
+
+def test_only_the_last_uploads_are_kept_and_the_message_says_which_was_dropped(
+    explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    decoded: list[Image.Image] = []
+    real = explorer_module.image_from_upload
+    monkeypatch.setattr(
+        explorer_module, "image_from_upload", lambda *a, **k: decoded.append(real(*a, **k)) or decoded[-1]
+    )
+    explorer.uploads_kept = 2
+    for i in range(3):
+        explorer.upload.value = upload_value(png_bytes(Image.new("RGB", (40 + i, 30), (10 * i, 90, 200))), f"u{i}.png")
+    assert list(explorer.image_choice.options) == [*SAMPLE_IMAGES, "upload: u1.png", "upload: u2.png"]
+    text = problem_text(explorer)
+    assert "keeps the last 2 uploads: 'upload: u0.png' was dropped (upload it again to see it)" in text
+    assert "upload: u0.png" not in explorer._analyses and all(key[0] != "upload: u0.png" for key in explorer._pictures)
+    assert all(not hasattr(a, "image") for a in explorer._analyses.values())  # the decoded upload is not kept
+    explorer.method.value = "guided_backprop"
+    assert "was dropped" not in explorer.message.value  # said once
+
+
+def test_only_the_image_shown_keeps_its_maps(explorer: SaliencyExplorer, counter: ForwardCounter) -> None:
+    cat_analysis = explorer.analysis
+    assert cat_analysis.cached_bytes > 0
+    explorer.image_choice.value = "coffee"
+    assert cat_analysis.cached_bytes == 0 and explorer.analysis.cached_bytes > 0
+    before = counter.count
+    explorer.image_choice.value = "cat"  # its picture and its Grad-CAM's blankness are kept: nothing to compute
+    assert counter.count == before and "Problem" not in explorer.message.value
+
+
+def test_the_maps_kept_are_bounded_in_bytes_and_the_message_says_so(loaded: LoadedModel) -> None:
+    built = SaliencyExplorer(loaded, top_k=2, samples={"cat": sample_image_path("cat")})
+    analysis = built.analysis
+    one_set = analysis.cached_bytes // 2  # two classes' maps at the target layer
+    analysis.max_bytes = 3 * one_set
+    built.layer.value = "features.11"  # two more map sets: one old set must go
+    assert analysis.cached_bytes <= analysis.max_bytes and analysis.dropped == 1
+    limit = f"{analysis.max_bytes / 2**20:.0f} MiB"
+    assert f"keeps at most {limit} of maps per image: 1 older map sets were dropped" in built.message.value
+    assert analysis.is_cached("features.11", analysis.top[0].index)  # what the view needs stays
+    assert analysis.is_cached("features.11", analysis.top[1].index)
+
+
+def test_the_last_two_maps_asked_for_are_never_dropped(cat: ImageAnalysis) -> None:
+    cat.max_bytes, top = 0, [p.index for p in cat.top]
+    cat.maps("features.12", top[0])
+    cat.maps("features.12", top[1])
+    assert cat.is_cached("features.12", top[0]) and cat.is_cached("features.12", top[1])
+    cat.maps("features.11", top[0])
+    assert cat.is_cached("features.12", top[1]) and not cat.is_cached("features.12", top[0])
+    cat.max_bytes = explorer_module.MAP_BYTES_KEPT
+
+
+def test_typed_classes_beyond_the_limit_leave_the_menu_with_a_message(
+    explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(explorer_module, "TYPED_CLASSES_KEPT", 2)
+    for name in ("espresso", "goldfish", "teapot"):
+        explorer.class_name.value = name
+    labels = [label for label, _ in explorer.target.options]
+    assert len(labels) == 4 + 2 and labels[-1].startswith("teapot") and labels[-2].startswith("goldfish")
+    assert "keeps the last 2 typed classes: 'espresso" in problem_text(explorer)
+
+
+def test_the_pictures_kept_are_bounded_in_bytes(explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(explorer_module, "PICTURE_BYTES_KEPT", 1)  # below one picture: only the last is kept
+    for method in ("guided_backprop", "guided_grad_cam", "grad_cam"):
+        explorer.method.value = method
+    assert len(explorer._pictures) == 1
+
+
+def test_captum_batches_are_bounded_by_bytes_whatever_the_samples(
+    loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    analysis = ImageAnalysis(loaded, sample_image_path("cat"), top_k=1)
+    assert 15 * 2**20 < analysis.activation_bytes < 30 * 2**20  # SqueezeNet 1.1: 21 MiB of outputs per image
+    assert analysis.captum_batch_size == explorer_module.CAPTUM_BATCH_BYTES // analysis.activation_bytes >= 8
+    monkeypatch.setattr(explorer_module, "SMOOTHGRAD_SAMPLES", 5)
+    monkeypatch.setattr(explorer_module, "CAPTUM_BATCH_BYTES", 2 * analysis.activation_bytes)
+    sizes: list[int] = []
+    with_hook = loaded.model.register_forward_hook(lambda module, inputs, output: sizes.append(inputs[0].shape[0]))
+    try:
+        batched = analysis.attribution("smoothgrad", analysis.top[0].index)
+    finally:
+        with_hook.remove()
+    assert sizes == [2, 2, 1]
+    monkeypatch.setattr(explorer_module, "CAPTUM_BATCH_BYTES", 256 * 2**20)
+    one_batch = ImageAnalysis(loaded, sample_image_path("cat"), top_k=1).attribution(
+        "smoothgrad", analysis.top[0].index
+    )
+    assert torch.allclose(batched, one_batch, atol=1e-6)  # the same noise, the same map, in fewer passes
+
+
+def test_the_captum_batch_of_vgg16_is_two_images() -> None:
+    """VGG16's outputs for one 224 x 224 image take 109 MiB: two images per batch stay within CAPTUM_BATCH_BYTES."""
+    from torchvision.models import vgg16
+    from torchvision.transforms._presets import ImageClassification
+
+    torch.manual_seed(0)
+    net = vgg16().eval()  # random weights: the memory does not depend on them (no download here)
+    loaded_vgg = LoadedModel(
+        name="vgg16",
+        model=net,
+        target_layer=net.features[29],
+        target_layer_name="features.29",
+        categories=tuple(f"class {i}" for i in range(1000)),
+        transforms=ImageClassification(crop_size=224, resize_size=256),
+        device=torch.device("cpu"),
+        description="VGG16, random weights",
+    )
+    analysis = ImageAnalysis(loaded_vgg, sample_image_path("cat"), top_k=1)
+    assert 100 * 2**20 < analysis.activation_bytes < 120 * 2**20 and analysis.captum_batch_size == 2

@@ -313,3 +313,109 @@ def test_box_share_needs_a_box_and_box_shares_a_batch():
         box_share(np.ones((16, 16)), SMALL_BOX.mask())
     with pytest.raises(ValueError, match="maps must be a batch"):
         box_shares(np.ones((16, 16)), SMALL_BOX)
+
+
+# --- hostile input, second round (issue 20): one clear line each ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: small_cnn(2**64), ValueError, r"seed must be at most MAX_SEED = 2\*\*63 - 2"),
+        (lambda: seeded(2**64), ValueError, r"seed must be at most MAX_SEED"),
+        (lambda: tagged_dataset(2, "random", seed=2**64, size=16, box=SMALL_BOX), ValueError, r"seed must be at most"),
+        (lambda: tag_patch(10**5), ValueError, r"A 100000 x 100000 tag is larger than MAX_TAG_SIZE = 1024"),
+        (lambda: add_tag(torch.full((1, 3, 16, 16), 200.0), SMALL_BOX), ValueError, r"got values from 200 to 200"),
+        (lambda: add_tag(torch.zeros(3, 3, 16, 16), SMALL_BOX, which=[2, 0, 1]), ValueError, r"which must give one"),
+        (lambda: add_tag(torch.zeros(3, 3, 16, 16), SMALL_BOX, which=[-1, 0, 1]), ValueError, r"which must give one"),
+        (lambda: add_tag(torch.zeros(3, 3, 16, 16), SMALL_BOX, which=[0.5, 0, 1]), ValueError, r"which must give one"),
+        (lambda: Box(0, 0, 2, 2, (True, 8)), ValueError, r"image_size must be \(height, width\) in pixels"),
+        (lambda: tagged_dataset(2, size=8), ValueError, r"size=8 leaves no room for the default 10 x 10 tag"),
+    ],
+)
+def test_second_round_hostile_inputs_get_one_line(call, error, message):
+    with pytest.raises(error, match=message) as raised:
+        call()
+    assert "\n" not in str(raised.value)
+
+
+def test_which_takes_ones_and_zeros_as_well_as_booleans():
+    images = torch.zeros(3, 3, 16, 16)
+    assert torch.equal(add_tag(images, SMALL_BOX, which=[1, 0, 1]), add_tag(images, SMALL_BOX, [True, False, True]))
+
+
+def test_the_largest_seed_works():
+    assert small_cnn(2**63 - 2, channels=2)[0].weight.shape == (1, 3, 5, 5)
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 1)), r"gives \(1, 1\) for one image"),
+        (torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 48 * 48, 2)), r"cannot take the data's"),
+    ],
+    ids=["one-output", "linear-for-another-size"],
+)
+def test_a_model_that_cannot_learn_the_data_is_named_before_training(small_data, model, message):
+    before = weights(model)
+    with pytest.raises(ValueError, match=message) as raised:
+        train_classifier(model, small_data, epochs=1)
+    assert "\n" not in str(raised.value) and same(before, weights(model))
+
+
+# --- the RNG promise on every device --------------------------------------------------------------
+
+
+class FakeCuda:
+    """Two fake CUDA devices whose generator states ``torch.manual_seed`` would change (as it does on a GPU)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.states = {0: torch.tensor([1], dtype=torch.uint8), 1: torch.tensor([2], dtype=torch.uint8)}
+        import utils.random_state
+
+        # torch.cuda.is_available stays False (Adam would then look for a real GPU); random_state is told of two
+        monkeypatch.setattr(utils.random_state, "_available", lambda device_type: 2 if device_type == "cuda" else 0)
+        monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": self.states[int(device)].clone())
+        monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": self._set(int(device), state))
+        real_seed = torch.manual_seed
+
+        def seeding_every_device(seed: int) -> torch.Generator:
+            for device in self.states:
+                self.states[device] = torch.tensor([seed % 256], dtype=torch.uint8)
+            return real_seed(seed)
+
+        monkeypatch.setattr(torch, "manual_seed", seeding_every_device)
+
+    def _set(self, device: int, state: torch.Tensor) -> None:
+        self.states[device] = state.clone()
+
+    def snapshot(self) -> list[int]:
+        return [int(self.states[d]) for d in sorted(self.states)]
+
+
+def test_seeded_helpers_leave_every_devices_random_state_as_found(monkeypatch, small_data):
+    """On CPU: a fake CUDA backend whose generators manual_seed changes; each helper must restore them (and the CPU's).
+    On a GPU machine the same promise is checked with real devices by the coordinator (see the report)."""
+    from utils.random_state import preserved_rng
+
+    fake = FakeCuda(monkeypatch)
+    cpu = torch.get_rng_state()
+    with preserved_rng():
+        torch.manual_seed(77)
+        assert fake.snapshot() == [77, 77]  # the fake works: seeding changed both devices
+    assert fake.snapshot() == [1, 2] and torch.equal(torch.get_rng_state(), cpu)
+    small_cnn(5)
+    with seeded(9):
+        torch.rand(3)
+    train_classifier(small_cnn(channels=4), small_data, epochs=1, seed=7)
+    assert fake.snapshot() == [1, 2] and torch.equal(torch.get_rng_state(), cpu)
+
+
+def test_preserved_rng_counts_the_devices_torch_reports(monkeypatch):
+    from utils.random_state import _available
+
+    assert _available("cuda") == (torch.cuda.device_count() if torch.cuda.is_available() else 0)
+    assert _available("no-such-backend") == 0
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert _available("cuda") == 3

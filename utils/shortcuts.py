@@ -43,12 +43,15 @@ from torch import nn
 
 from utils.categories import check_count, describe
 from utils.datasets import ImageSource, load_image, sample_image_path
+from utils.random_state import preserved_rng
 from utils.regions import mass_share
 from utils.saliency import MapLike, as_batch, eval_with_frozen_parameters, magnitude
 
 __all__ = [
     "CLASSES",
     "IMAGE_SIZE",
+    "MAX_SEED",
+    "MAX_TAG_SIZE",
     "TAGGED_CLASS",
     "TAG_RULES",
     "TAG_SIZE",
@@ -77,6 +80,10 @@ IMAGE_SIZE: int = 48
 """Side of the square images, in pixels: small, so that training takes seconds on a CPU."""
 TAG_SIZE: int = 10
 """Side of the square tag, in pixels: 4.3% of a 48 x 48 image."""
+MAX_TAG_SIZE: int = 1024
+"""The largest side of a tag, in pixels (drawn 8 times larger first: a 1024 x 1024 tag takes 64 MB while drawn)."""
+MAX_SEED: int = 2**63 - 2
+"""The largest seed: torch's generators take a signed 64-bit seed, and the ``"random"`` rule uses ``seed + 1``."""
 
 TagRule = Literal["confounded", "moved", "none", "all", "random"]
 TAG_RULES: tuple[str, ...] = get_args(TagRule)
@@ -116,7 +123,9 @@ class Box:
                 raise TypeError(f"The box's {name} must be a whole number of pixels, not {describe(value)}.")
         size = self.image_size
         if not (
-            isinstance(size, tuple) and len(size) == 2 and all(isinstance(s, (int, np.integer)) and s > 0 for s in size)
+            isinstance(size, tuple)
+            and len(size) == 2
+            and all(isinstance(s, (int, np.integer)) and not isinstance(s, (bool, np.bool_)) and s > 0 for s in size)
         ):
             raise ValueError(f"image_size must be (height, width) in pixels, got {describe(size)}.")
         if self.height < 1 or self.width < 1:
@@ -198,6 +207,11 @@ def tag_patch(height: int = TAG_SIZE, width: int | None = None) -> npt.NDArray[n
     """
     height = check_count(height, "height", minimum=3)  # a tag needs at least 3 x 3 pixels to be drawn
     width = height if width is None else check_count(width, "width", minimum=3)
+    if max(height, width) > MAX_TAG_SIZE:
+        raise ValueError(
+            f"A {height} x {width} tag is larger than MAX_TAG_SIZE = {MAX_TAG_SIZE} pixels a side; "
+            "a tag is a small mark on the image (TAG_SIZE = 10)."
+        )
     return _tag_patch(height, width)
 
 
@@ -216,6 +230,12 @@ def add_tag(images: torch.Tensor, box: Box, which: torch.Tensor | Sequence[bool]
         raise ValueError(f"images must be a tensor N x C x H x W or C x H x W, got {describe(images)}.")
     if not images.is_floating_point() or not torch.isfinite(images).all():
         raise ValueError(f"images must hold finite float pixels in [0, 1], got {describe(images)} with other values.")
+    if images.numel() and (float(images.min()) < 0.0 or float(images.max()) > 1.0):
+        low, high = float(images.min()), float(images.max())
+        raise ValueError(
+            f"images must hold pixels in [0, 1] (the tag is drawn in that range), got values from {low:g} to {high:g}; "
+            "divide 0-255 pixels by 255."
+        )
     _check_box(box)
     if tuple(images.shape[-2:]) != box.image_size:
         raise ValueError(
@@ -250,10 +270,9 @@ def _flags(which: object) -> torch.Tensor:
         flags is None
         or flags.layout != torch.strided
         or flags.is_complex()
-        or flags.is_floating_point()
-        and not bool(torch.isin(flags, torch.tensor([0.0, 1.0])).all())
+        or not bool(torch.isin(flags.double(), torch.tensor([0.0, 1.0], dtype=torch.float64)).all())
     ):
-        raise ValueError(f"which must give one True/False per image, not {describe(which)}.")
+        raise ValueError(f"which must give one True/False (or 1/0) per image, not {describe(which)}.")
     return flags.to(torch.bool)
 
 
@@ -274,7 +293,7 @@ def photo_crops(photo: ImageSource, n: int, *, size: int = IMAGE_SIZE, seed: int
     True
     """
     n, size = check_count(n, "n"), check_count(size, "size", minimum=8)
-    seed = check_count(seed, "seed", minimum=0)
+    seed = check_count(seed, "seed", minimum=0)  # numpy's generator takes any size of seed
     picture = load_image(photo)
     rng = np.random.default_rng(seed)
     width, height = picture.size
@@ -326,10 +345,18 @@ _RULES: dict[str, Callable[[torch.Tensor, int], torch.Tensor]] = {
 """Which images a rule tags, given the labels and a seed (only ``"random"`` uses it)."""
 
 
+def _seed(seed: object) -> int:
+    """A whole number from 0 to ``MAX_SEED``, or one line saying so."""
+    seed = check_count(seed, "seed", minimum=0)
+    if seed > MAX_SEED:
+        raise ValueError(f"seed must be at most MAX_SEED = 2**63 - 2 (torch's generators take 64 bits), got {seed}.")
+    return seed
+
+
 def _tagged_by_rule(labels: torch.Tensor, rule: object, seed: object) -> torch.Tensor:
     if not isinstance(rule, str) or rule not in _RULES:
         raise ValueError(f"Unknown tag rule {describe(rule)}; valid: {', '.join(map(repr, TAG_RULES))}.")
-    return _RULES[rule](labels, check_count(seed, "seed", minimum=0))
+    return _RULES[rule](labels, _seed(seed))
 
 
 def tagged_dataset(
@@ -359,8 +386,14 @@ def tagged_dataset(
     (True, [True, True, True, True, False])
     """
     n_per_class = check_count(n_per_class, "n_per_class")
-    seed = check_count(seed, "seed", minimum=0)
+    seed = _seed(seed)
     size = check_count(size, "size", minimum=8)
+    if box is None and size < TAG_SIZE + 4:
+        raise ValueError(
+            f"size={size} leaves no room for the default {TAG_SIZE} x {TAG_SIZE} tag 2 pixels from the corner "
+            f"(it needs size >= {TAG_SIZE + 4}); give a larger size or a smaller box, "
+            f"e.g. box=corner_box(size=3, image_size={size})."
+        )
     box = corner_box(image_size=size) if box is None else _check_box(box)
     if photos is not None and not isinstance(photos, (list, tuple)):
         raise TypeError(f"photos must be a list of one photo per class ({', '.join(CLASSES)}), not {describe(photos)}.")
@@ -413,8 +446,8 @@ def small_cnn(seed: int = 0, *, channels: int = 16) -> nn.Sequential:
     >>> tuple(net(torch.zeros(1, 3, 48, 48)).shape), tuple(net[:7](torch.zeros(1, 3, 48, 48)).shape)  # up to relu3
     ((1, 2), (1, 16, 12, 12))
     """
-    seed, channels = check_count(seed, "seed", minimum=0), check_count(channels, "channels", minimum=2)
-    with torch.random.fork_rng(devices=[]):
+    seed, channels = _seed(seed), check_count(channels, "channels", minimum=2)
+    with preserved_rng():
         torch.manual_seed(seed)
         half = channels // 2
         return nn.Sequential(
@@ -436,6 +469,9 @@ def small_cnn(seed: int = 0, *, channels: int = 16) -> nn.Sequential:
 def seeded(seed: int) -> AbstractContextManager[None]:
     """Seeded, deterministic, single-threaded torch inside the block; RNG, determinism flag and threads restored after.
 
+    The random state restored is every device's (``utils.random_state.preserved_rng``), as
+    ``torch.manual_seed`` seeds them all.
+
     One thread makes float sums happen in one order whatever the number of cores, so a seed
     gives the same weights run after run; for a network this small it is also the fastest
     choice on a busy laptop (threads would wait for each other more than they compute).
@@ -447,7 +483,7 @@ def seeded(seed: int) -> AbstractContextManager[None]:
     >>> torch.equal(a, b)
     True
     """
-    return _seeded(check_count(seed, "seed", minimum=0))
+    return _seeded(_seed(seed))
 
 
 @contextmanager
@@ -455,7 +491,7 @@ def _seeded(seed: int) -> Iterator[None]:
     was_deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
     threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
+    with preserved_rng():  # every device's generator: manual_seed seeds them all
         torch.manual_seed(seed)
         torch.use_deterministic_algorithms(True)
         torch.set_num_threads(1)
@@ -478,7 +514,9 @@ def train_classifier(
     """A trained copy of ``model`` (in eval mode): Adam on the cross-entropy of ``data``, seeded and deterministic.
 
     ``model`` itself is not changed. Batches are shuffled by a generator seeded with ``seed``,
-    inside ``seeded(seed)``, so the same call gives the same weights on the same machine.
+    inside ``seeded(seed)``, so the same call gives the same weights on the same machine. A model
+    that does not take the images, or does not give one score per class, is named in one line
+    before any training.
 
     >>> data = tagged_dataset(4, size=16, box=corner_box(size=4, image_size=16))
     >>> a = train_classifier(small_cnn(), data, epochs=1)
@@ -492,7 +530,7 @@ def train_classifier(
     epochs, batch_size, seed = (
         check_count(epochs, "epochs"),
         check_count(batch_size, "batch_size"),
-        check_count(seed, "seed", 0),
+        _seed(seed),
     )
     if (
         isinstance(lr, (bool, np.bool_))
@@ -500,7 +538,7 @@ def train_classifier(
         or not 0 < lr < float("inf")
     ):
         raise ValueError(f"lr must be a positive learning rate such as 3e-3, not {describe(lr)}.")
-    as_batch(model, data.images[:1])  # the images fit the model (channels, device, dtype), said in one line
+    _check_two_scores(model, data)
     trained = copy.deepcopy(model)
     device = next(trained.parameters()).device
     images, labels = data.images.to(device), data.labels.to(device)
@@ -514,6 +552,27 @@ def train_classifier(
                 F.cross_entropy(trained(images[batch]), labels[batch]).backward()
                 optimiser.step()
     return trained.eval()
+
+
+def _check_two_scores(model: nn.Module, data: TaggedImages) -> None:
+    """The model takes the data's images and gives one score per class: else one line before any training."""
+    batch = as_batch(model, data.images[:1])  # the images fit the model (channels, device, dtype), said in one line
+    with torch.no_grad(), eval_with_frozen_parameters(model):
+        try:
+            scores = model(batch)
+        except RuntimeError as error:  # e.g. a Linear layer sized for another image size
+            first = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise ValueError(
+                f"The model cannot take the data's {tuple(batch.shape[1:])} images: {first}; "
+                "build it for this image size (e.g. small_cnn())."
+            ) from None
+    classes = len(data.classes)
+    if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (1, classes):
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(
+            f"The model gives {shape} for one image; train_classifier needs {classes} class scores per image "
+            f"({', '.join(data.classes)}), e.g. small_cnn()."
+        )
 
 
 def _check_model(model: object) -> nn.Module:

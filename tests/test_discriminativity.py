@@ -7,6 +7,7 @@ plumbing matters; the offline model checks the lesson's claims on its picture.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import numpy as np
@@ -443,3 +444,83 @@ def test_on_the_fruits_photo_grad_cam_separates_orange_from_lemon_and_gbp_does_n
     red, blue = np.clip(picture, 0, None), np.clip(-picture, 0, None)
     assert red[masks[0]].sum() / red.sum() > 0.7
     assert blue[masks[1]].sum() / blue.sum() > 2 * masks[1].mean()
+
+
+# --- edges the formulas must keep (each pinned by a mutant that once survived) -------------------------------
+
+
+def test_a_map_against_a_blank_one_is_fully_separated() -> None:
+    """sum(a + b) = 1 (one pixel of a, b all zero) is still a positive total: separation 1, not 0."""
+    report = discriminativity_score(np.array([[1.0, 0.0, 0.0]]), np.zeros((1, 3)), clip_percentile=None)
+    assert (report.score, report.separation) == (1.0, 1.0)
+
+
+def test_a_small_difference_is_localised_by_where_it_lies_not_by_its_size() -> None:
+    """sum|D| = 0.1 < 1: all of the picture's red lies on A, so localisation is 1 however small the red is."""
+    s_a, s_b = np.array([[1.0, 0.5, 0.0]]), np.array([[1.0, 0.4, 0.0]])
+    left, right = np.array([[False, True, False]]), np.array([[True, False, True]])
+    report = discriminativity_score(s_a, s_b, (left, right), clip_percentile=None)
+    assert report.localisation == 1.0
+    assert report.separation == round(0.1 / 2.9, 12) and report.score == round(0.1 / 2.9, 12)
+
+
+def test_numbers_are_rounded_to_twelve_decimals() -> None:
+    """Rounding is what makes a perfect score exactly 1.0; its number of decimals is part of the result."""
+    s_a, s_b = np.array([[3.0, 1.0, 2.0, 0.5]]), np.array([[1.0, 2.0, 0.5, 3.0]])
+    a, b = s_a / 3, s_b / 3
+    report = discriminativity_score(s_a, s_b, clip_percentile=None)
+    separation = float(np.abs(a - b).sum() / (a + b).sum())
+    assert report.separation == round(separation, 12) != round(separation, 13)
+    r = float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+    assert report.correlation == round(r, 12) != round(r, 13)
+    assert map_correlation(s_a, s_b) == round(r, 12)
+
+
+def test_clip_percentile_accepts_any_value_above_zero() -> None:
+    s_a, s_b = np.array([[4.0, 2.0, 1.0, 0.0]]), np.array([[0.0, 1.0, 2.0, 4.0]])
+    low = discriminativity_score(s_a, s_b, clip_percentile=0.5)  # below 1 percent: still a percentile
+    a = np.clip(s_a / np.percentile(s_a, 0.5), 0, 1)
+    b = np.clip(s_b / np.percentile(s_b, 0.5), 0, 1)
+    assert low.separation == round(float(np.abs(a - b).sum() / (a + b).sum()), 12)
+    with pytest.raises(ValueError, match=r"clip_percentile must be in \(0, 100\]"):
+        discriminativity_score(s_a, s_b, clip_percentile=0)
+
+
+@pytest.mark.parametrize(
+    "masks, message",
+    [
+        ((LEFT, ~LEFT, LEFT), "masks must be a pair (mask_a, mask_b) of H x W boolean arrays, got tuple."),
+        ({"a": LEFT, "b": ~LEFT}, "masks must be a pair (mask_a, mask_b) of H x W boolean arrays, got dict."),
+        (
+            (LEFT, np.ones_like(LEFT)),
+            "mask_a and mask_b overlap (12 pixels are in both); mark each object's own pixels, so that a "
+            "colour on a shared pixel cannot count as placed right for either class.",
+        ),
+    ],
+)
+def test_masks_must_be_two_that_do_not_overlap(masks, message) -> None:
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        discriminativity_score(blob(1, 1), blob(2, 4), masks)
+
+
+@pytest.mark.parametrize("categories", ["cat", torch.arange(3), {"cat", "cup", "dog"}, ("cat", 1, "dog")])
+def test_paired_maps_refuses_categories_that_are_not_a_list_of_names(categories) -> None:
+    message = (
+        f"categories must be a sequence of class names (str), e.g. loaded.categories, not {type(categories).__name__}."
+    )
+    with pytest.raises(TypeError, match="^" + re.escape(message) + "$"):
+        paired_maps(tiny_net(), "1", torch.rand(1, 3, 8, 8), 0, 1, categories=categories)
+
+
+@pytest.mark.parametrize("x, shown", [(np.zeros((3, 8, 8)), "ndarray"), ([[0.0]], "list")])
+def test_paired_maps_names_an_input_that_is_not_a_tensor(x, shown) -> None:
+    with pytest.raises(ValueError, match=rf"x must be one image, 1 x C x H x W or C x H x W, got {shown};"):
+        paired_maps(tiny_net(), "1", x, 0, 1, categories=CATEGORIES)
+
+
+def test_paired_maps_names_the_class_by_the_given_categories_in_its_warning() -> None:
+    net = tiny_net()
+    with torch.no_grad():
+        net[4].weight[0] = -net[4].weight[0].abs() - 0.1  # class 0 only loses from the layer: a blank Grad-CAM
+    with pytest.warns(UserWarning, match="Grad-CAM for class 'cat' is zero everywhere"):
+        paired_maps(net, "1", torch.rand(1, 3, 8, 8), "cat", "cup", categories=CATEGORIES)

@@ -599,3 +599,30 @@ def test_a_thin_strip_gives_its_colour(recwarn):
     assert picture.shape == (224, 224, 3)
     assert np.allclose(picture, np.array([10, 200, 30]) / 255, atol=1e-6)
     assert any("upscales it" in str(w.message) for w in recwarn)
+
+
+# --- hostile input, second round (issue 20) -----------------------------------------------------------
+
+
+def test_transforms_that_are_not_a_function_are_named_in_one_line() -> None:
+    with pytest.raises(TypeError, match=r"transforms must be the model's preprocessing, .*; not 42\.") as raised:
+        preprocess_imagenet_image(Image.new("RGB", (8, 8)), transforms=42)  # type: ignore[arg-type]
+    assert "\n" not in str(raised.value) and "not callable" not in str(raised.value)
+
+
+def test_an_in_memory_premultiplied_la_image_loads_as_its_straight_alpha_copy() -> None:
+    picture = load_image(Image.new("La", (4, 4), (100, 128)))  # grey 100 premultiplied by alpha 128/255: grey ~200
+    assert picture.mode == "RGB" and picture.getpixel((0, 0)) == (227, 227, 227)  # half of it over white
+
+
+def test_an_in_memory_image_pil_cannot_convert_is_not_called_a_damaged_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    import utils.datasets as datasets_module
+
+    def refusing(image: Image.Image, name: str) -> Image.Image:
+        raise ValueError("conversion from XYZ to RGB not supported")
+
+    monkeypatch.setattr(datasets_module, "_to_rgb", refusing)
+    with pytest.raises(ImageLoadError, match=r"PIL cannot convert it to RGB \(conversion from XYZ") as raised:
+        load_image(Image.new("RGB", (4, 4)))
+    assert "damaged" not in str(raised.value) and "re-download" not in str(raised.value)
+    assert "\n" not in str(raised.value)

@@ -155,7 +155,16 @@ def load_image(source: ImageSource, *, min_side: int | None = None) -> Image.Ima
     if isinstance(source, Image.Image):
         filename = getattr(source, "filename", "")
         name = f"'{filename}'" if filename else f"PIL image ({source.mode}, {source.width}x{source.height})"
-        return _open_failures(name, lambda: _to_rgb(ImageOps.exif_transpose(source), name))
+        if filename:
+            return _open_failures(name, lambda: _to_rgb(ImageOps.exif_transpose(source), name))
+        try:  # an image made in memory: nothing was decoded from a file, so nothing can be damaged
+            return _to_rgb(ImageOps.exif_transpose(source), name)
+        except (OSError, SyntaxError, EOFError, ValueError) as error:
+            reason = str(error).splitlines()[0].rstrip(".") if str(error) else type(error).__name__
+            raise ImageLoadError(
+                f"Cannot load image {name}: PIL cannot convert it to RGB ({reason}); convert it first, "
+                "e.g. image.convert('RGBA') or image.convert('RGB')."
+            ) from None
     if isinstance(source, torch.Tensor):
         return _from_tensor(source)
     if isinstance(source, np.ndarray):
@@ -315,6 +324,8 @@ def _to_rgb(image: Image.Image, name: str) -> Image.Image:
         return _from_array(np.asarray(image), name, sixteen_bit=True, thirty_two_bit=image.mode == "I")
     if image.mode == "F":
         return _from_array(np.asarray(image), name)
+    if image.mode == "La":  # premultiplied alpha: PIL converts it only to "LA" (straight alpha)
+        image = image.convert("LA")
     if image.has_transparency_data:
         rgba = image.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
@@ -490,6 +501,11 @@ def preprocess_imagenet_image(
     (torch.Size([1, 3, 224, 224]), torch.float32)
     """
     target = _device(device)
+    if transforms is not None and not callable(transforms):
+        raise TypeError(
+            f"transforms must be the model's preprocessing, a function from a PIL image to a tensor "
+            f"(e.g. loaded.transforms), or None for VGG16's; not {describe(transforms)}."
+        )
     chosen = default_transforms() if transforms is None else transforms
     if not check_flag(keep_aspect, "keep_aspect"):
         chosen = _squashing(chosen)

@@ -110,8 +110,8 @@ def noisy_linear_imputation(
     row_ids = np.concatenate([np.arange(unknown.size)] + [e[0] for e in entries])
     col_ids = np.concatenate([np.arange(unknown.size)] + [e[1] for e in entries])
     data = np.concatenate([diagonal] + [np.full(e[0].size, -e[2]) for e in entries])
-    system = coo_matrix((data, (row_ids, col_ids)), shape=(unknown.size, unknown.size)).tocsc()
-    solved = np.asarray(spsolve(system, rhs)).reshape(unknown.size, -1)  # N x C
+    system = coo_matrix((data, (row_ids, col_ids)), shape=(unknown.size, unknown.size))
+    solved = np.asarray(spsolve(system.tocsc(), rhs)).reshape(unknown.size, -1)  # N x C
     filled = torch.tensor(solved.T, dtype=image.dtype)  # C x N, the order pytorch-grad-cam draws its noise in
     if noise:
         generator = None if seed is None else torch.Generator().manual_seed(check_count(seed, "seed", minimum=0))

@@ -842,3 +842,31 @@ def test_the_captum_batch_of_vgg16_is_two_images() -> None:
     )
     analysis = ImageAnalysis(loaded_vgg, sample_image_path("cat"), top_k=1)
     assert 100 * 2**20 < analysis.activation_bytes < 120 * 2**20 and analysis.captum_batch_size == 2
+
+
+@pytest.mark.parametrize("dpi", [1, 3, 601])
+def test_a_dpi_no_figure_can_be_drawn_at_is_named(cat: ImageAnalysis, dpi: int) -> None:
+    with pytest.raises(ValueError, match=rf"dpi must be from 10 to 600 .*, got {dpi}\."):
+        render_png(cat, View(cat.top[0].index), dpi=dpi)
+
+
+def test_smoothgrad_leaves_every_devices_random_state_as_found(
+    cat: ImageAnalysis, monkeypatch: pytest.MonkeyPatch, few_samples: None
+) -> None:
+    """A fake second device whose generator torch.manual_seed changes, as it does on a GPU (issue 20)."""
+    import utils.random_state
+
+    state = {0: torch.tensor([7], dtype=torch.uint8)}
+    monkeypatch.setattr(utils.random_state, "_available", lambda device_type: 1 if device_type == "cuda" else 0)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": state[0].clone())
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda new, device="cuda": state.__setitem__(0, new.clone()))
+    real_seed = torch.manual_seed
+
+    def seeding_every_device(seed: int) -> torch.Generator:
+        state[0] = torch.tensor([seed % 256], dtype=torch.uint8)
+        return real_seed(seed)
+
+    monkeypatch.setattr(torch, "manual_seed", seeding_every_device)
+    cpu = torch.get_rng_state()
+    cat.attribution("smoothgrad", cat.top[1].index)
+    assert int(state[0]) == 7 and torch.equal(torch.get_rng_state(), cpu)

@@ -112,9 +112,6 @@ FEW = (
 )
 """One value of each kind, for calls that draw or run a model when they succeed (``EXPENSIVE``) and for free text."""
 EXPENSIVE = {
-    "utils.explorer.ImageAnalysis",
-    "utils.explorer.render_figure",
-    "utils.explorer.render_png",
     "utils.lesson.open_photo",
     "utils.models.load_model",
     "utils.visualise.show_image",
@@ -243,6 +240,7 @@ CALLS: dict[str, Call] = {
         {"method": "grad_cam", "layer": None, "opacity": 0.5, "other": None, "base": "grad_cam"},
     ),
     "utils.explorer.ImageAnalysis": lambda f: ((f.loaded, f.picture), {"top_k": 1, "name": "x"}),
+    "utils.explorer.SaliencyExplorer": lambda f: ((f.loaded,), {"top_k": 1, "samples": {"a": f.picture}}),
     # visualise
     "utils.visualise.display_imagenet_output": lambda f: ((torch.rand(1, 3),), {"n": 2, "categories": ("a", "b", "c")}),
     "utils.visualise.draw_regions": lambda f: (
@@ -364,6 +362,8 @@ CALLS: dict[str, Call] = {
         {"steps": 2, "patch": 1, "baseline": "blur"},
     ),
     "utils.faithfulness.replacement": lambda f: ((f.x, "blur"), {}),
+    "utils.faithfulness.blur": lambda f: ((f.x,), {}),
+    "utils.faithfulness.blur_kernel": lambda f: ((), {}),
     "utils.faithfulness.removal_ranks": lambda f: ((f.map, (8, 8)), {"patch": 2}),
     "utils.faithfulness.random_map": lambda f: ((8, 8), {"seed": 0}),
     "utils.faithfulness.edge_map": lambda f: ((f.x,), {}),
@@ -395,13 +395,14 @@ CALLS: dict[str, Call] = {
     "utils.shortcuts.accuracy": lambda f: ((_cnn(), _data()), {}),
     "utils.shortcuts.box_share": lambda f: ((f.map, _box()), {}),
     "utils.shortcuts.box_shares": lambda f: ((f.map3, _box()), {}),
+    # random state
+    "utils.random_state.preserved_rng": lambda f: ((), {}),
     "utils.exercises.sanity.check_edge_map": lambda f: ((None, f.picture), {"label": None}),
     "utils.exercises.sanity.diagnose_edge_map": lambda f: ((None, f.picture), {}),
 }
 """Public name -> its valid call (``test_every_public_function_has_a_valid_call`` fails for one missing here)."""
 
 NOT_CALLED = {
-    "utils.explorer.SaliencyExplorer": "a widget: the explorer tests drive it, hostile uploads and names included",
     "utils.explorer.Prediction": "a plain record of a class, its name and its probability, made by ImageAnalysis",
     "utils.datasets.TwoClassImage": "a plain record returned by two_class_image",
     "utils.discriminativity.DiscriminativityReport": "a plain record returned by discriminativity_score",

@@ -544,8 +544,8 @@ def render_figure(analysis: ImageAnalysis, view: View, *, panel_size: float = 4.
 def render_png(analysis: ImageAnalysis, view: View, *, dpi: int = 80) -> bytes:
     """``render_figure`` as PNG bytes (what the explorer shows)."""
     _check_view(analysis, view)
-    if check_count(dpi, "dpi") > 600:
-        raise ValueError(f"dpi must be at most 600 for a figure on screen, got {int(dpi)}.")
+    if not 10 <= check_count(dpi, "dpi") <= 600:
+        raise ValueError(f"dpi must be from 10 to 600 for a figure on screen (80 is the explorer's), got {int(dpi)}.")
     buffer = io.BytesIO()
     # The fastest zlib level: the same pixels (PNG is lossless), drawn again at every change of a control.
     render_figure(analysis, view).savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})

@@ -17,7 +17,6 @@ tests/test_vgg16_lessons.py``); CI runs it as its own step after the main suite 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,23 +49,32 @@ class Run:
     banner: bool
 
 
+class Report:
+    """A pytest plugin for this run: the table of notebooks that ran to the end, in pytest's closing summary."""
+
+    def __init__(self) -> None:
+        self.runs: list[Run] = []
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.runs:
+            return
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("-", "notebooks run to the end on VGG16 with random weights")
+        write(f"{'notebook':<48} {'seconds':>8} {'claims printed':>15} {'banner':>7}")
+        for run in self.runs:
+            write(f"{run.notebook:<48} {run.seconds:>8.0f} {run.claims:>15} {'yes' if run.banner else 'no':>7}")
+        write(
+            f"{len(self.runs)} notebook(s), {sum(r.seconds for r in self.runs):.0f} s, "
+            f"{sum(r.claims for r in self.runs)} claim checks printed instead of asserted"
+        )
+
+
 @pytest.fixture(scope="module")
-def runs(request: pytest.FixtureRequest) -> Iterator[list[Run]]:
-    """The notebooks that ran to the end, reported as a table after the last one."""
-    done: list[Run] = []
-    yield done
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is None or not done:
-        return
-    reporter.write_sep("-", "notebooks run to the end on VGG16 with random weights")
-    reporter.write_line(f"{'notebook':<48} {'seconds':>8} {'claims printed':>15} {'banner':>7}")
-    for run in done:
-        banner = "yes" if run.banner else "no"
-        reporter.write_line(f"{run.notebook:<48} {run.seconds:>8.0f} {run.claims:>15} {banner:>7}")
-    reporter.write_line(
-        f"{len(done)} notebook(s), {sum(r.seconds for r in done):.0f} s, "
-        f"{sum(r.claims for r in done)} claim checks printed instead of asserted"
-    )
+def runs(request: pytest.FixtureRequest) -> list[Run]:
+    """Where each test records its notebook's run; the list is printed after the run's results."""
+    report = Report()
+    request.config.pluginmanager.register(report, "vgg16-lessons-report")
+    return report.runs
 
 
 def claims_printed(nb: nbformat.NotebookNode) -> int:
@@ -100,28 +108,62 @@ def _first_line(source: str) -> str:
     return lines[0].strip()[:80] if lines else ""
 
 
-@pytest.mark.parametrize("notebook", NOTEBOOKS)
-def test_notebook_runs_to_the_end_on_random_weight_vgg16(
-    notebook: str, runs: list[Run], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("XAI_MODEL", "vgg16")  # the kernel inherits the test's environment
-    monkeypatch.setenv("XAI_RANDOM_WEIGHTS", "1")
-    path = ROOT / notebook
+def run_to_the_end(path: Path) -> nbformat.NotebookNode:
+    """Execute the notebook at ``path`` in a fresh kernel, in its folder; return it with its outputs.
+
+    A cell tagged ``raises-exception`` may raise; any other error fails the test, naming the
+    notebook, the cell (its number and first line of code) and the error's first line.
+    """
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(
         nb, timeout=CELL_TIMEOUT_S, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     )
-    started = time.monotonic()
     with client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             try:
-                client.execute_cell(cell, index)  # a cell tagged raises-exception may raise
+                client.execute_cell(cell, index)
             except CellExecutionError as error:
                 reason = f"{error.ename}: {error.evalue}".splitlines()[0]
                 pytest.fail(
-                    f"{notebook}, cell {index + 1} ({_first_line(cell.source)!r}) fails on random-weight VGG16: "
+                    f"{path.name}, cell {index + 1} ({_first_line(cell.source)!r}) fails on random-weight VGG16: "
                     f"{reason}",
                     pytrace=False,
                 )
+    return nb
+
+
+@pytest.fixture
+def random_vgg16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test switch, for the kernels (they inherit the test's environment)."""
+    monkeypatch.setenv("XAI_MODEL", "vgg16")
+    monkeypatch.setenv("XAI_RANDOM_WEIGHTS", "1")
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS)
+def test_notebook_runs_to_the_end_on_random_weight_vgg16(notebook: str, runs: list[Run], random_vgg16: None) -> None:
+    started = time.monotonic()
+    nb = run_to_the_end(ROOT / notebook)
     seconds = time.monotonic() - started
     runs.append(Run(notebook, seconds, claims_printed(nb), _printed(nb, RANDOM_WEIGHTS_BANNER)))
+
+
+def test_a_failing_cell_fails_the_run_by_name_and_a_tagged_one_does_not(tmp_path: Path, random_vgg16: None) -> None:
+    """The check above can fail: on an error outside a ``raises-exception`` cell, naming that cell."""
+    cells = [
+        nbformat.v4.new_code_cell("import os\nprint(os.environ['XAI_RANDOM_WEIGHTS'])"),
+        nbformat.v4.new_code_cell("1 / 0", metadata={"tags": ["raises-exception"]}),
+        nbformat.v4.new_code_cell("# the claim helper's line\nprint(\"claim 'x': ...\")"),
+        nbformat.v4.new_code_cell("# fails\nraise KeyError('features.29')"),
+        nbformat.v4.new_code_cell("print('never run')"),
+    ]
+    path = tmp_path / "lesson.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    with pytest.raises(
+        pytest.fail.Exception, match=r"^lesson.ipynb, cell 4 \(\"raise KeyError\('features.29'\)\"\) fails"
+    ):
+        run_to_the_end(path)
+    cells.pop(3)
+    nbformat.write(nbformat.v4.new_notebook(cells=cells), path)
+    nb = run_to_the_end(path)
+    assert nb.cells[0].outputs[0]["text"] == "1\n" and nb.cells[1].outputs[0]["ename"] == "ZeroDivisionError"
+    assert claims_printed(nb) == 1 and nb.cells[3].outputs[0]["text"] == "never run\n"

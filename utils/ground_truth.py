@@ -157,11 +157,14 @@ class TagEvidence:
     """What a method's maps say about the tag, one entry per image.
 
     ``shares``: the share of each map's mass (``|map|`` summed over channels) inside the tag's box;
-    ``peaks``: whether each map's brightest pixel lies within ``margin`` pixels of the box.
+    ``peaks``: whether each map's brightest pixel lies within ``margin`` pixels of the box;
+    ``blank``: maps that are zero everywhere (a class with no evidence at all), counted with share 0
+    and no peak on the tag.
     """
 
     shares: npt.NDArray[np.float64]
     peaks: npt.NDArray[np.bool_]
+    blank: npt.NDArray[np.bool_]
 
     @property
     def share(self) -> float:
@@ -177,28 +180,32 @@ class TagEvidence:
 def tag_evidence(maps: MapLike, box: Box, *, margin: int = 1) -> TagEvidence:
     """``TagEvidence`` of a batch of maps (N x C x H x W or N x H x W, on the box's image grid).
 
-    A map that is zero everywhere has no brightest pixel: its peak counts as off the tag, and its
-    share is 0 (``box_shares`` reports it as such).
+    A map that is zero everywhere has no mass and no brightest pixel: it is marked ``blank`` and
+    counts as share 0, peak off the tag.
 
     >>> box = Box(top=2, left=2, height=2, width=2, image_size=(6, 6))
-    >>> maps = np.zeros((2, 6, 6)); maps[0, 3, 3] = 1.0; maps[1, 0, 0] = 1.0; maps[1, 3, 3] = 0.5
+    >>> maps = np.zeros((3, 6, 6)); maps[0, 3, 3] = 1.0; maps[1, 0, 0] = 1.0; maps[1, 3, 3] = 0.5
     >>> evidence = tag_evidence(maps, box)
-    >>> evidence.shares.round(2).tolist(), evidence.peaks.tolist()
-    ([1.0, 0.33], [True, False])
+    >>> evidence.shares.round(2).tolist(), evidence.peaks.tolist(), evidence.blank.tolist()
+    ([1.0, 0.33, 0.0], [True, False, False], [False, False, True])
     """
     margin = check_count(margin, "margin", minimum=0)
-    shares = box_shares(maps, box)
-    peaks = np.zeros(len(shares), dtype=bool)
-    for i in range(len(shares)):
+    if not isinstance(maps, (torch.Tensor, np.ndarray)) or maps.ndim not in (3, 4) or maps.shape[0] == 0:
+        raise ValueError(f"maps must be a batch N x C x H x W or N x H x W, got {describe(maps)}.")
+    n = maps.shape[0]
+    shares, peaks, blank = np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    for i in range(n):
         values = magnitude(maps[i], "maps")
         if values.max() <= 0:
+            blank[i] = True
             continue
+        shares[i] = box_shares(values[None], box)[0]
         row, col = np.unravel_index(int(values.argmax()), values.shape)
         peaks[i] = (
             box.top - margin <= row < box.top + box.height + margin
             and box.left - margin <= col < box.left + box.width + margin
         )
-    return TagEvidence(shares=shares, peaks=peaks)
+    return TagEvidence(shares=shares, peaks=peaks, blank=blank)
 
 
 def separation(shortcut: npt.ArrayLike, fixed: npt.ArrayLike) -> float:

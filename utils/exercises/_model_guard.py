@@ -51,6 +51,11 @@ def _hooks(module: nn.Module) -> int:
     return count
 
 
+def _layout(model: nn.Module) -> list[tuple[str, type, bool, str]]:
+    """Each module's name, class, whether its ``forward`` was replaced, and a leaf's settings (its repr)."""
+    return [(n, type(m), "forward" in vars(m), "" if m._modules else repr(m)) for n, m in model.named_modules()]
+
+
 def model_change(model: nn.Module, used: nn.Module) -> tuple[str, str] | None:
     """How ``used`` (a copy of ``model`` after the learner's function ran) differs: ``(reason, one line)``, or None.
 
@@ -62,10 +67,7 @@ def model_change(model: nn.Module, used: nn.Module) -> tuple[str, str] | None:
     'train mode'
     """
     modules, used_modules = dict(model.named_modules()), dict(used.named_modules())
-    shapes = [(n, type(m), "forward" in vars(m), repr(m) if not m._modules else "") for n, m in modules.items()]
-    used_shapes = [
-        (n, type(m), "forward" in vars(m), repr(m) if not m._modules else "") for n, m in used_modules.items()
-    ]
+    shapes, used_shapes = _layout(model), _layout(used)
     if shapes != used_shapes:
         changed = next((a[0] for a, b in zip(shapes, used_shapes, strict=False) if a != b), "a module")
         return "modules", (
@@ -74,11 +76,15 @@ def model_change(model: nn.Module, used: nn.Module) -> tuple[str, str] | None:
         )
     state, used_state = model.state_dict(keep_vars=True), used.state_dict(keep_vars=True)
     for name, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue  # a module's extra state: not a tensor, nothing to compare by value
         other = used_state.get(name)
-        if not isinstance(other, torch.Tensor) or (other.dtype, other.device) != (value.dtype, value.device):
-            now = f"{other.dtype} on {other.device}" if isinstance(other, torch.Tensor) else "gone"
+        if not isinstance(other, torch.Tensor):
+            return "modules", f"your function removed {name} from the model; build what you need beside the model."
+        if (other.dtype, other.device) != (value.dtype, value.device):
             return "dtype", (
-                f"your function converted the model: {name} is now {now}, was {value.dtype} on {value.device} "
+                f"your function converted the model: {name} is now {other.dtype} on {other.device}, was "
+                f"{value.dtype} on {value.device} "
                 "(model.double(), .half() and .to(...) change the model itself, for the rest of the lesson); "
                 "compute in the model's own dtype, or convert a copy: copy.deepcopy(model).double()."
             )

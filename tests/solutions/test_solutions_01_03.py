@@ -16,7 +16,7 @@ from torch import nn
 
 from utils.exercises.grad_cam import check_grad_cam, diagnose_grad_cam
 from utils.exercises.guided_backprop import check_deconv_rule, diagnose_deconv_rule, relu_backward_rule
-from utils.exercises.guided_grad_cam import check_guided_grad_cam, diagnose_guided_grad_cam
+from utils.exercises.guided_grad_cam import check_guided_grad_cam, diagnose_guided_grad_cam, guided_grad_cam_bilinear
 from utils.saliency import grad_cam, guided_backprop
 
 
@@ -269,6 +269,12 @@ def maps() -> tuple[torch.Tensor, torch.Tensor]:
         [[[[0.0, 0.5, 0.0], [1.0, 0.0, 2.0], [0.0, 0.3, 0.0]]]]
     )
     return gbp, cam
+
+
+def test_the_reference_is_gbp_times_bilinear_grad_cam(maps):
+    gbp, cam = maps
+    expected = gbp * F.interpolate(cam, size=(16, 16), mode="bilinear", align_corners=False)
+    assert torch.equal(guided_grad_cam_bilinear(gbp, cam), expected)
 
 
 def test_a_right_guided_grad_cam_passes_as_function_or_tensor(maps, capsys):

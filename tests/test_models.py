@@ -545,3 +545,37 @@ def test_a_model_name_that_is_not_text_is_one_clear_line(name) -> None:
 def test_a_bad_device_is_one_clear_line(device) -> None:
     with pytest.raises(ValueError, match=r"^Unknown device"):
         models.choose_device(device)
+
+
+def test_in_a_notebook_the_progress_is_a_widget(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a Jupyter kernel the download draws an ipywidgets progress bar between its two lines (tqdm.auto)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    serve = (
+        "import hashlib, http.server, threading\n"
+        "from utils import models\n"
+        "body = bytes(range(256)) * 1024\n"
+        "class Handler(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        self.send_response(200)\n"
+        "        self.send_header('Content-Length', str(len(body)))\n"
+        "        self.end_headers()\n"
+        "        self.wfile.write(body)\n"
+        "    def log_message(self, *args):\n"
+        "        pass\n"
+        "server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Handler)\n"
+        "threading.Thread(target=server.serve_forever, daemon=True).start()\n"
+        "digest = hashlib.sha256(body).hexdigest()[:8]\n"
+        "models.VGG16_URL = f'http://127.0.0.1:{server.server_address[1]}/vgg16-{digest}.pth'"
+    )
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell(serve), nbformat.v4.new_code_cell("path = models.download_weights('vgg16')")]
+    )
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # the kernel inherits it
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    outputs = nb.cells[1].outputs
+    kinds = [o.output_type if o.output_type != "display_data" else sorted(o.data) for o in outputs]
+    assert kinds == ["stream", ["application/vnd.jupyter.widget-view+json", "text/plain"], "stream"], kinds
+    assert outputs[0].text.startswith("Downloading VGG16's ImageNet weights (0 MB, once) from http://127.0.0.1:")
+    assert outputs[2].text.startswith("VGG16's ImageNet weights are now at " + str(tmp_path))

@@ -301,6 +301,31 @@ def test_the_repositorys_guide_agenda_matches_the_notebooks_as_committed() -> No
     )
 
 
+AGENDA_TIMES = re.compile(
+    r"^\| [\d:]+ \| \[[^\]]+\]\(<?\.\./notebooks/([^)>]+)>?\) \| \d+ \| \d+ \| [^|]+ "
+    r"\| (\d+) min \| (\d+|-) ?(?:min)? \|",
+    re.M,
+)
+STATED_SHARE = (0.75, 2.0)
+"""A lesson's own "about N minutes" lies between these multiples of the agenda's reading + running estimate."""
+
+
+def test_each_lessons_stated_time_is_the_agendas_and_agrees_with_its_estimate() -> None:
+    """One source of truth: the agenda reads each lesson's "about N minutes" from its first cell; a lesson that
+    states far less (or far more) than reading and running it takes fails here, naming both numbers."""
+    rows = AGENDA_TIMES.findall(GUIDE.read_text())
+    assert rows, "no agenda rows found in the guide"
+    low, high = STATED_SHARE
+    for notebook, estimate, stated in rows:
+        own = course_site_ext.outline(nbformat.read(NOTEBOOKS / notebook, as_version=4)).stated_minutes
+        assert own is not None, f"{notebook}: its first cell states no 'about N minutes'"
+        assert stated == str(own), f"{notebook}: the agenda says {stated} min, the lesson says {own}; --update-guide"
+        assert low * int(estimate) <= own <= high * int(estimate), (
+            f"{notebook} says about {own} minutes; reading and running it takes about {estimate} "
+            f"(the guide's agenda): state between {low * int(estimate):.0f} and {high * int(estimate):.0f} minutes"
+        )
+
+
 def test_update_guide_writes_the_agenda_between_the_markers(tmp_path: Path) -> None:
     guide = tmp_path / "guide.md"
     guide.write_text(f"# Guide\n\n{course_site_ext.AGENDA_START}\nold\n{course_site_ext.AGENDA_END}\n\nAfter.\n")
@@ -454,3 +479,16 @@ def test_the_footer_names_each_photos_licence() -> None:
     licences = (ROOT / "data" / "README.md").read_text(encoding="utf-8")
     for name in ("CC0", "Apache-2.0", "BSD-3-Clause"):
         assert name in str(conf["copyright"]) and name in licences, name
+
+
+def test_make_html_says_where_the_site_is_once_and_prints_no_configuration(tmp_path: Path) -> None:
+    source = _course(tmp_path)
+    _notebook(source / "notebooks" / "00_only.ipynb", "00 · Only", "print('ran')")
+    out = tmp_path / "html"
+    command = [sys.executable, str(BOOK / "build.py"), "--source", str(source), "--out", str(out), "--rerun"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    printed = result.stdout + result.stderr
+    last = result.stdout.splitlines()[-1]
+    assert printed.count(str(out)) == 1 and last.endswith(f"{out / 'index.html'}"), printed[-2000:]
+    assert "MdParserConfig" not in printed and "NbParserConfig" not in printed and ".staging" not in printed

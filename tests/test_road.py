@@ -77,6 +77,11 @@ def test_removed_pixels_take_the_share_asked_for_from_the_right_end() -> None:
         top, bottom = removed_pixels(saliency, p), removed_pixels(saliency, p, "lerf")
         assert abs(top.mean() * 100 - p) <= 1 and abs(bottom.mean() * 100 - p) <= 1
         assert saliency[top].min() >= saliency[~top].max() and saliency[bottom].max() <= saliency[~bottom].min()
+    # ties (a Grad-CAM map's zeros) go out a share at a time, not all together
+    flat = np.zeros((10, 10))
+    flat[:2] = 1.0
+    assert removed_pixels(flat, 50).sum() == 50 and removed_pixels(flat, 50)[:2].all()
+    assert removed_pixels(flat, 10, "lerf").sum() == 10 and not removed_pixels(flat, 10, "lerf")[:2].any()
     with pytest.raises(ValueError, match="'morf' .* or 'lerf'"):
         removed_pixels(saliency, 10, "first")
     with pytest.raises(ValueError, match="between 0 and 100"):

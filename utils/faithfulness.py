@@ -11,9 +11,10 @@ Explanation of Black-box Models", BMVC, Section 4.1):
 
 What replaces a removed pixel is a design choice that changes the answer (lesson 07): ``"zero"``
 (0 in the model's input space: after ImageNet normalisation, the data set's mean colour),
-``"mean"`` (the image's own mean colour) or ``"blur"`` (the image blurred exactly as the RISE authors'
-code blurs it, ``blur``). Scattered missing pixels are themselves unlike any training image, which the model may
-punish whatever the map says; Rong et al. (2022, "A Consistent and Efficient Evaluation Strategy
+``"mean"`` (the image's own mean colour) or ``"blur"`` (the image blurred exactly as the RISE
+authors' code blurs it, ``blur``: https://github.com/eclique/RISE, arXiv 1806.07421). Scattered
+missing pixels are themselves unlike any training image, which the model may punish whatever
+the map says; Rong et al. (2022, "A Consistent and Efficient Evaluation Strategy
 for Attribution Methods", ICML: ROAD) study that leak and propose a remedy. Removing ``patch`` x
 ``patch`` squares instead of pixels is the other common choice.
 
@@ -675,6 +676,14 @@ def report_card_rows(
     for the whole batch), or are the ``computed`` ones, image ``i`` for the ``i``-th photo. Per
     photo, the curves of all its maps are computed together, their perturbed images batched
     (``insertion_deletion``'s settings). Summarise the rows with ``summarise``.
+
+    Rounding: step ``k`` of ``steps`` removes ``k / steps`` of the patches, rounded so that the
+    curves are symmetric (``_counts``): the card's 8 steps over the 196 patches of 16 x 16 on a
+    224 x 224 photo remove 0, 25, 49, 74, 98, 122, 147, 171, 196 patches, where code that rounds
+    half up, as RISE-style implementations do, removes 123 and 172 at steps 5 and 7 (one patch
+    more at two of the nine points of each curve). Reused ``computed`` maps must come
+    from ``attribution_maps`` on these photos, in this order (checked when they say which images
+    they explain).
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))

@@ -46,8 +46,8 @@ def deconv_rule(grad_output: torch.Tensor, relu_input: torch.Tensor) -> torch.Te
     tensor([0., 2.])
     """
     for name, value in (("grad_output", grad_output), ("relu_input", relu_input)):
-        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-            raise TypeError(f"{name} must be a float torch tensor, not {describe(value)}.")
+        if not isinstance(value, torch.Tensor) or value.layout != torch.strided or not value.is_floating_point():
+            raise TypeError(f"{name} must be a dense float torch tensor, not {describe(value)}.")
     return grad_output.clamp(min=0)
 
 

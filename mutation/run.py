@@ -51,9 +51,13 @@ class Result:
     other: dict[str, str] = field(default_factory=dict)  # name -> status (skipped, suspicious, not checked)
 
     @property
+    def judged(self) -> int:
+        """Mutants with a verdict, less the equivalent ones (an unfinished run leaves some without one)."""
+        return self.total - len(self.equivalent) - len(self.other)
+
+    @property
     def score(self) -> float:
-        judged = self.total - len(self.equivalent)
-        return self.caught / judged if judged else 1.0
+        return self.caught / self.judged if self.judged else 1.0
 
 
 def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
@@ -101,6 +105,18 @@ def prepare(module: str, tests: list[str]) -> Path:
     return work
 
 
+def mutant_diff(work: Path, module: str, name: str) -> str:
+    """What ``mutmut show NAME`` prints below its title, computed in this process (one mutmut start per module)."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+
+    here = Path.cwd()
+    os.chdir(work)  # mutmut reads its copy (mutants/) relative to the current folder
+    try:
+        return get_diff_for_mutant(name, path=Path("utils") / f"{module}.py")
+    finally:
+        os.chdir(here)
+
+
 def changed_line(diff: str) -> str:
     """The first line the mutant adds, stripped: what an equivalent mutant's entry in modules.toml quotes."""
     added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
@@ -118,9 +134,9 @@ def evaluate(module: str, work: Path, equivalent: list[dict[str, str]]) -> Resul
             continue
         status = NOT_CAUGHT.get(code)  # type: ignore[arg-type]
         if status is None:
-            result.other[name] = f"exit code {code}"
+            result.other[name] = "not run yet" if code is None else f"exit code {code}"
             continue
-        diff = mutmut(work, "show", name).split("\n", 1)[-1]
+        diff = mutant_diff(work, module, name)
         entry = declared.get(name)
         if entry is not None and changed_line(diff) == entry["changed"].strip():
             result.equivalent.append(name)
@@ -136,15 +152,19 @@ def natural(name: str) -> tuple[str, int]:
 
 
 def report(result: Result) -> str:
-    judged = result.total - len(result.equivalent)
+    unjudged = f"; {len(result.other)} without a verdict (see below)" if result.other else ""
     lines = [
-        f"== utils/{result.module}.py: {result.score:.1%} caught ({result.caught} of {judged} mutants; "
-        f"{len(result.equivalent)} equivalent left out; {len(result.survivors)} not caught)"
+        f"== utils/{result.module}.py: {result.score:.1%} caught ({result.caught} of {result.judged} mutants; "
+        f"{len(result.equivalent)} equivalent left out; {len(result.survivors)} not caught{unjudged})"
     ]
     for name, text in result.survivors.items():
         lines.append(f"-- {name}: {text}")
+    waiting = [name for name, status in result.other.items() if status == "not run yet"]
+    if waiting:
+        lines.append(f"-- {len(waiting)} mutants not run yet (an unfinished run): the score covers the others only")
     for name, status in result.other.items():
-        lines.append(f"-- {name}: not judged ({status})")
+        if status != "not run yet":
+            lines.append(f"-- {name}: no verdict ({status})")
     return "\n".join(lines)
 
 
@@ -156,6 +176,7 @@ def record(result: Result, seconds: float) -> None:
         "seconds": round(seconds),
         "mutants": result.total,
         "equivalent": len(result.equivalent),
+        "without_verdict": len(result.other),
         "caught": result.caught,
         "score": round(result.score, 4),
         "not_caught": {
@@ -174,23 +195,18 @@ def render(scores: dict[str, dict]) -> str:
         "Each module of `utils/` mutated by mutmut and judged by its own tests and doctests only",
         "(`mutation/modules.toml`). Score = caught / (mutants - equivalent); target 90%.",
         "",
-        "| module | date | mutants | equivalent | caught | score | run time |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+        "A run stopped before every mutant was tried shows how many had no verdict; its score covers the others.",
+        "",
+        "| module | date | mutants | equivalent | no verdict | caught | score | run time |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for module in config:
         if module in scores:
             s = scores[module]
-            row = [
-                module,
-                s["date"],
-                s["mutants"],
-                s["equivalent"],
-                s["caught"],
-                f"{s['score']:.1%}",
-                f"{s['seconds']} s",
-            ]
+            row = [module, s["date"], s["mutants"], s["equivalent"], s.get("without_verdict", 0), s["caught"]]
+            row += [f"{s['score']:.1%}", f"{s['seconds']} s"]
         else:
-            row = [module, "not measured yet", "", "", "", "", ""]
+            row = [module, "not measured yet", "", "", "", "", "", ""]
         lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
     for module in config:
         entries = config[module].get("equivalent", [])
@@ -215,6 +231,11 @@ def main() -> int:
     parser.add_argument("modules", nargs="*", help=f"modules of utils/ (default: all of {', '.join(config)})")
     parser.add_argument("--jobs", type=int, default=2, help="mutants tested at once (default 2)")
     parser.add_argument("--no-record", action="store_true", help="do not write mutation/scores.json and .md")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="report the last run in build/mutation/ (even unfinished); run nothing",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in config]
     if unknown:
@@ -222,9 +243,13 @@ def main() -> int:
     below = []
     for module in args.modules or list(config):
         started = datetime.datetime.now()
-        print(f"mutating utils/{module}.py (log: build/mutation/{module}/mutmut.log) ...", flush=True)
-        work = prepare(module, config[module]["tests"])
-        mutmut(work, "run", "--max-children", str(args.jobs), log=work / "mutmut.log")
+        if not args.report_only:
+            print(f"mutating utils/{module}.py (log: build/mutation/{module}/mutmut.log) ...", flush=True)
+        if args.report_only:
+            work = WORK / module
+        else:
+            work = prepare(module, config[module]["tests"])
+            mutmut(work, "run", "--max-children", str(args.jobs), log=work / "mutmut.log")
         result = evaluate(module, work, config[module].get("equivalent", []))
         seconds = (datetime.datetime.now() - started).total_seconds()
         print(report(result), flush=True)

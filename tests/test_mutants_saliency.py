@@ -1,0 +1,172 @@
+"""utils.saliency's shared helpers, value by value: the checks and copies every map module relies on.
+
+tests/test_saliency.py compares the maps with Captum; these pin the small helpers its mutants used to change
+unnoticed (the whole message of each refusal, the copy that keeps the caller's array safe, the smallest-input
+search that names the size a model needs).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from utils.saliency import (
+    as_float_array,
+    channel_sum,
+    drop_leading_ones,
+    guided_backprop,
+    last_conv_layer,
+    magnitude,
+    one_map,
+)
+
+
+def refuses(error: type[Exception], message: str):
+    """pytest.raises for the whole message, taken literally."""
+    return pytest.raises(error, match="^" + re.escape(message) + "$")
+
+
+# --- as_float_array ----------------------------------------------------------------------------
+
+
+def test_as_float_array_copies_even_a_float64_array() -> None:
+    data = np.arange(4.0)
+    out = as_float_array(data)
+    assert out.dtype == np.float64 and not np.shares_memory(out, data)
+    out[0] = 99.0
+    assert data[0] == 0.0, "changing the result changed the caller's array"
+    tensor = torch.arange(3.0, dtype=torch.float64)
+    assert not np.shares_memory(as_float_array(tensor), tensor.numpy())
+
+
+def test_as_float_array_names_what_it_refuses() -> None:
+    with refuses(TypeError, "s_a must hold real numbers, not complex128."):
+        as_float_array(np.zeros(2, dtype=complex), "s_a")
+    with refuses(TypeError, "s_a must hold real numbers, not torch.complex64."):
+        as_float_array(torch.zeros(2, dtype=torch.complex64), "s_a")
+    with refuses(TypeError, "s_a must hold real numbers, not <U1."):
+        as_float_array(np.array(["a"]), "s_a")
+    with refuses(TypeError, "s_a must be a numpy array or a torch tensor, not tuple."):
+        as_float_array((1.0,), "s_a")
+    assert as_float_array(np.array([1, 2], dtype=np.uint8)).tolist() == [1.0, 2.0]
+
+
+# --- drop_leading_ones ----------------------------------------------------------------------------
+
+
+def test_drop_leading_ones_keeps_what_it_is_told_and_checks_keep() -> None:
+    assert drop_leading_ones(np.zeros((1, 1)), keep=0).shape == ()
+    assert drop_leading_ones(np.zeros((1, 1, 1, 5))).shape == (1, 5)
+    assert drop_leading_ones(torch.zeros(1, 1, 2, 3), keep=3).shape == (1, 2, 3)
+    with refuses(ValueError, "keep must be at least 0, got -1."):
+        drop_leading_ones(np.zeros((1, 2)), keep=-1)
+    with refuses(TypeError, "keep must be a whole number, not True."):
+        drop_leading_ones(np.zeros((1, 2)), keep=True)
+    with refuses(TypeError, "array must be a numpy array or a torch tensor, not [1, 2]."):
+        drop_leading_ones([1, 2])
+
+
+# --- one_map, magnitude, channel_sum ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduce", [one_map, magnitude, channel_sum])
+def test_the_reductions_name_the_argument_in_their_errors(reduce) -> None:
+    with refuses(
+        ValueError,
+        "s_b must be H x W, C x H x W or 1 x C x H x W, got shape (2, 3, 4, 4); pass one map, e.g. maps[i:i + 1].",
+    ):
+        reduce(np.zeros((2, 3, 4, 4)), "s_b")
+    with refuses(ValueError, "s_b contains NaN or infinite values; check the method that produced it."):
+        reduce(np.array([[0.0, np.inf]]), "s_b")
+    with refuses(TypeError, "s_b must be a numpy array or a torch tensor, not list."):
+        reduce([[0.0]], "s_b")
+    with refuses(
+        ValueError, "map must be H x W, C x H x W or 1 x C x H x W, got shape (0, 3); pass one map, e.g. maps[i:i + 1]."
+    ):
+        reduce(np.zeros((0, 3)))
+
+
+def test_the_smallest_maps_are_accepted() -> None:
+    assert one_map(np.array([[2.0]])).shape == (1, 1)
+    assert magnitude(np.array([[-2.0]])).tolist() == [[2.0]]
+    assert one_map(np.zeros((5,)).reshape(1, 5)).shape == (1, 5)
+
+
+def test_a_two_dimensional_map_is_not_summed_over_its_rows() -> None:
+    picture = np.array([[1.0, -2.0], [3.0, -4.0]])
+    assert magnitude(picture).tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert channel_sum(picture).tolist() == picture.tolist()
+    assert channel_sum(picture, positive=True).tolist() == [[1.0, 0.0], [3.0, 0.0]]
+    three = np.stack([picture, -picture, picture])
+    assert magnitude(three).tolist() == [[3.0, 6.0], [9.0, 12.0]]
+    assert channel_sum(three, positive=True).tolist() == [[2.0, 2.0], [6.0, 4.0]]
+
+
+def test_channel_sum_checks_its_flag_by_name() -> None:
+    with refuses(TypeError, "positive must be True or False, not 1."):
+        channel_sum(np.zeros((2, 2)), positive=1)
+
+
+def test_last_conv_layer_names_a_model_without_one() -> None:
+    with refuses(ValueError, "Sequential has no convolutional layer (nn.Conv2d); Grad-CAM needs one."):
+        last_conv_layer(nn.Sequential(nn.Flatten(), nn.Linear(4, 2)))
+
+
+# --- the smallest input a model takes -----------------------------------------------------------
+
+
+class NeedsSide(nn.Module):
+    """A classifier that refuses (RuntimeError, as a pooling layer would) an input smaller than ``side``."""
+
+    def __init__(self, side: int, dtype: torch.dtype = torch.float32) -> None:
+        super().__init__()
+        self.side = side
+        self.conv = nn.Conv2d(3, 2, 1).to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if min(x.shape[-2:]) < self.side:
+            raise RuntimeError(f"Output size is too small for {tuple(x.shape)}")
+        return self.conv(x).mean(dim=(2, 3))
+
+
+@pytest.mark.parametrize(
+    "side, given",
+    [
+        (21, 2),  # doubles 2 -> 4 -> 8 -> 16 -> 32, then bisects to 21
+        (2, 1),  # the smallest search: 1 fails, 2 works
+        (17, 16),
+        (1024, 1),  # the search stops at 1024, the limit itself included
+    ],
+)
+def test_an_input_too_small_is_named_with_the_exact_smallest_side(side: int, given: int) -> None:
+    model = NeedsSide(side)
+    message = (
+        f"x is {given} x {given} pixels, too small for NeedsSide: it needs at least {side} x {side} pixels "
+        "(the course's models take 224 x 224 from preprocess_imagenet_image)."
+    )
+    with refuses(ValueError, message):
+        guided_backprop(model, torch.rand(1, 3, given, given), 0)
+
+
+def test_the_probe_has_the_inputs_dtype() -> None:
+    model = NeedsSide(9, torch.float64)
+    with pytest.raises(ValueError, match="it needs at least 9 x 9 pixels"):
+        guided_backprop(model, torch.rand(1, 3, 4, 4, dtype=torch.float64), 0)
+
+
+def test_a_model_that_fails_at_every_size_keeps_its_own_error() -> None:
+    class Broken(NeedsSide):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    with pytest.raises(RuntimeError, match="^mat1 and mat2 shapes cannot be multiplied$"):
+        guided_backprop(Broken(1), torch.rand(1, 3, 4, 4), 0)
+
+
+def test_past_the_limit_the_models_own_error_stands() -> None:
+    with pytest.raises(RuntimeError, match="Output size is too small"):
+        guided_backprop(NeedsSide(1025), torch.rand(1, 3, 4, 4), 0)

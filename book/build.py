@@ -6,7 +6,7 @@ sphinx-book-theme drawing the pages (configuration in ``book/conf.py``, the cour
 missing from the table of contents), and so does a failing cell, with the notebook and the cell
 named. The pages are written into ``.<out>.staging/`` next to ``--out``; only a build that succeeded
 replaces the previous site, so a failed build leaves the previous site as it was and no partial
-site behind.
+site behind; a build that succeeded replaces ``--out`` whole (files put there by hand are removed).
 
 Options: ``--out DIR`` (default build/html), ``--only NAME`` (repeatable: execute only these
 notebooks, e.g. ``--only 00``; the others are pages without outputs, so every link still
@@ -68,6 +68,28 @@ def _failure(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def check_notebook(path: Path) -> None:
+    """Refuse, naming the notebook, one that cannot be read, names a kernel not installed here, or has no title."""
+    import nbformat
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as error:  # nbformat raises several kinds (JSON, schema, version): each means the same here
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SiteBuildError(f"{path}: not a notebook that can be read ({first}); fix or remove it.") from None
+    kernel = nb.metadata.get("kernelspec", {}).get("name")
+    known = KernelSpecManager().find_kernel_specs()
+    if kernel is not None and kernel not in known:
+        raise SiteBuildError(
+            f"{path}: its kernel {kernel!r} is not installed here (installed: {', '.join(sorted(known))}); "
+            "choose one of those in JupyterLab (Kernel > Change Kernel) and save."
+        )
+    headings = (line for cell in nb.cells if cell.cell_type == "markdown" for line in cell.source.splitlines())
+    if not any(line.startswith("# ") for line in headings):
+        raise SiteBuildError(f"{path}: no title; start its first markdown cell with a '# ' heading (the page's name).")
+
+
 def build(
     out: Path = DEFAULT_OUT,
     *,
@@ -97,6 +119,9 @@ def build(
             )
     if out.exists() and any(out.iterdir()) and not (out / MANIFEST).is_file():
         raise SiteBuildError(f"{out} is not empty and holds no site built here (no {MANIFEST}); choose another --out.")
+    for notebook in sorted((source / "notebooks").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" not in notebook.parts:
+            check_notebook(notebook)
     staging = staging_for(out)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)

@@ -27,7 +27,12 @@ copyright = (
 extensions = ["myst_nb", "course_site"]
 root_doc = "book/index"
 smartquotes = False  # titles and prose appear exactly as the notebooks write them
-include_patterns = ["book/index.md", "docs/instructor_guide.md", "notebooks/*.ipynb", "notebooks/solutions/*.ipynb"]
+include_patterns = [
+    "book/*.md",  # the index, the references and the glossary
+    "docs/instructor_guide.md",
+    "notebooks/*.ipynb",
+    "notebooks/solutions/*.ipynb",
+]
 exclude_patterns = [".git", ".venv", "build", "**/.ipynb_checkpoints"]
 suppress_warnings: list[str] = [
     # MyST-NB guesses the lexer "ipython3" from the kernel; Sphinx knows it under that name too.

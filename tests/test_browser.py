@@ -161,7 +161,7 @@ def test_the_site_on_a_phone_opens_the_lessons_follows_one_opens_its_contents_sh
         _screenshot(page, "site-phone-contents")
         entries.last.click()
         page.wait_for_url("**/notebooks/01_grad_cam.html#*")
-        page.keyboard.press("Escape")
+        page.wait_for_function(f"id => !({_OPEN})(id)", arg="pst-secondary-sidebar-modal", timeout=10_000)
 
         check = page.locator("div.cell_output .output.traceback pre").last
         check.scroll_into_view_if_needed()

@@ -242,9 +242,9 @@ def test_the_solutions_are_their_own_section_of_the_sidebar(course_site: Path) -
     page = page_of(course_site, "notebooks/00_start_here")
     captions = re.findall(r'<span class="caption-text">([^<]+)</span>', page)
     if not (NOTEBOOKS / "solutions").is_dir():  # the hand-out (make handout) leaves the solutions out
-        assert captions == ["Lessons", "For instructors"]
+        assert captions == ["Lessons", "For instructors", "Reference"]
         return
-    assert captions == ["Lessons", "Solutions", "For instructors"]
+    assert captions == ["Lessons", "Solutions", "For instructors", "Reference"]
     solutions = page.split('<span class="caption-text">Solutions</span>')[1].split("caption-text")[0]
     assert 'href="solutions/04_discriminativity_challenge.html"' in solutions
 
@@ -369,7 +369,8 @@ def _course(tmp_path: Path) -> Path:
     """A source folder laid out like the repository: book/index.md and notebooks/."""
     source = tmp_path / "course"
     (source / "book").mkdir(parents=True)
-    shutil.copy(BOOK / "index.md", source / "book" / "index.md")
+    for page in BOOK.glob("*.md"):  # the index and the pages it lists
+        shutil.copy(page, source / "book" / page.name)
     return source
 
 
@@ -492,3 +493,51 @@ def test_make_html_says_where_the_site_is_once_and_prints_no_configuration(tmp_p
     last = result.stdout.splitlines()[-1]
     assert printed.count(str(out)) == 1 and last.endswith(f"{out / 'index.html'}"), printed[-2000:]
     assert "MdParserConfig" not in printed and "NbParserConfig" not in printed and ".staging" not in printed
+
+
+CITED = re.compile(r"arxiv\.org/abs/(\d{4}\.\d{4,5})|doi\.org/(10\.\d+/[\w.\-]+\w)")
+
+
+def test_the_references_page_lists_every_paper_the_course_links_and_the_glossary_its_terms() -> None:
+    cited = set()
+    for path in [*NOTEBOOKS.rglob("*.ipynb"), *(ROOT / "utils").rglob("*.py"), ROOT / "README.md", GUIDE]:
+        cited |= {arxiv or doi for arxiv, doi in CITED.findall(path.read_text(encoding="utf-8"))}
+    references = (BOOK / "references.md").read_text(encoding="utf-8")
+    assert cited and sorted(c for c in cited if c not in references) == []
+    glossary = (BOOK / "glossary.md").read_text(encoding="utf-8")
+    terms = re.findall(r"^(\S[^\n]*)\n  ", glossary.split("```{glossary}")[1], flags=re.M)
+    for term in ("Saliency map", "Attribution", "Baseline", "Faithfulness", "Discriminativity", "Completeness"):
+        assert term in terms, term
+
+
+def _broken(kind: str, path: Path) -> None:
+    """A notebook that cannot become a page: ``kind`` is json, kernel or untitled."""
+    if kind == "json":
+        path.write_text('{"cells": [', encoding="utf-8")
+        return
+    _notebook(path, "01 · Broken", "print(1)")
+    nb = nbformat.read(path, as_version=4)
+    if kind == "kernel":
+        nb.metadata.kernelspec = {"name": "python-from-elsewhere", "display_name": "Elsewhere", "language": "python"}
+    else:
+        nb.cells[0].source = "Some text, and no heading."
+    nbformat.write(nb, path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "says"),
+    [
+        ("json", "not a notebook that can be read"),
+        ("kernel", "its kernel 'python-from-elsewhere' is not installed here (installed: "),
+        ("untitled", "no title; start its first markdown cell with a '# ' heading"),
+    ],
+)
+def test_a_notebook_that_cannot_become_a_page_is_named_with_what_to_do(tmp_path: Path, kind: str, says: str) -> None:
+    source = _course(tmp_path)
+    _notebook(source / "notebooks" / "00_fine.ipynb", "00 · Fine", "print('fine')")
+    broken = source / "notebooks" / "01_broken.ipynb"
+    _broken(kind, broken)
+    with pytest.raises(builder.SiteBuildError) as refused:
+        builder.build(tmp_path / "html", source=source, quiet=True)
+    assert str(refused.value).startswith(f"{broken}: {says}") and len(str(refused.value).splitlines()) == 1
+    assert not (tmp_path / "html").exists()

@@ -32,7 +32,9 @@ document.addEventListener("DOMContentLoaded", () => {
 
 // Search snippets come from the lesson's text, not from the theme's buttons above it ("System Settings Light Dark"):
 // Sphinx's search reads a page's role="main" element, which in this theme holds the article's header too.
-if (typeof Search !== "undefined" && Search.htmlToText) {
+// searchtools.js loads after this file; the snippets are read once the search has fetched each page, later still.
+document.addEventListener("DOMContentLoaded", () => {
+  if (typeof Search === "undefined" || !Search.htmlToText) return;
   const fromMain = Search.htmlToText;
   Search.htmlToText = (htmlString, anchor) => {
     const page = new DOMParser().parseFromString(htmlString, "text/html");
@@ -42,4 +44,13 @@ if (typeof Search !== "undefined" && Search.htmlToText) {
     const part = anchor ? article.querySelector(anchor) : null;
     return (part || article).textContent;
   };
-}
+});
+
+// On a phone, choosing a section in the page-contents drawer closes the drawer, so that the section shows.
+document.addEventListener("DOMContentLoaded", () => {
+  for (const drawer of document.querySelectorAll("#pst-primary-sidebar-modal, #pst-secondary-sidebar-modal")) {
+    drawer.addEventListener("click", (event) => {
+      if (event.target.closest("a[href]")) drawer.close();
+    });
+  }
+});

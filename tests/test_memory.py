@@ -71,3 +71,44 @@ def test_a_thin_strip_stays_under_200_mb_of_extra_peak_memory(mode: str) -> None
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert measured["shape"] == [1, 3, 224, 224], measured
     assert measured["extra_mb"] < LIMIT_MB, f"a 1 x {STRIP_LENGTH} strip took {measured['extra_mb']:.0f} MB extra"
+
+
+# --- issue 20: the explorer after many uploads, the curves with many steps ----------------------------
+
+
+def _bounds(what: str, **sizes: int) -> dict:
+    """``benchmarks/memory_bounds.py``'s measurement of ``what`` as it is now, in a fresh process (tiny model)."""
+    options = [f"--{name}={value}" for name, value in sizes.items()]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "memory_bounds.py"),
+            "--child",
+            what,
+            "now",
+            "--model=tiny",
+            *options,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc/self/statm and ru_maxrss in kB are Linux's")
+def test_fifty_uploads_of_a_3000_pixel_png_add_under_300_mb_to_the_explorer() -> None:
+    """Before issue 20 each upload kept its decoded 27 MB picture and its maps: about +45 MB per upload."""
+    measured = _bounds("explorer", uploads=50)
+    assert measured["added_mb"] < 300, f"50 uploads added {measured['added_mb']:.0f} MB"
+    assert measured["kept_mb"] < 64, f"the explorer keeps {measured['kept_mb']:.0f} MB"
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss in kB is Linux's")
+def test_insertion_deletion_with_600_pixel_steps_adds_under_200_mb_at_its_peak() -> None:
+    """Before issue 20 all 1,198 perturbed 224 x 224 images were built first: 720 MB before the first batch."""
+    measured = _bounds("curves", steps=600)
+    assert measured["added_mb"] < 200, f"600 steps added {measured['added_mb']:.0f} MB at the peak"

@@ -144,14 +144,35 @@ def build(
             )
             app.build(force_all=True)
         except Exception as error:  # Sphinx wraps what the extensions raise: report the course's own message
-            raise SiteBuildError(_failure(error)) from None
+            raise SiteBuildError(_failure(error) + keep_reports(staging, out)) from None
         if app.statuscode != 0:
-            raise SiteBuildError(f"Sphinx reported {app._warncount} warning(s), listed above; each fails the build.")
+            raise SiteBuildError(
+                f"Sphinx reported {app._warncount} warning(s), listed above; each fails the build."
+                + keep_reports(staging, out)
+            )
         manifest = json.loads((staging / "html" / MANIFEST).read_text(encoding="utf-8"))
         replace_site(staging / "html", out)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def keep_reports(staging: Path, out: Path) -> str:
+    """Move MyST-NB's tracebacks of a failed build out of the staging folder (removed next); say where they are.
+
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> (base / ".html.staging" / "html" / "reports").mkdir(parents=True)
+    >>> keep_reports(base / ".html.staging", base / "html").endswith("html-reports (each notebook's .err.log).")
+    True
+    """
+    reports = staging / "html" / "reports"
+    if not reports.is_dir():
+        return ""
+    kept = out.with_name(f"{out.name}-reports")
+    shutil.rmtree(kept, ignore_errors=True)
+    reports.rename(kept)
+    return f"\nThe staging folder named above is removed; the full tracebacks are in {kept} (each notebook's .err.log)."
 
 
 def update_guide(manifest: dict[str, object], guide: Path = GUIDE_FILE) -> None:

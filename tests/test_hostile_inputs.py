@@ -312,6 +312,7 @@ CALLS: dict[str, Call] = {
         (np.random.default_rng(3).random((32, 32)), np.random.default_rng(4).random((32, 32))),
         {},
     ),
+    "utils.sanity.is_blank": lambda f: ((f.map,), {}),
     "utils.sanity.magnitude_pair": lambda f: ((f.map, f.map.T), {"names": ("a", "b")}),
     "utils.sanity.randomisation_order": lambda f: ((f.net,), {}),
     "utils.sanity.rank_correlation": lambda f: ((f.map, f.map.T), {"absolute": True}),

@@ -12,18 +12,23 @@ Options: ``--out DIR`` (default build/html), ``--only NAME`` (repeatable: execut
 notebooks, e.g. ``--only 00``; the others are pages without outputs, so every link still
 resolves), ``--without-solutions`` (a site for learners: no solutions, no instructor guide),
 ``--rerun`` (execute every notebook even when MyST-NB's cache holds its outputs, to re-measure the
-agenda), ``--update-guide`` (also write the measured agenda into docs/instructor_guide.md) and
+agenda), ``--update-guide`` (also write the measured agenda into docs/instructor_guide.md),
+``--recount-guide`` (only recount the agenda's words, lines and stated times, executing nothing) and
 ``--source DIR`` (another folder of pages beside the same configuration; the tests use it).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import shutil
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
+
+import nbformat
 
 BOOK = Path(__file__).resolve().parent
 ROOT = BOOK.parent
@@ -185,6 +190,34 @@ def update_guide(manifest: dict[str, object], guide: Path = GUIDE_FILE) -> None:
     guide.write_text(text, encoding="utf-8")
 
 
+AGENDA_RUN = re.compile(r"^\| [\d:]+ \| \[[^\]]+\]\(<?\.\./notebooks/([^)>]+)>?\) \| \d+ \| \d+ \| (\d+) s \|", re.M)
+
+
+def recount_guide(guide: Path = GUIDE_FILE, root: Path = ROOT) -> list[str]:
+    """Rewrite the guide's agenda from the notebooks as they are now, executing nothing; return the lessons listed.
+
+    Words, lines of code and each lesson's stated time are counted again; each lesson keeps the run time the agenda
+    last measured (a lesson new to the agenda shows "not run" until ``--update-guide``). For a lesson edit: seconds.
+    """
+    sys.path.insert(0, str(BOOK / "_ext"))
+    from course_site import Page, agenda_markdown, outline, section_of, with_agenda
+
+    text = guide.read_text(encoding="utf-8")
+    runs = {name: float(seconds) for name, seconds in AGENDA_RUN.findall(text)}
+    model = re.search(r"XAI_MODEL=(\w+)", text)
+    pages = []
+    for path in sorted((root / "notebooks").glob("*.ipynb")):
+        docname = f"notebooks/{path.stem}"
+        if section_of(docname) == "Lessons":
+            counted = outline(nbformat.read(path, as_version=4), fallback_title=path.stem)
+            seconds = runs.get(path.name)
+            page = Page(docname, f"notebooks/{path.name}", "Lessons", **asdict(counted))
+            pages.append(replace(page, executed=seconds is not None, run_seconds=seconds))
+    agenda = agenda_markdown(pages, model[1] if model else "squeezenet1_1")
+    guide.write_text(with_agenda(text, agenda), encoding="utf-8")
+    return [page.notebook for page in pages]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: ``python book/build.py [--out DIR] [--only NAME ...] [--without-solutions] [--rerun]``.
 
@@ -212,9 +245,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--update-guide", action="store_true", help="also write the measured agenda into docs/instructor_guide.md"
     )
+    parser.add_argument(
+        "--recount-guide",
+        action="store_true",
+        help="only recount the guide's agenda (words, lines, stated times) from the notebooks, executing nothing",
+    )
     parser.add_argument("--source", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     args = parser.parse_args(argv)
+    if args.recount_guide:
+        listed = recount_guide()
+        print(f"agenda recounted in {GUIDE_FILE.relative_to(ROOT)} ({len(listed)} lessons; run times kept)")
+        return 0
     if args.update_guide and (args.only or args.without_solutions):
         parser.error("--update-guide needs the whole course; leave out --only and --without-solutions.")
     start = time.perf_counter()

@@ -281,7 +281,7 @@ AGENDA_ROW = re.compile(r"^\| [\d:]+ \| \[[^\]]+\]\(<?\.\./notebooks/([^)>]+)>?\
 def test_the_repositorys_guide_has_an_agenda_block() -> None:
     text = GUIDE.read_text()
     assert text.count(course_site_ext.AGENDA_START) == 1 and text.count(course_site_ext.AGENDA_END) == 1
-    assert "| 0:00 |" in text, "the guide's agenda is empty; run python book/build.py --update-guide"
+    assert "| 0:00 |" in text, "the guide's agenda is empty; run python book/build.py --recount-guide"
 
 
 def test_the_repositorys_guide_agenda_matches_the_notebooks_as_committed() -> None:
@@ -292,12 +292,12 @@ def test_the_repositorys_guide_agenda_matches_the_notebooks_as_committed() -> No
         counted = course_site_ext.outline(nbformat.read(NOTEBOOKS / notebook, as_version=4))
         assert (int(words), int(lines)) == (counted.prose_words, counted.code_lines), (
             f"{notebook}: the guide says {words} words / {lines} lines, the notebook has "
-            f"{counted.prose_words} / {counted.code_lines}; run python book/build.py --update-guide"
+            f"{counted.prose_words} / {counted.code_lines}; run python book/build.py --recount-guide"
         )
     listed = {notebook for notebook, _, _ in rows}
     lessons = {p.name for p in NOTEBOOKS.glob("*.ipynb")}
     assert listed == lessons, (
-        f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}; run python book/build.py --update-guide"
+        f"the agenda lists {sorted(listed)}, the course has {sorted(lessons)}; run python book/build.py --recount-guide"
     )
 
 
@@ -319,7 +319,7 @@ def test_each_lessons_stated_time_is_the_agendas_and_agrees_with_its_estimate() 
     for notebook, estimate, stated in rows:
         own = course_site_ext.outline(nbformat.read(NOTEBOOKS / notebook, as_version=4)).stated_minutes
         assert own is not None, f"{notebook}: its first cell states no 'about N minutes'"
-        assert stated == str(own), f"{notebook}: the agenda says {stated} min, the lesson says {own}; --update-guide"
+        assert stated == str(own), f"{notebook}: the agenda says {stated} min, the lesson says {own}; --recount-guide"
         assert low * int(estimate) <= own <= high * int(estimate), (
             f"{notebook} says about {own} minutes; reading and running it takes about {estimate} "
             f"(the guide's agenda): state between {low * int(estimate):.0f} and {high * int(estimate):.0f} minutes"
@@ -545,3 +545,16 @@ def test_a_notebook_that_cannot_become_a_page_is_named_with_what_to_do(tmp_path:
         builder.build(tmp_path / "html", source=source, quiet=True)
     assert str(refused.value).startswith(f"{broken}: {says}") and len(str(refused.value).splitlines()) == 1
     assert not (tmp_path / "html").exists()
+
+
+def test_recount_guide_counts_the_notebooks_again_and_keeps_the_measured_run_times(tmp_path: Path) -> None:
+    _notebook(tmp_path / "notebooks" / "00_a.ipynb", "00 · A", "x = 1", markdown="Do A (about 10 minutes).")
+    _notebook(tmp_path / "notebooks" / "01_b.ipynb", "01 · B", "y = 2\nz = 3")
+    guide = tmp_path / "guide.md"
+    old_row = "| 0:00 | [00 · A](<../notebooks/00_a.ipynb>) | 1 | 1 | 42 s | 1 min | 5 min | 5 min |"
+    agenda = f"{course_site_ext.AGENDA_START}\n{old_row}\n{course_site_ext.AGENDA_END}"
+    guide.write_text(f"# Guide\n\n{agenda}\n", encoding="utf-8")
+    assert builder.recount_guide(guide, tmp_path) == ["notebooks/00_a.ipynb", "notebooks/01_b.ipynb"]
+    text = guide.read_text(encoding="utf-8")
+    assert "| 0:00 | [00 · A](<../notebooks/00_a.ipynb>) | 7 | 1 | 42 s | 1 min | 10 min | 10 min |" in text, text
+    assert "| 0:10 | [01 · B](<../notebooks/01_b.ipynb>) | 2 | 2 | not run | 0 min | - | 5 min |" in text, text

@@ -587,3 +587,23 @@ def test_the_valid_calls_are_valid(fixtures: Fixtures) -> None:
     """The baseline of every case: each valid call returns, or raises our error where it must (e.g. no download)."""
     problems = {name: _judge(PUBLIC[name], *CALLS[name](fixtures)) for name in CALLS if name in PUBLIC}
     assert not {name: p for name, p in problems.items() if p}
+
+
+SEEDED = {
+    "utils.shortcuts.small_cnn": lambda f, seed: ((seed,), {"channels": 4}),
+    "utils.shortcuts.seeded": lambda f, seed: ((seed,), {}),
+    "utils.shortcuts.train_classifier": lambda f, seed: ((_cnn(), _data()), {"epochs": 1, "seed": seed}),
+    "utils.shortcuts.tagged_dataset": lambda f, seed: ((2, "random"), {"seed": seed, "size": 8, "box": _box()}),
+    "utils.sanity.cascading_randomisation": lambda f, seed: ((f.net,), {"seed": seed}),
+    "utils.sanity.independent_randomisation": lambda f, seed: ((f.net,), {"seed": seed}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEEDED))
+def test_a_seed_past_64_bits_gets_our_own_one_line_error(name: str, fixtures: Fixtures) -> None:
+    """Issue 20: 2**64 reached torch's 'Overflow when unpacking long long' in every seeded helper."""
+    for seed in (2**64, -(2**70)):
+        args, kwargs = SEEDED[name](fixtures, seed)
+        with pytest.raises(ValueError, match="seed must") as raised:
+            _run(PUBLIC[name], args, kwargs)
+        assert _is_ours(raised.value) and "\n" not in str(raised.value)

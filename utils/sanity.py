@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from utils.categories import check_flag, check_model, describe
+from utils.random_state import preserved_rng
 from utils.saliency import PLAIN_CONTAINERS, MapLike, as_float_array, channel_sum, magnitude, resolve_layer
 
 __all__ = [
@@ -388,6 +389,8 @@ def randomisation_order(model: nn.Module) -> list[str]:
 def _check_seed(seed: object) -> None:
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"seed must be an integer, e.g. 0, not {type(seed).__name__}.")
+    if abs(int(seed)) > 2**62:  # torch's generators take 64 bits, and each step adds its index
+        raise ValueError(f"seed must lie between -2**62 and 2**62, got {int(seed)}.")
 
 
 def _checked_order(model: nn.Module, layer_order: Sequence[str | nn.Module] | None) -> list[str]:
@@ -436,7 +439,7 @@ def _check_resettable(name: str, layer: nn.Module) -> None:
 def _reinitialise(model: nn.Module, name: str, seed: int) -> None:
     """Re-initialise layer ``name`` of ``model`` in place with its own ``reset_parameters()`` under ``seed``."""
     layer = model.get_submodule(name)
-    with torch.random.fork_rng(devices=[]):
+    with preserved_rng():  # every device's generator: manual_seed seeds them all
         torch.manual_seed(seed)
         fresh = copy.deepcopy(layer).to("cpu")  # drawn on the CPU: the same weights on every device
         for module in fresh.modules():

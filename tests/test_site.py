@@ -199,7 +199,9 @@ def test_pages_name_the_model_and_the_index_summarises_the_lesson(course_site: P
     row = lesson(course_site, "notebooks/00_start_here")
     first_cell = nbformat.read(NOTEBOOKS / "00_start_here.ipynb", as_version=4).cells[0].source
     heading = next(line for line in first_cell.splitlines() if line.startswith("# "))
-    assert row["title"] == heading[2:] and row["summary"] and row["run_seconds"] > 0
+    assert row["title"] == heading[2:] and row["run_seconds"] > 0
+    readme = course_site_ext.readme_summaries((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert row["summary"] == readme["00_start_here.ipynb"], "the index describes a lesson as the README does"
     assert info["model"] == "squeezenet1_1"
     for docname in ("book/index", "notebooks/00_start_here", "notebooks/01_grad_cam", "docs/instructor_guide"):
         assert f"XAI_MODEL={info['model']}" in page_of(course_site, docname), docname

@@ -7,9 +7,10 @@ download buttons. What only this course needs lives here:
   notebooks will load it, and the kernels run with its resolved name, so that every page names the
   model that drew its figures;
 * the **contents**: every ``notebooks/NN_*.ipynb`` (see ``PAGE_NAME``) is a lesson and every
-  ``notebooks/solutions/NN_*.ipynb`` a solution, in file-name order; the index lists them with the
-  summary each notebook gives of itself, and the sidebar's table of contents is written from the
-  same list, so a new lesson needs no configuration;
+  ``notebooks/solutions/NN_*.ipynb`` a solution (titled "Solution · ..."), in file-name order; the
+  index lists them with the README's description of each lesson (else the lesson's first objective),
+  and the sidebar's table of contents is written from the same list, so a new lesson needs no
+  configuration;
 * the **agenda** in the instructor guide, with times measured by this build (the notebooks are
   read, and executed, before the index and the guide, so that both pages have the numbers);
 * a **failing cell stops the build** with the notebook, the cell's number and its error (cells
@@ -17,7 +18,8 @@ download buttons. What only this course needs lives here:
 * **MathJax from the site itself**, copied from the installed ``django-static-mathjax`` package,
   so that formulas need no network; no widget code either (it would come from a CDN): a note
   stands where a live widget appears in JupyterLab;
-* ``lessons.json`` next to the pages: the measurements behind the agenda.
+* ``lessons.json`` next to the pages: the measurements behind the agenda;
+* a quieter ``make html``: no dump of MyST's configuration, no line naming the staging folder.
 """
 
 from __future__ import annotations
@@ -305,6 +307,19 @@ def toctree(caption: str, docnames: Sequence[str]) -> str:
     ```
     """
     return "\n".join(["```{toctree}", ":hidden:", f":caption: {caption}", "", *("/" + d for d in docnames), "```"])
+
+
+_README_ROW = re.compile(r"^\| \d\d \| \[[^\]]*\]\(notebooks/([^)]+\.ipynb)\)[^|]* \| (.+?) \|\s*$", re.M)
+
+
+def readme_summaries(readme: str) -> dict[str, str]:
+    """Each lesson's description in the README's lessons table, by notebook file name: the index shows these.
+
+    >>> rows = ["| 00 | [`n`](notebooks/00_a.ipynb) | Load the model. |", "| 01 | [x](notebooks/01_b.ipynb) (o) | B. |"]
+    >>> readme_summaries("\\n".join(rows))
+    {'00_a.ipynb': 'Load the model.', '01_b.ipynb': 'B.'}
+    """
+    return {name: text.strip() for name, text in _README_ROW.findall(readme)}
 
 
 def contents_markdown(pages: Sequence[Page], from_doc: str, *, guide: bool, model_name: str, built: datetime) -> str:
@@ -635,6 +650,9 @@ def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
         for _ in cell.findall(nodes.image)
     )
     summary = outline(nb, fallback_title=docname.rsplit("/", 1)[-1])
+    readme = Path(app.srcdir, "README.md")
+    described = readme_summaries(readme.read_text(encoding="utf-8")) if readme.is_file() else {}
+    summary = replace(summary, summary=described.get(Path(docname).name + ".ipynb", summary.summary))
     page = Page(docname=docname, notebook=label, section=section, **asdict(summary))
     if exec_data:
         page = replace(page, executed=True, run_seconds=round(float(exec_data["runtime"] or 0.0), 1), figures=figures)

@@ -117,6 +117,41 @@ def mutant_diff(work: Path, module: str, name: str) -> str:
         os.chdir(here)
 
 
+def resume(module: str, tests: list[str], jobs: int) -> Path:
+    """Run again only the mutants the last run did not catch, with today's tests, and keep its caught ones.
+
+    Sound only while the module is unchanged (the same mutants) and no test was taken away (a test added can
+    catch more, never fewer); both are checked. The caught verdicts are merged into the new run's results.
+    """
+    work = WORK / module
+    meta_path = Path("mutants") / "utils" / f"{module}.py.meta"
+    if not (work / meta_path).exists():
+        raise SystemExit(f"--resume: no earlier run of {module} in {work}; run without --resume first")
+    if (work / "utils" / f"{module}.py").read_bytes() != (ROOT / "utils" / f"{module}.py").read_bytes():
+        raise SystemExit(f"--resume: utils/{module}.py changed since the last run (other mutants); run it whole")
+    before = (work / "setup.cfg").read_text()
+    old_tests = before.split("pytest_add_cli_args_test_selection =", 1)[1].split("pytest_add_cli_args =", 1)[0].split()
+    if not set(old_tests) <= set(tests):
+        raise SystemExit(f"--resume: the last run also used {sorted(set(old_tests) - set(tests))}; run it whole")
+    old = json.loads((work / meta_path).read_text())
+    caught = {name: code for name, code in old["exit_code_by_key"].items() if code in CAUGHT}
+    again = sorted(set(old["exit_code_by_key"]) - set(caught), key=natural)
+    previous = WORK / f"{module}.previous"
+    shutil.rmtree(previous, ignore_errors=True)
+    work.rename(previous)
+    work = prepare(module, tests)
+    print(f"resuming: {len(caught)} caught before, {len(again)} to run again", flush=True)
+    if again:
+        mutmut(work, "run", "--max-children", str(jobs), *again, log=work / "mutmut.log")
+    else:
+        shutil.copytree(previous / "mutants", work / "mutants")
+    meta = json.loads((work / meta_path).read_text())
+    meta["exit_code_by_key"] = {**meta["exit_code_by_key"], **caught}
+    (work / meta_path).write_text(json.dumps(meta))
+    shutil.rmtree(previous)
+    return work
+
+
 def changed_line(diff: str) -> str:
     """The first line the mutant adds, stripped: what an equivalent mutant's entry in modules.toml quotes."""
     added = [line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++")]
@@ -168,12 +203,13 @@ def report(result: Result) -> str:
     return "\n".join(lines)
 
 
-def record(result: Result, seconds: float) -> None:
+def record(result: Result, seconds: float, resumed: bool = False) -> None:
     scores = json.loads(SCORES_JSON.read_text()) if SCORES_JSON.exists() else {}
     scores[result.module] = {
         "date": datetime.date.today().isoformat(),
         "mutmut": mutmut_version(),
         "seconds": round(seconds),
+        "resumed": resumed,
         "mutants": result.total,
         "equivalent": len(result.equivalent),
         "without_verdict": len(result.other),
@@ -204,7 +240,7 @@ def render(scores: dict[str, dict]) -> str:
         if module in scores:
             s = scores[module]
             row = [module, s["date"], s["mutants"], s["equivalent"], s.get("without_verdict", 0), s["caught"]]
-            row += [f"{s['score']:.1%}", f"{s['seconds']} s"]
+            row += [f"{s['score']:.1%}", f"{s['seconds']} s" + (" (resumed)" if s.get("resumed") else "")]
         else:
             row = [module, "not measured yet", "", "", "", "", "", ""]
         lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
@@ -236,6 +272,11 @@ def main() -> int:
         action="store_true",
         help="report the last run in build/mutation/ (even unfinished); run nothing",
     )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the last run's caught mutants and run only the others (survivors, unfinished) with today's tests",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in config]
     if unknown:
@@ -247,6 +288,8 @@ def main() -> int:
             print(f"mutating utils/{module}.py (log: build/mutation/{module}/mutmut.log) ...", flush=True)
         if args.report_only:
             work = WORK / module
+        elif args.resume:
+            work = resume(module, config[module]["tests"], args.jobs)
         else:
             work = prepare(module, config[module]["tests"])
             mutmut(work, "run", "--max-children", str(args.jobs), log=work / "mutmut.log")
@@ -254,7 +297,7 @@ def main() -> int:
         seconds = (datetime.datetime.now() - started).total_seconds()
         print(report(result), flush=True)
         if not args.no_record:
-            record(result, seconds)
+            record(result, seconds, resumed=args.resume)
         if result.score < TARGET:
             below.append(f"{module} {result.score:.1%}")
     if below:

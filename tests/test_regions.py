@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -203,3 +204,25 @@ def test_mass_share_leaves_its_arguments_alone() -> None:
     before = (saliency.clone(), mask.copy())
     assert mass_share(saliency, mask) == pytest.approx(1 / 3)
     assert torch.equal(saliency, before[0]) and np.array_equal(mask, before[1])
+
+
+def test_mass_share_of_huge_values_does_not_overflow() -> None:
+    """Dividing by the peak first keeps sum(|map|) finite: 2 x 1e308 would overflow to inf (share nan)."""
+    assert mass_share(np.array([[1e308, 1e308, 0.0]]), np.array([[True, False, False]])) == pytest.approx(0.5)
+
+
+def test_mass_share_and_as_mask_name_what_they_refuse() -> None:
+    def refuses(error: type[Exception], message: str):
+        return pytest.raises(error, match="^" + re.escape(message) + "$")
+
+    with refuses(
+        ValueError, "The map is zero everywhere, so it places no mass anywhere; check the class and the method."
+    ):
+        mass_share(np.zeros((2, 2)), np.eye(2, dtype=bool))
+    with refuses(TypeError, "saliency must be a numpy array or a torch tensor, not list."):
+        mass_share([[1.0]], np.ones((1, 1), dtype=bool))
+    with refuses(TypeError, "mask_a must be a numpy array or a torch tensor, not list."):
+        as_mask([[True]], (1, 1), "mask_a")
+    for shape in ([2, 2], (2.0, 2), (True, 2)):
+        with refuses(TypeError, f"shape must be a tuple of whole numbers, e.g. (224, 224), not {shape!r}."):
+            as_mask(np.ones((2, 2), dtype=bool), shape)

@@ -6,8 +6,8 @@ own resolution, not normalised, not upsampled. ``diagnose_hires_cam`` compares i
 ``utils.cams.hires_cam`` and, when it differs, names the usual mistake: Grad-CAM's averaged
 gradient (the line HiResCAM changes), LayerCAM's positive gradients only, no ReLU, absolute
 gradients, the softmax's gradient instead of the class score's, the ReLU taken per channel
-before the sum, a normalised or upsampled map, another layer, or the top class instead of
-``target``.
+before the sum (the same as LayerCAM where a ReLU follows the layer), a normalised or upsampled
+map, another layer, or the top class instead of ``target``.
 
 As lesson 01's checker: the reference is computed first, on the untouched model; the learner's
 function runs on a deep copy, and an answer that changes that copy or torch's global state is
@@ -51,8 +51,8 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
         ),
         (
             "LayerCAM",
-            "only the positive gradients were kept (ReLU on the gradient): that is LayerCAM. Keep the gradient's "
-            "sign; the ReLU comes once, after the sum over channels.",
+            "only the positive products were kept (a ReLU on the gradient, or on each channel's product before the "
+            "sum): that is LayerCAM. Keep the gradient's sign; the ReLU comes once, after the sum over channels.",
             F.relu((F.relu(g) * A).sum(0)),
         ),
         (
@@ -63,7 +63,7 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
         (
             "ReLU per channel",
             "the ReLU was applied to each channel's product before the sum; sum over channels first, then ReLU.",
-            F.relu(g * A).sum(0),
+            F.relu(g * A).sum(0),  # the same as LayerCAM where the activations are >= 0 (after a ReLU)
         ),
         (
             "absolute gradients",
@@ -219,7 +219,8 @@ def check_hires_cam(
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
-    >>> check_hires_cam(lambda m, l, x, t: hires_cam(m, l, x, t), net, "1", torch.rand(1, 3, 8, 8), 0, label="toy").passed
+    >>> x = torch.rand(1, 3, 8, 8)
+    >>> check_hires_cam(lambda m, l, x, t: hires_cam(m, l, x, t), net, "1", x, 0, label="toy").passed
     toy: Correct: your HiResCAM at 1 (6 x 6) equals utils.cams.hires_cam.
     True
     """

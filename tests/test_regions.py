@@ -226,3 +226,21 @@ def test_mass_share_and_as_mask_name_what_they_refuse() -> None:
     for shape in ([2, 2], (2.0, 2), (True, 2)):
         with refuses(TypeError, f"shape must be a tuple of whole numbers, e.g. (224, 224), not {shape!r}."):
             as_mask(np.ones((2, 2), dtype=bool), shape)
+
+
+def test_as_mask_messages_name_the_mask_its_shape_and_the_fix() -> None:
+    def refuses(error: type[Exception], message: str):
+        return pytest.raises(error, match="^" + re.escape(message) + "$")
+
+    with refuses(
+        ValueError,
+        "mask_b has shape (1, 3, 3) but the maps are 2 x 2; build masks on the model input's grid "
+        "(region_masks and two_class_image do).",
+    ):
+        as_mask(np.ones((1, 3, 3), dtype=bool), (2, 2), "mask_b")
+    with refuses(TypeError, "mask must be a numpy array or a torch tensor, not list."):
+        as_mask([[True]], (1, 1))
+    with refuses(ValueError, "mask_b must be boolean (True on the object) or 0/1, got values other than 0 and 1."):
+        as_mask(np.array([[2.0]]), (1, 1), "mask_b")
+    with refuses(ValueError, "mask_b is empty (no True pixel); it must mark where the object is."):
+        as_mask(np.zeros((1, 2)), (1, 2), "mask_b")

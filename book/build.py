@@ -61,16 +61,75 @@ def replace_site(new: Path, out: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _failure(error: BaseException) -> str:
-    """The message of the first course error in the exception's chain, else the exception itself."""
-    from course_site import CourseSiteError, NotebookFailed
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _failure(error: BaseException, source: Path) -> str:
+    """What failed: a notebook's cell (MyST-NB's ``ExecutionError``), the course's own error, else the exception."""
+    from course_site import CourseSiteError
+    from myst_nb.core.execute.base import ExecutionError
 
     seen: BaseException | None = error
     while seen is not None:
-        if isinstance(seen, (NotebookFailed, CourseSiteError)):
+        if isinstance(seen, CourseSiteError):
             return seen.message if hasattr(seen, "message") else str(seen)
+        if isinstance(seen, ExecutionError):
+            return notebook_failure(Path(str(seen)), seen.__cause__, source)
         seen = getattr(seen, "orig_exc", None) or seen.__cause__ or seen.__context__
     return f"{type(error).__name__}: {error}"
+
+
+def notebook_failure(path: Path, cause: BaseException | None, source: Path) -> str:
+    """The notebook, the cell that failed and its error, from what nbclient raised (``cause``)."""
+    traceback = str(cause or "")
+    nb = nbformat.read(path, as_version=4)
+    index = cell_named_in(traceback, nb)
+    cell = nb.cells[index].source if index is not None else ""
+    error = getattr(cause, "ename", None) or error_name(traceback, type(cause).__name__)
+    label = path.relative_to(source).as_posix() if path.is_relative_to(source) else str(path)
+    after_cell = traceback.split("------------------", 2)[-1]  # nbclient quotes the cell between two rules
+    return failure_message(label, index, error, cell, after_cell)
+
+
+def cell_named_in(traceback: str, nb: nbformat.NotebookNode) -> int | None:
+    """The cell whose source nbclient quotes in its error (a timeout or a dead kernel leaves no error output).
+
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("x / 0")])
+    >>> cell_named_in("An error occurred while executing the following cell:\\n------------------\\nx / 0\\n---", nb)
+    1
+    """
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and cell.source.strip() and f"\n{cell.source.strip()}\n" in traceback:
+            return index
+    return None
+
+
+def failure_message(notebook: str, cell_index: int | None, error: str, source: str, traceback: str) -> str:
+    """One line naming the notebook, the cell (1-based, counting every cell) and the error; the cell; its traceback.
+
+    >>> error = "ZeroDivisionError: division by zero"
+    >>> print(failure_message("notebooks/01_x.ipynb", 2, "ZeroDivisionError", "x / 0", error))
+    notebooks/01_x.ipynb: cell 3 failed (ZeroDivisionError):
+        x / 0
+    ZeroDivisionError: division by zero
+    """
+    where = f"cell {cell_index + 1}" if cell_index is not None else "a cell"
+    quoted = "\n".join("    " + line for line in source.strip().splitlines())
+    tail = "\n".join(_ANSI.sub("", traceback).strip().splitlines()[-25:])
+    return f"{notebook}: {where} failed ({error}):\n{quoted}\n{tail}".replace("\n\n", "\n")
+
+
+def error_name(traceback: str, fallback: str) -> str:
+    """The exception's name from the traceback's last line (``ZeroDivisionError: ...``), else ``fallback``.
+
+    >>> error_name("Traceback...\\nZeroDivisionError: division by zero", "CellExecutionError")
+    'ZeroDivisionError'
+    """
+    for line in reversed(_ANSI.sub("", traceback).strip().splitlines()):
+        match = re.match(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b)", line.strip())
+        if match:
+            return match[1]
+    return fallback
 
 
 def check_notebook(path: Path) -> None:
@@ -149,35 +208,14 @@ def build(
             )
             app.build(force_all=True)
         except Exception as error:  # Sphinx wraps what the extensions raise: report the course's own message
-            raise SiteBuildError(_failure(error) + keep_reports(staging, out)) from None
+            raise SiteBuildError(_failure(error, source.resolve())) from None
         if app.statuscode != 0:
-            raise SiteBuildError(
-                f"Sphinx reported {app._warncount} warning(s), listed above; each fails the build."
-                + keep_reports(staging, out)
-            )
+            raise SiteBuildError(f"Sphinx reported {app._warncount} warning(s), listed above; each fails the build.")
         manifest = json.loads((staging / "html" / MANIFEST).read_text(encoding="utf-8"))
         replace_site(staging / "html", out)
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def keep_reports(staging: Path, out: Path) -> str:
-    """Move MyST-NB's tracebacks of a failed build out of the staging folder (removed next); say where they are.
-
-    >>> import tempfile
-    >>> base = Path(tempfile.mkdtemp())
-    >>> (base / ".html.staging" / "html" / "reports").mkdir(parents=True)
-    >>> keep_reports(base / ".html.staging", base / "html").endswith("html-reports (each notebook's .err.log).")
-    True
-    """
-    reports = staging / "html" / "reports"
-    if not reports.is_dir():
-        return ""
-    kept = out.with_name(f"{out.name}-reports")
-    shutil.rmtree(kept, ignore_errors=True)
-    reports.rename(kept)
-    return f"\nThe staging folder named above is removed; the full tracebacks are in {kept} (each notebook's .err.log)."
 
 
 def update_guide(manifest: dict[str, object], guide: Path = GUIDE_FILE) -> None:

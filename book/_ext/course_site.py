@@ -13,8 +13,6 @@ download buttons. What only this course needs lives here:
   configuration;
 * the **agenda** in the instructor guide, with times measured by this build (the notebooks are
   read, and executed, before the index and the guide, so that both pages have the numbers);
-* a **failing cell stops the build** with the notebook, the cell's number and its error (cells
-  tagged ``raises-exception`` may raise, as under nbval); MyST-NB alone would only warn;
 * **MathJax from the site itself**, copied from the installed ``django-static-mathjax`` package,
   so that formulas need no network; no widget code either (it would come from a CDN): a note
   stands where a live widget appears in JupyterLab;
@@ -83,15 +81,8 @@ MATHJAX_PATH = "mathjax/tex-chtml.js"
 """Where the pages find MathJax, under ``_static/``."""
 
 _STATED_MINUTES = re.compile(r"about (\d+) minutes")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-
-
-class NotebookFailed(SphinxError):
-    """A notebook cell raised while the site was built; the message names the notebook and the cell."""
-
-    category = "Notebook failed"
 
 
 class CourseSiteError(SphinxError):
@@ -413,65 +404,6 @@ def with_agenda(guide: str, agenda: str) -> str:
     return f"{guide[: start + len(AGENDA_START)]}\n{agenda}\n{guide[end:]}"
 
 
-# --- a failing cell --------------------------------------------------------------------------------
-
-
-def failed_cell(doctree: nodes.document) -> tuple[int, str, str] | None:
-    """The first code cell with an error output and no ``raises-exception`` tag: (0-based index, source, traceback)."""
-    for cell in doctree.findall(nodes.container):
-        if cell.get("nb_element") != "cell_code":
-            continue
-        tags = (cell.get("cell_metadata") or {}).get("tags") or []
-        errors = [n for n in cell.findall(nodes.literal_block) if "traceback" in n["classes"]]
-        if errors and "raises-exception" not in tags:
-            source = next(
-                (n.astext() for n in cell.findall(nodes.container) if n.get("nb_element") == "cell_code_source"), ""
-            )
-            return cell["cell_index"], source, errors[0].astext()
-    return None
-
-
-def cell_named_in(traceback: str, nb: NotebookNode) -> int | None:
-    """The cell whose source nbclient quotes in its error (a timeout or a dead kernel leaves no error output).
-
-    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell("x / 0")])
-    >>> cell_named_in("An error occurred while executing the following cell:\\n------------------\\nx / 0\\n---", nb)
-    1
-    """
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and cell.source.strip() and f"\n{cell.source.strip()}\n" in traceback:
-            return index
-    return None
-
-
-def failure_message(notebook: str, cell_index: int | None, error: str, source: str, traceback: str) -> str:
-    """One line naming the notebook, the cell (1-based, counting every cell) and the error; the cell; its traceback.
-
-    >>> error = "ZeroDivisionError: division by zero"
-    >>> print(failure_message("notebooks/01_x.ipynb", 2, "ZeroDivisionError", "x / 0", error))
-    notebooks/01_x.ipynb: cell 3 failed (ZeroDivisionError):
-        x / 0
-    ZeroDivisionError: division by zero
-    """
-    where = f"cell {cell_index + 1}" if cell_index is not None else "a cell"
-    quoted = "\n".join("    " + line for line in source.strip().splitlines())
-    tail = "\n".join(_ANSI.sub("", traceback).strip().splitlines()[-25:])
-    return f"{notebook}: {where} failed ({error}):\n{quoted}\n{tail}".replace("\n\n", "\n")
-
-
-def error_name(traceback: str, fallback: str) -> str:
-    """The exception's name from the traceback's last line (``ZeroDivisionError: ...``), else ``fallback``.
-
-    >>> error_name("Traceback...\\nZeroDivisionError: division by zero", "CellExecutionError")
-    'ZeroDivisionError'
-    """
-    for line in reversed(_ANSI.sub("", traceback).strip().splitlines()):
-        match = re.match(r"([A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)\b)", line.strip())
-        if match:
-            return match[1]
-    return fallback
-
-
 # --- the extension's events --------------------------------------------------------------------------
 
 
@@ -621,7 +553,7 @@ def write_reports(app: Sphinx, docname: str, source: list[str]) -> None:
 
 
 def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
-    """After MyST-NB read a notebook: stop on a failed cell, else note its outline, run time and figures."""
+    """After MyST-NB read (and executed) a notebook: note its outline, run time and figures."""
     env = app.env
     docname = env.docname
     section = section_of(docname)
@@ -631,17 +563,7 @@ def record_notebook(app: Sphinx, doctree: nodes.document) -> None:
 
     label = _notebook_label(env, docname)
     nb = nbformat.read(env.doc2path(docname), as_version=4)
-    exec_data = NbMetadataCollector.get_exec_data(env, docname)
-    failed = failed_cell(doctree)
-    if failed is not None:
-        index, source, traceback = failed
-        raise NotebookFailed(failure_message(label, index, error_name(traceback, "error"), source, traceback))
-    if exec_data and not exec_data["succeeded"]:
-        traceback = exec_data.get("traceback") or ""
-        index = cell_named_in(traceback, nb)
-        source = nb.cells[index].source if index is not None else ""
-        error = error_name(traceback, exec_data.get("error") or "error")
-        raise NotebookFailed(failure_message(label, index, error, source, traceback))
+    exec_data = NbMetadataCollector.get_exec_data(env, docname)  # a failing cell raised in MyST-NB already
     note_widgets(doctree)
     figures = sum(
         1

@@ -24,7 +24,9 @@ copyright = (
     "squirrel and fruits Apache-2.0 and BSD-3-Clause (OpenCV's sample data)"
 )
 
-extensions = ["myst_nb", "course_site"]
+extensions = ["myst_nb", "sphinx_copybutton", "course_site"]
+# Copy buttons copy the code only, never the prompt or the output (MyST-NB shows neither inside the code).
+copybutton_exclude = ".linenos, .gp, .go"
 root_doc = "book/index"
 smartquotes = False  # titles and prose appear exactly as the notebooks write them
 include_patterns = [

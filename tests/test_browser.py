@@ -107,6 +107,7 @@ def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_s
         sideways = code.evaluate_all("pres => pres.filter(p => p.scrollWidth > p.clientWidth + 1).length")
         assert sideways == 0, f"{sideways} of {code.count()} code and output blocks scroll sideways at 1280 px"
         assert page.locator("div.cell_output a.course-full-size img").count() >= 1, "a figure opens at full size"
+        assert page.locator("div.cell_input button.copybtn").count() >= 1, "code cells have a copy button"
 
         searches = page.locator(".search-button-field:visible, .search-button:visible")
         assert searches.count() == 1, f"{searches.count()} search boxes on the page"

@@ -262,6 +262,7 @@ def test_no_page_needs_the_network_to_show_its_text_figures_and_formulas(course_
     assert remote == []
     math_page = page_of(course_site, "notebooks/01_grad_cam")
     assert '<script defer="defer" src="../_static/mathjax/tex-chtml.js">' in math_page
+    assert re.search(r'<script src="\.\./_static/clipboard\.min\.js[?"]', math_page), "copy buttons, served locally"
     assert (course_site / "_static" / "mathjax" / "tex-chtml.js").stat().st_size > 500_000
     assert list((course_site / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").glob("*.woff"))
 

@@ -450,6 +450,8 @@ def test_the_report_cards_steps_over_patches_round_as_documented() -> None:
     assert units == 196 and (curves.fractions * 196).round().astype(int).tolist() == [
         0, 25, 49, 74, 98, 122, 147, 171, 196
     ]  # fmt: skip
+    strip = insertion_deletion(model, torch.zeros(1, 3, 3, 3), values[:3, :3], 0, steps=4, baseline="zero")
+    assert (strip.fractions * 9).round().astype(int).tolist() == [0, 2, 5, 7, 9]  # 2.25 -> 2, 4.5 -> 5, 6.75 -> 7
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
-LIMITS_S = {"08": 20.0, "09": 25.0}
+LIMITS_S = {"08": 20.0, "09": 25.0, "10": 20.0}
 """Lessons with a limit of their own (issues 10 and 13); every other lesson: ``DEFAULT_LIMIT_S``."""
 DEFAULT_LIMIT_S = 12.0
 COURSE_LIMIT_S = 90.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import types
 from pathlib import Path
 
 import numpy as np
@@ -53,10 +54,16 @@ def test_masks_line_up_with_the_preprocessed_image(tmp_path: Path, size: tuple[i
         ((200, 120), 120, 120, 1.0, (40, 0)),  # no scaling; crop 40 columns off the left
         ((600, 400), 200, 200, 0.5, (50, 0)),  # halve to 300 x 200, crop 50 columns off the left
         ((90, 150), 60, 60, 2 / 3, (0, 20)),  # portrait: 60 x 100, crop 20 rows off the top
+        ((200, 120), None, 50, (0.25, 50 / 120), (0, 0)),  # keep_aspect=False: squashed to 50 x 50, no crop
     ],
 )
 def test_a_pixel_belongs_to_a_region_when_its_centre_lies_inside(
-    tmp_path: Path, photo_size: tuple[int, int], resize: int, crop: int, scale: float, offset: tuple[int, int]
+    tmp_path: Path,
+    photo_size: tuple[int, int],
+    resize: int | None,
+    crop: int,
+    scale: float | tuple[float, float],
+    offset: tuple[int, int],
 ) -> None:
     """The exact rule, pixel by pixel: input pixel (r, c) stands for photo point ((c + left + 0.5) / s, ...).
 
@@ -70,11 +77,13 @@ def test_a_pixel_belongs_to_a_region_when_its_centre_lies_inside(
     regions = tmp_path / "regions.json"
     outline = [[x0, y0], [x1, y0], [x1, y1], [x0, y1]]
     regions.write_text(json.dumps({"images": {"plain.png": {"box": {"category": "box", "polygons": [outline]}}}}))
-    mask = region_masks(photo, ImageClassification(crop_size=crop, resize_size=resize), regions_file=regions)["box"]
+    transforms = ImageClassification(crop_size=crop, resize_size=resize or crop)
+    mask = region_masks(photo, transforms, keep_aspect=resize is not None, regions_file=regions)["box"]
+    scale_x, scale_y = scale if isinstance(scale, tuple) else (scale, scale)
 
     def inside(shift: float) -> np.ndarray:
         rows, cols = np.mgrid[0:crop, 0:crop]
-        x, y = (cols + offset[0] + shift) / scale, (rows + offset[1] + shift) / scale
+        x, y = (cols + offset[0] + shift) / scale_x, (rows + offset[1] + shift) / scale_y
         return (x0 < x) & (x < x1) & (y0 < y) & (y < y1)
 
     expected = inside(0.5)
@@ -244,3 +253,36 @@ def test_as_mask_messages_name_the_mask_its_shape_and_the_fix() -> None:
         as_mask(np.array([[2.0]]), (1, 1), "mask_b")
     with refuses(ValueError, "mask_b is empty (no True pixel); it must mark where the object is."):
         as_mask(np.zeros((1, 2)), (1, 2), "mask_b")
+
+
+def test_a_regions_file_is_read_region_by_region(tmp_path: Path) -> None:
+    """Each region keeps its own category and every polygon; three vertices are enough (a triangle)."""
+    regions = tmp_path / "regions.json"
+    triangle, square = [[0, 0], [10, 0], [0, 10]], [[20, 20], [30, 20], [30, 30], [20, 30]]
+    spec = {"a": {"category": "tabby", "polygons": [triangle, square]}, "b": {"category": 7, "polygons": [square]}}
+    regions.write_text(json.dumps({"images": {"p.png": spec}}))
+    read = image_regions(tmp_path / "p.png", regions)
+    assert read["a"].category == "tabby" and read["b"].category == "7"
+    as_floats = tuple(tuple((float(x), float(y)) for x, y in polygon) for polygon in (triangle, square))
+    assert read["a"].polygons == as_floats and read["b"].polygons == as_floats[1:]
+    broken = tmp_path / "broken.json"  # another file: a file's regions are read once (cached by path)
+    broken.write_text(json.dumps({"images": {"p.png": {"a": {"polygons": [triangle]}}}}))
+    message = f"Regions file {broken}: region 'a' of 'p.png' needs a category and polygons of (x, y) pairs."
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        image_regions(tmp_path / "p.png", broken)
+
+
+def test_region_masks_name_a_bad_transform_and_flag(tmp_path: Path) -> None:
+    photo, regions = _photo_with_rectangle(tmp_path, (300, 200))
+
+    def no_geometry(image: object) -> torch.Tensor:
+        return torch.zeros(3, 224, 224)
+
+    message = "Masks need a torchvision ImageClassification transform (with resize_size and crop_size), not function."
+    with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+        region_masks(photo, no_geometry, regions_file=regions)
+    half = types.SimpleNamespace(resize_size=[256], crop_size=None)
+    with pytest.raises(ValueError, match=r"not SimpleNamespace\.$"):
+        region_masks(photo, half, regions_file=regions)
+    with pytest.raises(TypeError, match="^" + re.escape("keep_aspect must be True or False, not 1.") + "$"):
+        region_masks(photo, keep_aspect=1, regions_file=regions)

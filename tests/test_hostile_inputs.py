@@ -398,6 +398,31 @@ CALLS: dict[str, Call] = {
     "utils.shortcuts.box_shares": lambda f: ((f.map3, _box()), {}),
     # random state
     "utils.random_state.preserved_rng": lambda f: ((), {}),
+    "utils.saliency.layer_gradients": lambda f: ((f.net, "1", f.x, 1), {"categories": None}),
+    "utils.cams.grad_cam_plus_plus": lambda f: (
+        (f.net, "1", f.x, 1),
+        {"upsample": False, "categories": None, "eps": 1e-6},
+    ),
+    "utils.cams.hires_cam": lambda f: ((f.net, "1", f.x, 1), {"upsample": False, "categories": None}),
+    "utils.cams.layer_cam": lambda f: ((f.net, "1", f.x, 1), {"upsample": False, "categories": None}),
+    "utils.cams.score_cam": lambda f: ((f.net, "1", f.x, 1), {"upsample": False, "categories": None, "batch_size": 2}),
+    "utils.road.noisy_linear_imputation": lambda f: ((f.x[0], f.mask), {"noise": 0.01, "seed": 0}),
+    "utils.road.removed_pixels": lambda f: ((f.map, 20), {"order": "morf"}),
+    "utils.road.road": lambda f: (
+        (f.net, f.x, f.map, 1),
+        {"percentages": (20, 50), "noise": 0.01, "seed": 0, "categories": None},
+    ),
+    "utils.ground_truth.saliency_methods": lambda f: (
+        ("1",),
+        {"smoothgrad_samples": 2, "smoothgrad_noise": 0.15, "ig_steps": 2, "seed": 0},
+    ),
+    "utils.ground_truth.tag_evidence": lambda f: ((f.map3, _box()), {"margin": 1}),
+    "utils.ground_truth.separation": lambda f: (([0.9, 0.4], [0.2, 0.5]), {}),
+    "utils.ground_truth.tag_effect": lambda f: ((_tag_net(), _tagged()), {}),
+    "utils.lesson.claim_checker": lambda f: ((f.loaded,), {}),
+    "utils.lesson.ClaimChecker": lambda f: (("squeezenet1_1",), {"detail": ""}),
+    "utils.exercises.hires_cam.check_hires_cam": lambda f: ((None, f.net, "1", f.x, 0), {"label": None}),
+    "utils.exercises.hires_cam.diagnose_hires_cam": lambda f: ((None, f.net, "1", f.x, 0), {}),
     "utils.exercises.sanity.check_edge_map": lambda f: ((None, f.picture), {"label": None}),
     "utils.exercises.sanity.diagnose_edge_map": lambda f: ((None, f.picture), {}),
 }
@@ -416,8 +441,28 @@ NOT_CALLED = {
     "utils.faithfulness.AttributionMaps": "a plain record returned by attribution_maps",
     "utils.faithfulness.FaithfulnessRow": "a plain record returned by report_card_rows",
     "utils.faithfulness.Summary": "a plain record returned by summarise",
+    "utils.road.RoadCurves": "a plain record returned by road",
+    "utils.ground_truth.TagEvidence": "a plain record returned by tag_evidence",
 }
 """Public classes that only hold values (no checks to attack), with the reason."""
+
+
+def _box() -> Any:
+    from utils.shortcuts import Box
+
+    return Box(top=2, left=2, height=3, width=3, image_size=(8, 8))
+
+
+def _tagged() -> Any:
+    from utils.shortcuts import corner_box, tagged_dataset
+
+    return tagged_dataset(2, "confounded", seed=0, size=16, box=corner_box(size=4, image_size=16))
+
+
+def _tag_net() -> Any:
+    from utils.shortcuts import small_cnn
+
+    return small_cnn(0, channels=4)
 
 
 def _view(f: Fixtures) -> Any:

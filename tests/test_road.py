@@ -66,7 +66,7 @@ def test_imputation_refuses_what_it_cannot_fill() -> None:
         noisy_linear_imputation(image, np.ones((4, 5), bool))
     with pytest.raises(ValueError, match="float tensor C x H x W"):
         noisy_linear_imputation(image[0], np.zeros((4, 4), bool))
-    with pytest.raises(ValueError, match="noise must be a number >= 0"):
+    with pytest.raises(ValueError, match="noise must be a number from 0 to 1000"):
         noisy_linear_imputation(image, np.zeros((4, 4), bool), noise=-1.0)
     assert torch.equal(noisy_linear_imputation(image, np.zeros((4, 4), bool)), image)
 
@@ -145,7 +145,7 @@ def test_road_checks_its_inputs_and_leaves_them_alone() -> None:
         road(net, torch.rand(2, 3, 48, 48), torch.rand(48, 48), 0)
     with pytest.raises(ValueError, match="upsample the map to the image's grid"):
         road(net, x, torch.rand(12, 12), 0)
-    with pytest.raises(ValueError, match="percentages is empty"):
+    with pytest.raises(ValueError, match="percentages must be a non-empty tuple"):
         road(net, x, torch.rand(48, 48), 0, percentages=())
     with pytest.raises(ValueError, match="out of range"):
         road(net, x, torch.rand(48, 48), 5)

@@ -190,6 +190,8 @@ def tag_evidence(maps: MapLike, box: Box, *, margin: int = 1) -> TagEvidence:
     ([1.0, 0.33, 0.0], [True, False, False], [False, False, True])
     """
     margin = check_count(margin, "margin", minimum=0)
+    if not isinstance(box, Box):
+        raise TypeError(f"box must be a Box (such as a TaggedImages' .box), not {describe(box)}.")
     if not isinstance(maps, (torch.Tensor, np.ndarray)) or maps.ndim not in (3, 4) or maps.shape[0] == 0:
         raise ValueError(f"maps must be a batch N x C x H x W or N x H x W, got {describe(maps)}.")
     n = maps.shape[0]
@@ -216,7 +218,12 @@ def separation(shortcut: npt.ArrayLike, fixed: npt.ArrayLike) -> float:
     >>> separation([0.9, 0.8], [0.1, 0.2]), separation([0.5, 0.5], [0.5, 0.5]), separation([0.1], [0.2, 0.05])
     (1.0, 0.5, 0.5)
     """
-    a, b = np.asarray(shortcut, dtype=np.float64).ravel(), np.asarray(fixed, dtype=np.float64).ravel()
+    try:
+        a, b = np.asarray(shortcut, dtype=np.float64).ravel(), np.asarray(fixed, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"separation needs two sequences of numbers, not {describe(shortcut)} and {describe(fixed)}."
+        ) from None
     if a.size == 0 or b.size == 0 or not (np.isfinite(a).all() and np.isfinite(b).all()):
         raise ValueError("separation needs finite values for both models, at least one each.")
     above = (a[:, None] > b[None, :]).mean()

@@ -30,7 +30,15 @@ import torch
 from torch import nn
 
 from utils.categories import check_count, describe
-from utils.saliency import MapLike, as_batch, class_index, class_scores, eval_with_frozen_parameters, magnitude
+from utils.saliency import (
+    MapLike,
+    as_batch,
+    check_class_range,
+    class_index,
+    class_scores,
+    eval_with_frozen_parameters,
+    magnitude,
+)
 
 __all__ = [
     "NEIGHBOUR_WEIGHTS",
@@ -57,6 +65,7 @@ ROAD_NOISE = 0.01
 """The standard deviation of the noise added to imputed values, on the model's (normalised) input scale."""
 ROAD_PERCENTAGES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 """The shares of pixels removed, in percent: pytorch-grad-cam's ROAD averages over these."""
+MAX_NOISE = 1e3  # far beyond any input scale; larger values would overflow float32 images
 _TIE_SEED = 0  # tied values are removed in a fixed random order (as utils.faithfulness ranks them)
 
 
@@ -80,6 +89,10 @@ def noisy_linear_imputation(
 
     if not isinstance(image, torch.Tensor) or image.ndim != 3 or not image.is_floating_point():
         raise ValueError(f"image must be a float tensor C x H x W, not {describe(image)}.")
+    if isinstance(removed, torch.Tensor):
+        if removed.is_meta:
+            raise ValueError("removed is a meta tensor (a shape without values); give the boolean H x W mask itself.")
+        removed = removed.detach().to_dense().cpu().numpy()
     mask = np.asarray(removed)
     if mask.dtype != np.bool_ or mask.shape != tuple(image.shape[-2:]):
         raise ValueError(
@@ -88,8 +101,8 @@ def noisy_linear_imputation(
         )
     if mask.all():
         raise ValueError("every pixel is removed: noisy linear imputation needs at least one pixel to fill from.")
-    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise < float("inf"):
-        raise ValueError(f"noise must be a number >= 0, not {describe(noise)}.")
+    if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise <= MAX_NOISE:
+        raise ValueError(f"noise must be a number from 0 to {MAX_NOISE:g} (the paper's: 0.01), not {describe(noise)}.")
     height, width = mask.shape
     unknown = np.flatnonzero(mask)
     if unknown.size == 0:
@@ -208,9 +221,13 @@ def road(
     if batch.shape[0] != 1:
         raise ValueError(f"road takes one image, not a batch of {batch.shape[0]}; call it once per image.")
     cls = class_index(target, categories)
+    seed = check_count(seed, "seed", minimum=0)
+    if not isinstance(percentages, (tuple, list)) or not percentages:
+        raise ValueError(
+            "percentages must be a non-empty tuple of shares in percent, e.g. ROAD_PERCENTAGES, "
+            f"not {describe(percentages)}."
+        )
     shares = tuple(percentages)
-    if not shares:
-        raise ValueError("percentages is empty; give the shares of pixels to remove, e.g. ROAD_PERCENTAGES.")
     masks = [removed_pixels(saliency, p, order) for order in ("morf", "lerf") for p in shares]
     if masks[0].shape != tuple(batch.shape[-2:]):
         raise ValueError(
@@ -221,8 +238,7 @@ def road(
     imputed = [noisy_linear_imputation(image, m, noise=noise, seed=seed + i) for i, m in enumerate(masks)]
     with torch.no_grad(), eval_with_frozen_parameters(model):
         logits = class_scores(model(torch.stack([image, *imputed])), 1 + len(imputed))
-    if cls >= logits.shape[1]:
-        raise ValueError(f"Class index {cls} is out of range; the model has {logits.shape[1]} outputs.")
+    check_class_range([cls], target, logits.shape[1])
     p = torch.softmax(logits.double(), dim=1)[:, cls].cpu().numpy()
     n = len(shares)
     return RoadCurves(percentages=shares, morf=p[1 : 1 + n], lerf=p[1 + n :], original=float(p[0]))

@@ -399,6 +399,7 @@ CALLS: dict[str, Call] = {
     # random state
     "utils.random_state.preserved_rng": lambda f: ((), {}),
     "utils.saliency.layer_gradients": lambda f: ((f.net, "1", f.x, 1), {"categories": None}),
+    "utils.saliency.forward_sized": lambda f: ((f.net, f.x), {}),
     "utils.cams.grad_cam_plus_plus": lambda f: (
         (f.net, "1", f.x, 1),
         {"upsample": False, "categories": None, "eps": 1e-6},

@@ -49,11 +49,11 @@ from utils.saliency import (
     class_indices,
     class_scores,
     eval_with_frozen_parameters,
+    forward_sized,
     guided_grad_cam_factors,
     one_map,
     upsample_cam,
 )
-from utils.saliency import _forward as _forward_sized
 from utils.sanity import ConstantMapWarning, sobel_magnitude
 
 __all__ = [
@@ -351,7 +351,7 @@ def _probabilities(
     """The class's probability for every image of every batch (the class checked on the first batch)."""
     out = []
     for i, chunk in enumerate(batches):
-        scores = class_scores(_forward_sized(model, chunk), chunk.shape[0])
+        scores = class_scores(forward_sized(model, chunk), chunk.shape[0])
         if i == 0:
             check_class_range([target], given, scores.shape[1])
         out.append(torch.softmax(scores.double(), dim=1)[:, target].cpu())

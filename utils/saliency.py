@@ -80,6 +80,7 @@ __all__ = [
     "conv_layers",
     "drop_leading_ones",
     "eval_with_frozen_parameters",
+    "forward_sized",
     "grad_cam",
     "guided_backprop",
     "guided_grad_cam",
@@ -599,7 +600,7 @@ def _compute(
     results: list[dict[str, torch.Tensor]] = [{} for _ in targets]
     with _attribution_mode(model, module, guided=gbp) as recorder:
         image = batch.detach().clone().requires_grad_(gbp)  # our own leaf: the caller's x is never touched
-        logits = class_scores(_forward(model, image), n)
+        logits = class_scores(forward_sized(model, image), n)
         for given, cls in zip(targets, classes):
             check_class_range(cls, given, logits.shape[1])
         activations = _layer_activations(model, recorder, layer_name) if module is not None else image
@@ -635,8 +636,15 @@ def _attribution_mode(model: nn.Module, layer: nn.Module | None, guided: bool) -
         yield stack.enter_context(_saliency_hooks(model, layer, guided))
 
 
-def _forward(model: nn.Module, image: torch.Tensor) -> object:
-    """``model(image)``; an input too small for the model's pooling is named with the smallest size that works."""
+def forward_sized(model: nn.Module, image: torch.Tensor) -> object:
+    """``model(image)``; an input too small for the model's pooling is named with the smallest size that works.
+
+    >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.MaxPool2d(4), nn.Flatten())
+    >>> forward_sized(net, torch.zeros(1, 3, 2, 2))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: x is 2 x 2 pixels, too small for Sequential: it needs at least 6 x 6 pixels (...).
+    """
     try:
         return model(image)
     except RuntimeError:
@@ -799,7 +807,7 @@ def layer_gradients(
     classes = class_indices(target, n, categories)
     layer_name, module = resolve_layer(model, layer)
     with _attribution_mode(model, module, guided=False) as recorder:
-        logits = class_scores(_forward(model, batch.detach().clone()), n)
+        logits = class_scores(forward_sized(model, batch.detach().clone()), n)
         check_class_range(classes, target, logits.shape[1])
         activations = _layer_activations(model, recorder, layer_name)
         score = logits.gather(1, torch.tensor(classes, device=logits.device)[:, None])[:, 0]

@@ -645,6 +645,7 @@ def forward_sized(model: nn.Module, image: torch.Tensor) -> object:
     ...
     ValueError: x is 2 x 2 pixels, too small for Sequential: it needs at least 6 x 6 pixels (...).
     """
+    image = as_batch(model, image)  # the input's own checks first (a cheap pass next to the model's)
     try:
         return model(image)
     except RuntimeError:

@@ -241,3 +241,18 @@ def test_a_classes_list_for_a_dataloader_is_checked_at_the_end() -> None:
 def test_rows_are_rows() -> None:
     row = EvaluationRow("a", "m", 1, 0.5, 0.25)
     assert math.isnan(row.road_combined) and math.isnan(row.seconds)
+
+
+def test_the_layer_is_part_of_the_key_whether_named_or_given() -> None:
+    net, x, cache = small_net(), images(2), MapCache()
+    evaluate(net, "3", x, ["grad_cam"], cache=cache, progress=False)
+    again = evaluate(net, net[3], x, ["grad_cam"], cache=cache, progress=False)
+    other = evaluate(net, "1", x, ["grad_cam"], cache=cache, progress=False)
+    assert (again.maps_computed, other.maps_computed) == (0, 2)
+
+
+def test_the_progress_bar_counts_the_images(capsys) -> None:
+    evaluate(small_net(), None, images(), ["centre"], batch_size=2, progress=True, steps=2, patch=16)
+    assert "5/5" in capsys.readouterr().err
+    evaluate(small_net(), None, images(), ["centre"], batch_size=2, progress=False, steps=2, patch=16)
+    assert capsys.readouterr().err == ""

@@ -364,7 +364,7 @@ def _chunk_maps(
     model_key: str,
 ) -> tuple[dict[str, torch.Tensor], dict[str, list[float]], int]:
     """Every method's ``N x C x H x W`` maps of the chunk (cached ones reused), their seconds, how many computed."""
-    layer_key = layer if isinstance(layer, str) else type(layer).__name__ if layer is not None else ""
+    layer_key = layer if isinstance(layer, str) or layer is None else _module_name(model, layer)
     hashes = [image_hash(image) for image in batch]
     keys = {name: [(model_key, f"{name}@{layer_key}", h, c) for h, c in zip(hashes, classes)] for name in methods}
     found = {name: [cache.get(k) for k in keys[name]] for name in methods}
@@ -384,6 +384,11 @@ def _chunk_maps(
     maps = {name: torch.cat([f[0] for f in found[name]]) for name in methods}  # type: ignore[index]
     seconds = {name: [f[1] for f in found[name]] for name in methods}  # type: ignore[index]
     return maps, seconds, computed
+
+
+def _module_name(model: nn.Module, layer: nn.Module) -> str:
+    """The layer's dotted name in ``model`` (for the cache's key), or its type and id if it is not in there."""
+    return next((name for name, m in model.named_modules() if m is layer), f"{type(layer).__name__}#{id(layer)}")
 
 
 # --- the curves, for a chunk of images at once --------------------------------------------------

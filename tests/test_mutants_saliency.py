@@ -20,6 +20,7 @@ from utils.saliency import (
     drop_leading_ones,
     guided_backprop,
     last_conv_layer,
+    layer_gradients,
     magnitude,
     one_map,
 )
@@ -170,3 +171,15 @@ def test_a_model_that_fails_at_every_size_keeps_its_own_error() -> None:
 def test_past_the_limit_the_models_own_error_stands() -> None:
     with pytest.raises(RuntimeError, match="Output size is too small"):
         guided_backprop(NeedsSide(1025), torch.rand(1, 3, 4, 4), 0)
+
+
+def test_layer_gradients_reads_class_names_from_the_given_categories() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    x = torch.rand(1, 3, 8, 8)
+    by_name = layer_gradients(net, "1", x, "cup", categories=("cat", "cup"))
+    by_index = layer_gradients(net, "1", x, 1)
+    for got, expected in zip(by_name, by_index):
+        assert torch.equal(got, expected)
+    with pytest.raises(TypeError, match="categories must be a sequence of names"):
+        layer_gradients(net, "1", x, 1, categories="cat")

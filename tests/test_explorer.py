@@ -870,3 +870,29 @@ def test_smoothgrad_leaves_every_devices_random_state_as_found(
     cpu = torch.get_rng_state()
     cat.attribution("smoothgrad", cat.top[1].index)
     assert int(state[0]) == 7 and torch.equal(torch.get_rng_state(), cpu)
+
+
+# --- lesson 10's CAM family in the explorer ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["grad_cam_plus_plus", "hires_cam", "layer_cam", "score_cam"])
+def test_the_cam_family_is_offered_drawn_and_cached(method) -> None:
+    from utils.cams import CAM_METHODS
+    from utils.datasets import sample_image_path
+    from utils.explorer import CAM_FAMILY, METHODS, ImageAnalysis, View, render_png
+    from utils.models import load_model
+
+    loaded = load_model("squeezenet1_1", device="cpu")
+    analysis = ImageAnalysis(loaded, sample_image_path("squirrel"), top_k=2)
+    target = analysis.top[0].index
+    assert method in METHODS and method in CAM_FAMILY and View(target, method=method).uses_layer
+    layer = "features.12" if method != "score_cam" else "features.4"  # 128 channels: a quarter of the passes
+    before = analysis.forward_passes
+    png = render_png(analysis, View(target, method=method, layer=layer))
+    assert png.startswith(b"\x89PNG") and analysis.forward_passes == before + 1
+    expected = CAM_METHODS[method](loaded.model, layer, analysis.x, target)
+    assert torch.allclose(analysis.cam(method, layer, target), expected)
+    render_png(analysis, View(target, method=method, layer=layer, opacity=0.9))
+    assert analysis.forward_passes == before + 1, "the map is cached: a new opacity runs nothing"
+    with pytest.raises(ValueError, match="Unknown CAM method"):
+        analysis.cam("grad_cam", layer, target)

@@ -44,6 +44,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 from torch import nn
 
+from utils.cams import grad_cam_plus_plus, hires_cam, layer_cam, score_cam
 from utils.categories import as_class_index, category_index, check_count, check_real, describe
 from utils.datasets import (
     SAMPLE_IMAGES,
@@ -72,6 +73,7 @@ __all__ = [
     "BASE_METHODS",
     "CAPTUM_BATCH_BYTES",
     "CAPTUM_METHODS",
+    "CAM_FAMILY",
     "IG_STEPS",
     "MAP_BYTES_KEPT",
     "MAX_UPLOAD_BYTES",
@@ -99,10 +101,23 @@ METHODS: Mapping[str, str] = {
     "guided_grad_cam": "Guided Grad-CAM",
     "smoothgrad": "SmoothGrad",
     "integrated_gradients": "Integrated Gradients",
+    "grad_cam_plus_plus": "Grad-CAM++",
+    "hires_cam": "HiResCAM",
+    "layer_cam": "LayerCAM",
+    "score_cam": "Score-CAM",
     "discriminativity": "Discriminativity (A - B)",
 }
-"""Method key -> label. The first three are keys of ``saliency_maps``, the next two ``CAPTUM_METHODS``;
-the last compares two classes."""
+"""Method key -> label. The first three are keys of ``saliency_maps``, the next two ``CAPTUM_METHODS``, then the
+``CAM_FAMILY`` of lesson 10; the last compares two classes."""
+CAM_FAMILY: Mapping[str, Callable[..., torch.Tensor]] = {
+    "grad_cam_plus_plus": grad_cam_plus_plus,
+    "hires_cam": hires_cam,
+    "layer_cam": layer_cam,
+    "score_cam": score_cam,
+}
+"""Lesson 10's CAMs (``utils.cams``), drawn as Grad-CAM is, at the chosen layer. Score-CAM runs the model once per
+channel of the layer (512 images at SqueezeNet's and VGG16's target layers: seconds on SqueezeNet, minutes on VGG16
+on a CPU)."""
 CAPTUM_METHODS: tuple[str, ...] = ("smoothgrad", "integrated_gradients")
 """The methods computed with Captum, one class at a time, each from a batch of many images (see ``ImageAnalysis``)."""
 BASE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_cam", *CAPTUM_METHODS)
@@ -370,6 +385,24 @@ class ImageAnalysis:
             self._cache[key] = {"map": computed.detach()}
         return self._kept(key)["map"]
 
+    def has_cam(self, method: str, layer: str, target: int) -> bool:
+        """Whether ``cam(method, layer, target)`` is ready without a forward pass."""
+        return ("cam", f"{method}@{layer}", target) in self._cache
+
+    def cam(self, method: str, layer: str, target: int) -> torch.Tensor:
+        """The ``1 x 1 x h x w`` map of a ``CAM_FAMILY`` method for class ``target`` at ``layer``, computed once."""
+        if not isinstance(method, str) or method not in CAM_FAMILY:
+            raise ValueError(f"Unknown CAM method {describe(method)}; valid: {', '.join(CAM_FAMILY)}.")
+        target = _check_class(target, "target", len(self.loaded.categories))
+        key = ("cam", f"{method}@{layer}", target)
+        if key not in self._cache:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ZeroGradCamWarning)
+                computed = CAM_FAMILY[method](self.loaded.model, layer, self.x, target)
+            self.forward_passes += 1
+            self._cache[key] = {"map": computed.detach()}
+        return self._kept(key)["map"]
+
     def _kept(self, key: tuple[str, str, int]) -> dict[str, torch.Tensor]:
         """The cached entry ``key``, marked as the most recently used; then the cache trimmed to ``max_bytes``."""
         self._cache.move_to_end(key)
@@ -480,6 +513,8 @@ def _map_of(analysis: ImageAnalysis, kind: str, layer: str, target: int) -> torc
     """The map of one method for one class: from Captum (cached per method and class) or ``saliency_maps``."""
     if kind in CAPTUM_METHODS:
         return analysis.attribution(kind, target)
+    if kind in CAM_FAMILY:
+        return analysis.cam(kind, layer, target)
     return analysis.maps(layer, target)[kind]
 
 
@@ -494,9 +529,9 @@ def _draw_map(ax: Axes, analysis: ImageAnalysis, view: View, layer: str) -> None
         picture = discriminativity_map(saliency, other, clip_percentile=GRADIENT_CLIP_PERCENTILE)
         scale = f"A - B, each / its {GRADIENT_CLIP_PERCENTILE:g}th percentile"
         show_diverging(ax, picture, title, limit=1.0, colorbar_label=scale)
-    elif view.method == "grad_cam":
+    elif view.method == "grad_cam" or view.method in CAM_FAMILY:
         show_image(ax, overlay_heatmap(analysis.photo, saliency[0, 0], alpha=view.opacity), title)
-        _colour_bar(ax, HEATMAP_CMAP, "Grad-CAM / its maximum")
+        _colour_bar(ax, HEATMAP_CMAP, f"{METHODS[view.method]} / its maximum")
     else:
         show_image(ax, _gradient_overlay(analysis.photo, saliency, view.opacity), title)
         _colour_bar(ax, GRADIENT_CMAP, f"|map| / its {GRADIENT_CLIP_PERCENTILE:g}th percentile")
@@ -864,6 +899,19 @@ class SaliencyExplorer:
             self.progress.layout.display = None  # shown now: ipywidgets sends the change before the work starts
             try:
                 self.analysis.attribution(method, target)
+            finally:
+                self.progress.layout.display = "none"
+                self.progress.value = ""
+        layer = view.layer or self.loaded.target_layer_name
+        if view.method == "score_cam" and not self.analysis.has_cam("score_cam", layer, view.target):
+            name = self.analysis.prediction(view.target).name
+            self.progress.value = (
+                f"<p><i>Computing Score-CAM for '{html.escape(name)}' at {html.escape(layer)} (one forward pass per "
+                "channel of the layer)... It is kept: showing it again for this image and class is instant.</i></p>"
+            )
+            self.progress.layout.display = None
+            try:
+                self.analysis.cam("score_cam", layer, view.target)
             finally:
                 self.progress.layout.display = "none"
                 self.progress.value = ""

@@ -158,7 +158,7 @@ def test_the_cache_is_bounded_by_entries_and_bytes() -> None:
         by_bytes.put(("m", "f", "h", c), one, 0.0)
     assert len(by_entries) == 3 and by_entries.get(("m", "f", "h", 1)) is None and by_entries.get(("m", "f", "h", 4))
     assert (len(by_bytes), by_bytes.bytes) == (2, 512)
-    with pytest.raises(ValueError, match="max_entries must be a whole number"):
+    with pytest.raises(ValueError, match="max_entries must be at least 1, got 0"):
         MapCache(max_entries=0)
 
 
@@ -215,7 +215,7 @@ def test_image_hash_follows_content_not_object() -> None:
         (lambda net, x, d: evaluate(net, None, x, ["grad_kam"]), ValueError, "Unknown method 'grad_kam'"),
         (lambda net, x, d: evaluate(net, None, [], ["centre"]), ValueError, "images is empty"),
         (lambda net, x, d: evaluate(net, None, x, ["centre"], classes=[9] * 5), ValueError, "out of range"),
-        (lambda net, x, d: evaluate(net, None, x, ["centre"], steps=0), ValueError, "steps must be a whole number"),
+        (lambda net, x, d: evaluate(net, None, x, ["centre"], steps=0), ValueError, "steps must be at least 1, got 0"),
         (lambda net, x, d: evaluate(net, None, [x[0], x[1, :, :8]], ["centre"]), ValueError, "differ in size"),
     ],
 )

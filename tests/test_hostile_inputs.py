@@ -375,6 +375,11 @@ CALLS: dict[str, Call] = {
         {"steps": 2, "patch": 2},
     ),
     "utils.faithfulness.summarise": lambda f: (([_row()],), {}),
+    # evaluation over many images (issue 21)
+    "utils.evaluation.evaluate": lambda f: ((f.net, "1", f.x, ["grad_cam", "random"]), {"steps": 2, "patch": 2}),
+    "utils.evaluation.image_hash": lambda f: ((f.x,), {}),
+    "utils.evaluation.model_fingerprint": lambda f: ((f.net,), {}),
+    "utils.evaluation.MapCache": lambda f: ((), {"max_entries": 2, "max_bytes": 1024}),
     # shortcuts (lesson 09)
     "utils.shortcuts.Box": lambda f: ((1, 2, 3, 4, (8, 8)), {}),
     "utils.shortcuts.corner_box": lambda f: (("top left",), {"size": 3, "image_size": 8, "margin": 1}),
@@ -443,6 +448,9 @@ NOT_CALLED = {
     "utils.faithfulness.FaithfulnessRow": "a plain record returned by report_card_rows",
     "utils.faithfulness.Summary": "a plain record returned by summarise",
     "utils.road.RoadCurves": "a plain record returned by road",
+    "utils.evaluation.Evaluation": "a plain record returned by evaluate",
+    "utils.evaluation.EvaluationRow": "a plain record in an Evaluation",
+    "utils.evaluation.MethodSummary": "a plain record returned by Evaluation.summary",
     "utils.ground_truth.TagEvidence": "a plain record returned by tag_evidence",
 }
 """Public classes that only hold values (no checks to attack), with the reason."""

@@ -40,9 +40,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from utils.categories import check_count, check_flag, check_model, describe
 from utils.datasets import preprocess_imagenet_image
 from utils.faithfulness import (
     BASELINE_MAPS,
+    BASELINES,
     COURSE_METHODS,
     MAX_STEPS,
     Method,
@@ -52,7 +54,7 @@ from utils.faithfulness import (
 )
 from utils.ground_truth import METHOD_NAMES, saliency_methods
 from utils.road import road
-from utils.saliency import check_class_range, class_index, class_scores, eval_with_frozen_parameters
+from utils.saliency import as_batch, check_class_range, class_index, class_scores, eval_with_frozen_parameters
 from utils.sanity import ConstantMapWarning
 
 __all__ = [
@@ -191,7 +193,9 @@ def image_hash(x: torch.Tensor) -> str:
     >>> image_hash(a) == image_hash(a.clone()), image_hash(a) == image_hash(a + 1)
     (True, False)
     """
-    data = x.detach().to("cpu").contiguous()
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"x must be a torch.Tensor (an image or a map), not {describe(x)}.")
+    data = (x.to_dense() if x.layout != torch.strided else x).detach().to("cpu").contiguous()
     digest = hashlib.sha256(f"{tuple(data.shape)} {data.dtype}".encode())
     digest.update(data.numpy().tobytes() if data.dtype != torch.bfloat16 else data.float().numpy().tobytes())
     return digest.hexdigest()[:32]
@@ -204,7 +208,7 @@ def model_fingerprint(model: nn.Module) -> str:
     >>> model_fingerprint(a) == model_fingerprint(a), model_fingerprint(a) == model_fingerprint(b)
     (True, False)
     """
-    digest = hashlib.sha256(type(model).__name__.encode())
+    digest = hashlib.sha256(type(check_model(model)).__name__.encode())
     for name, value in model.state_dict().items():
         digest.update(name.encode())
         digest.update(image_hash(value).encode())
@@ -229,10 +233,8 @@ class MapCache:
     """
 
     def __init__(self, *, max_entries: int = 4096, max_bytes: int = 512 * 2**20) -> None:
-        for name, value in (("max_entries", max_entries), ("max_bytes", max_bytes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
-        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self.max_entries = check_count(max_entries, "max_entries")
+        self.max_bytes = check_count(max_bytes, "max_bytes")
         self.hits = self.misses = self.bytes = 0
         self._maps: OrderedDict[Key, tuple[torch.Tensor, float]] = OrderedDict()
 
@@ -285,8 +287,10 @@ def _tensor_images(images: object) -> Iterator[tuple[str, torch.Tensor]]:
     n = 0
     for item in images:  # type: ignore[union-attr]
         batch = item[0] if isinstance(item, (tuple, list)) and item else item
+        if isinstance(batch, torch.Tensor) and batch.layout != torch.strided:
+            batch = batch.to_dense()
         if not isinstance(batch, torch.Tensor) or batch.ndim not in (3, 4) or batch.numel() == 0:
-            shown = tuple(batch.shape) if isinstance(batch, torch.Tensor) else type(batch).__name__
+            shown = describe(batch)
             raise ValueError(
                 f"Image {n} is {shown}; give images as tensors C x H x W or batches N x C x H x W "
                 "(a DataLoader may yield (images, labels))."
@@ -306,8 +310,8 @@ def _image_source(
         return _tensor_images(images), (images.shape[0] if images.ndim == 4 else 1)
     if isinstance(images, (list, tuple)) and not images:
         raise ValueError("images is empty; give a folder, a DataLoader, or at least one image tensor.")
-    if not isinstance(images, Iterable):
-        raise TypeError(f"images must be a folder, a DataLoader or a list of tensors, not {type(images).__name__}.")
+    if not isinstance(images, Iterable) or isinstance(images, (bytes, bytearray, Mapping, set, np.ndarray)):
+        raise TypeError(f"images must be a folder, a DataLoader or a list of tensors, not {describe(images)}.")
     dataset = getattr(images, "dataset", None)
     total = len(dataset) if dataset is not None and hasattr(dataset, "__len__") else None
     if isinstance(images, (list, tuple)):
@@ -335,13 +339,15 @@ def _resolved_methods(
     """``{name: course name or function}``: the report card's names stay names, the other course methods become
     ``utils.ground_truth.saliency_methods``' functions; an unknown name is refused."""
     if isinstance(methods, str) or not isinstance(methods, (Mapping, list, tuple)) or not methods:
-        raise TypeError(f"methods must be a non-empty list of names or a dict {{name: method}}, not {methods!r}.")
+        raise TypeError(
+            f"methods must be a non-empty list of names or a dict {{name: method}}, not {describe(methods)}."
+        )
     named = dict(methods) if isinstance(methods, Mapping) else {m: m for m in methods}
     known = COURSE_METHODS + BASELINE_MAPS + tuple(m for m in METHOD_NAMES if m not in COURSE_METHODS)
     resolved: dict[str, Method | str] = {}
     for name, method in named.items():
         if not isinstance(name, str):
-            raise TypeError(f"Each method needs a name (a string), not {name!r}.")
+            raise TypeError(f"Each method needs a name (a string), not {describe(name)}.")
         if isinstance(method, str) and method not in known:
             raise ValueError(f"Unknown method {method!r}; name one of {', '.join(known)}, or pass a function.")
         if isinstance(method, str) and method not in COURSE_METHODS + BASELINE_MAPS:
@@ -405,10 +411,7 @@ def _step_counts(units: int, steps: int) -> np.ndarray:
 
 
 def _check_settings(steps: object, patch: object, shape: tuple[int, int]) -> tuple[int, int]:
-    for name, value in (("steps", steps), ("patch", patch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
-    assert isinstance(steps, int) and isinstance(patch, int)
+    steps, patch = check_count(steps, "steps"), check_count(patch, "patch")
     units = -(-shape[0] // patch) * -(-shape[1] // patch)
     if patch > min(shape) or steps > min(units, MAX_STEPS):
         raise ValueError(
@@ -511,8 +514,10 @@ def _device_of(model: nn.Module) -> torch.device:
 def _checked_classes(classes: object, categories: Sequence[str] | None) -> list[int] | None:
     if classes is None:
         return None
-    if isinstance(classes, (str, int)) or not isinstance(classes, (list, tuple, torch.Tensor, np.ndarray)):
-        raise TypeError(f"classes must be None (each image's top class) or one class per image, not {classes!r}.")
+    if not isinstance(classes, (list, tuple, torch.Tensor, np.ndarray)) or getattr(classes, "ndim", 1) != 1:
+        raise TypeError(
+            f"classes must be None (each image's top class) or a list of one class per image, not {describe(classes)}."
+        )
     return [class_index(c, categories) for c in list(classes)]
 
 
@@ -555,11 +560,20 @@ def evaluate(
     """
     from tqdm.auto import tqdm
 
+    check_model(model, "a classifier, e.g. load_model().model")
     named = _resolved_methods(methods, layer)
     wanted = _checked_classes(classes, categories)
-    for name, value in (("batch_size", batch_size), ("forward_batch", forward_batch)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a whole number, at least 1, got {value!r}.")
+    batch_size, forward_batch = check_count(batch_size, "batch_size"), check_count(forward_batch, "forward_batch")
+    with_road = check_flag(with_road, "with_road")
+    progress = None if progress is None else check_flag(progress, "progress")
+    if not isinstance(baseline, str) or baseline not in BASELINES:
+        raise ValueError(f"Unknown baseline {describe(baseline)}; use one of {', '.join(BASELINES)}.")
+    if cache is not None and not isinstance(cache, MapCache):
+        raise TypeError(f"cache must be a MapCache (to reuse maps between runs) or None, not {describe(cache)}.")
+    if model_key is not None and not isinstance(model_key, str):
+        raise TypeError(
+            f"model_key must be a string naming the model, or None for its fingerprint, not {describe(model_key)}."
+        )
     pairs, total = _image_source(images, transforms)
     if wanted is not None and total is not None and len(wanted) != total:
         raise ValueError(f"classes has {len(wanted)} entries but there are {total} images; give one class per image.")
@@ -574,7 +588,7 @@ def evaluate(
             names = [name for name, _ in chunk]
             if any(t.shape != chunk[0][1].shape for _, t in chunk):
                 raise ValueError(f"{names[0]} and another image differ in size; resize them alike (e.g. 224 x 224).")
-            batch = torch.stack([t.detach() for _, t in chunk]).to(device)
+            batch = as_batch(model, torch.stack([t.detach() for _, t in chunk]).to(device))
             steps, patch = _check_settings(steps, patch, (int(batch.shape[-2]), int(batch.shape[-1])))
             chunk_classes = _classes_of(model, batch, wanted, seen, names)
             maps, seconds, fresh = _chunk_maps(model, layer, batch, chunk_classes, named, cache, model_key)

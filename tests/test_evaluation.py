@@ -214,6 +214,7 @@ def test_image_hash_follows_content_not_object() -> None:
         ),
         (lambda net, x, d: evaluate(net, None, x, ["grad_kam"]), ValueError, "Unknown method 'grad_kam'"),
         (lambda net, x, d: evaluate(net, None, [], ["centre"]), ValueError, "images is empty"),
+        (lambda net, x, d: evaluate(net, None, iter([]), ["centre"]), ValueError, "images held no image"),
         (lambda net, x, d: evaluate(net, None, x, ["centre"], classes=[9] * 5), ValueError, "out of range"),
         (lambda net, x, d: evaluate(net, None, x, ["centre"], steps=0), ValueError, "steps must be at least 1, got 0"),
         (lambda net, x, d: evaluate(net, None, [x[0], x[1, :, :8]], ["centre"]), ValueError, "differ in size"),

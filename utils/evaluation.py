@@ -612,6 +612,8 @@ def evaluate(
                     rows.append(EvaluationRow(image, name, chunk_classes[i], *aucs[name][i], *roads, seconds[name][i]))
             seen += len(chunk)
             bar.update(len(chunk))
+    if seen == 0:
+        raise ValueError("images held no image (an empty DataLoader or iterable); give at least one image.")
     if wanted is not None and seen != len(wanted):
         raise ValueError(f"classes has {len(wanted)} entries but there are {seen} images; give one class per image.")
     return Evaluation(tuple(rows), computed)

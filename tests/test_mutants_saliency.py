@@ -18,6 +18,7 @@ from utils.saliency import (
     as_float_array,
     channel_sum,
     drop_leading_ones,
+    grad_cam,
     guided_backprop,
     last_conv_layer,
     layer_gradients,
@@ -183,3 +184,42 @@ def test_layer_gradients_reads_class_names_from_the_given_categories() -> None:
         assert torch.equal(got, expected)
     with pytest.raises(TypeError, match="categories must be a sequence of names"):
         layer_gradients(net, "1", x, 1, categories="cat")
+
+
+def test_layer_gradients_are_the_plain_activations_gradients_and_scores() -> None:
+    """Computed independently with a forward hook and autograd: no guided rule, however many ReLUs follow."""
+    torch.manual_seed(1)
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 3),
+    ).eval()
+    x = torch.rand(2, 3, 10, 10)
+    kept = []
+    handle = net[1].register_forward_hook(lambda module, inputs, output: kept.append(output))
+    try:
+        logits = net(x)
+    finally:
+        handle.remove()
+    (expected_grad,) = torch.autograd.grad(logits[[0, 1], [2, 0]].sum(), kept[0])
+    A, dA, got_logits = layer_gradients(net, "1", x, [2, 0])
+    assert torch.allclose(A, kept[0].detach()) and torch.allclose(got_logits, logits.detach())
+    assert torch.allclose(dA, expected_grad, atol=1e-7)
+    assert not (A.requires_grad or dA.requires_grad or got_logits.requires_grad)
+
+
+def test_layer_gradients_refuses_as_grad_cam_does() -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    x = torch.rand(1, 3, 8, 8)
+
+    for target in (5, "dog"):
+        with pytest.raises(ValueError) as ours:
+            layer_gradients(net, "1", x, target, categories=("cat", "cup"))
+        with pytest.raises(ValueError) as reference:
+            grad_cam(net, "1", x, target, categories=("cat", "cup"))
+        assert str(ours.value) == str(reference.value)

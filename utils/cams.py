@@ -11,18 +11,21 @@ normalisation is applied (tests/test_cams.py):
 
 * **Grad-CAM** (Selvaraju et al., 2017, https://arxiv.org/abs/1610.02391, Eq. 1-2):
   ``ReLU(sum_k mean_ij(g_k) A_k)``, the gradient averaged over the grid.
-* **Grad-CAM++** (Chattopadhyay et al., 2018, https://arxiv.org/abs/1710.11063, Eq. 19 and 9):
+* **Grad-CAM++** (Chattopadhyay et al., 2018, https://arxiv.org/abs/1710.11063; ``alpha`` is the
+  closed form pytorch-grad-cam cites as the paper's Eq. 19):
   each gradient cell weighted by ``alpha = g^2 / (2 g^2 + sum_ab A_ab g^3)`` before the
   positive gradients are summed: ``w_k = sum_ij alpha_ij ReLU(g_ij)``. The closed form assumes
   an exponential of the score; the exponential's factor is the same for every cell and
   channel, so it only scales the map.
-* **HiResCAM** (Draelos and Carin, 2020, https://arxiv.org/abs/2011.08891, Section 3):
-  ``ReLU(sum_k g_k * A_k)``, element-wise, without the average. For a model whose last
-  convolution feeds one linear layer (through an average), its map sums to the class score
-  (before the ReLU, less the bias): it shows where the score comes from.
-* **LayerCAM** (Jiang et al., 2021, https://doi.org/10.1109/TIP.2021.3089943, Eq. 6-7):
+* **HiResCAM** (Draelos and Carin, 2020, https://arxiv.org/abs/2011.08891):
+  ``ReLU(sum_k g_k * A_k)``, element-wise, without the average. Where the class score is a
+  linear function of the layer (the paper's case: the feature maps flattened into one fully
+  connected layer), its map before the ReLU sums to the class score less the bias: it shows
+  where the score comes from, which Grad-CAM's averaged weights do not. With a global average
+  before that one layer, the gradient is the same in every cell and the two maps are equal.
+* **LayerCAM** (Jiang et al., 2021, https://doi.org/10.1109/TIP.2021.3089943):
   ``ReLU(sum_k ReLU(g_k) * A_k)``, element-wise with the positive gradients only.
-* **Score-CAM** (Wang et al., 2020, https://arxiv.org/abs/1910.01279, Section 3): no gradient.
+* **Score-CAM** (Wang et al., 2020, https://arxiv.org/abs/1910.01279): no gradient.
   Each channel, upsampled (bilinear) and scaled to [0, 1], masks the input; the class scores of
   the masked inputs, through a softmax over the channels, weigh the channels:
   ``ReLU(sum_k softmax_k(y_c(x * M_k)) A_k)``. One forward pass per channel: 512 for the
@@ -94,7 +97,7 @@ def grad_cam_plus_plus(
     categories: Sequence[str] | None = None,
     eps: float = GRAD_CAM_PLUS_PLUS_EPS,
 ) -> torch.Tensor:
-    """Grad-CAM++ (Chattopadhyay et al., 2018, Eq. 19): N x 1 x h x w, ReLU applied, not normalised.
+    """Grad-CAM++ (Chattopadhyay et al., 2018): N x 1 x h x w, ReLU applied, not normalised.
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -108,7 +111,7 @@ def grad_cam_plus_plus(
         a_sum = a.sum(dim=(2, 3), keepdim=True)
         denominator = 2 * g**2 + a_sum * g**3 + eps
         alpha = torch.where((g != 0) & (denominator != 0), g**2 / denominator.where(denominator != 0, 1.0), 0.0)
-        weights = (alpha * F.relu(g)).sum(dim=(2, 3), keepdim=True)  # Eq. 9: w_k = sum_ij alpha_ij ReLU(g_ij)
+        weights = (alpha * F.relu(g)).sum(dim=(2, 3), keepdim=True)  # w_k = sum_ij alpha_ij ReLU(g_ij)
         return weights * a
 
     return _cam(x, upsample, weighted, model=model, layer=layer, target=target, categories=categories)

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from utils.visualise import _view_with_margin, display_imagenet_output, overlay_heatmap
+from utils.visualise import _view_with_margin, display_imagenet_output, overlay_heatmap, show_image
 
 
 def refuses(error: type[Exception], message: str):
@@ -100,5 +100,28 @@ def test_the_clip_view_widens_the_limits_by_two_percent_on_every_side(limits, co
         view = _view_with_margin(ax, limits)
         assert view.get_xy() == pytest.approx(corner)
         assert (view.get_width(), view.get_height()) == pytest.approx(size)
+    finally:
+        plt.close(fig)
+
+
+def test_overlay_names_the_heatmap_and_the_flag() -> None:
+    picture = np.zeros((4, 4, 3))
+    with refuses(TypeError, "normalise must be True or False, not 1."):
+        overlay_heatmap(picture, np.ones((2, 2)), normalise=1)
+    with refuses(
+        ValueError,
+        "heatmap values must lie in [0, 1] with normalise=False, these span [0, 2]; "
+        "pass normalise=True, or divide the map by its maximum first.",
+    ):
+        overlay_heatmap(picture, np.array([[0.0, 2.0]]), normalise=False)
+    with pytest.raises(ValueError, match="^heatmap "):
+        overlay_heatmap(picture, np.zeros((2, 2, 2, 2)))
+
+
+def test_a_gray_picture_is_drawn_on_the_full_zero_to_one_scale() -> None:
+    fig, ax = plt.subplots()
+    try:
+        show_image(ax, np.array([[0.2, 0.6], [0.4, 0.3]]))
+        assert ax.images[0].get_clim() == (0.0, 1.0), "a dim picture must not be stretched to full contrast"
     finally:
         plt.close(fig)

@@ -80,7 +80,7 @@ loads on demand, its fonts and its menu (about 3 MB; the speech engine and SVG o
 MATHJAX_PATH = "mathjax/tex-chtml.js"
 """Where the pages find MathJax, under ``_static/``."""
 
-_STATED_MINUTES = re.compile(r"about (\d+) minutes")
+_STATED_MINUTES = re.compile(r"about (\d+) minutes", re.IGNORECASE)
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|])")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 

@@ -286,3 +286,16 @@ def test_region_masks_name_a_bad_transform_and_flag(tmp_path: Path) -> None:
         region_masks(photo, half, regions_file=regions)
     with pytest.raises(TypeError, match="^" + re.escape("keep_aspect must be True or False, not 1.") + "$"):
         region_masks(photo, keep_aspect=1, regions_file=regions)
+
+
+def test_what_is_not_a_photo_or_a_regions_file_is_named(tmp_path: Path) -> None:
+    def refuses(error: type[Exception], message: str):
+        return pytest.raises(error, match="^" + re.escape(message) + "$")
+
+    with refuses(TypeError, "image must be a sample name or a path, not int."):
+        image_regions(3)
+    with refuses(TypeError, "regions_file must be the path of a regions JSON file, not 3."):
+        image_regions("fruits", 3)
+    own = tmp_path / "mine.jpg"
+    with pytest.raises(ValueError, match=r"; marked: squirrel\.jpg, fruits\.jpg\.$"):
+        image_regions(own)

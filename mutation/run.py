@@ -203,12 +203,12 @@ def report(result: Result) -> str:
     return "\n".join(lines)
 
 
-def record(result: Result, seconds: float, resumed: bool = False) -> None:
+def record(result: Result, seconds: float | None, resumed: bool = False) -> None:
     scores = json.loads(SCORES_JSON.read_text()) if SCORES_JSON.exists() else {}
     scores[result.module] = {
         "date": datetime.date.today().isoformat(),
         "mutmut": mutmut_version(),
-        "seconds": round(seconds),
+        "seconds": None if seconds is None else round(seconds),
         "resumed": resumed,
         "mutants": result.total,
         "equivalent": len(result.equivalent),
@@ -240,7 +240,8 @@ def render(scores: dict[str, dict]) -> str:
         if module in scores:
             s = scores[module]
             row = [module, s["date"], s["mutants"], s["equivalent"], s.get("without_verdict", 0), s["caught"]]
-            row += [f"{s['score']:.1%}", f"{s['seconds']} s" + (" (resumed)" if s.get("resumed") else "")]
+            took = "not known (read back)" if s["seconds"] is None else f"{s['seconds']} s"
+            row += [f"{s['score']:.1%}", took + (" (resumed)" if s.get("resumed") else "")]
         else:
             row = [module, "not measured yet", "", "", "", "", "", ""]
         lines.append("| " + " | ".join(str(cell) for cell in row) + " |")
@@ -297,7 +298,7 @@ def main() -> int:
         seconds = (datetime.datetime.now() - started).total_seconds()
         print(report(result), flush=True)
         if not args.no_record:
-            record(result, seconds, resumed=args.resume)
+            record(result, None if args.report_only else seconds, resumed=args.resume)
         if result.score < TARGET:
             below.append(f"{module} {result.score:.1%}")
     if below:

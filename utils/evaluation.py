@@ -590,7 +590,7 @@ def evaluate(
                 raise ValueError(f"{names[0]} and another image differ in size; resize them alike (e.g. 224 x 224).")
             batch = as_batch(model, torch.stack([t.detach() for _, t in chunk]).to(device))
             steps, patch = _check_settings(steps, patch, (int(batch.shape[-2]), int(batch.shape[-1])))
-            chunk_classes = _classes_of(model, batch, wanted, seen, names)
+            chunk_classes = _classes_of(model, batch, wanted, seen)
             maps, seconds, fresh = _chunk_maps(model, layer, batch, chunk_classes, named, cache, model_key)
             computed += fresh
             with torch.no_grad(), eval_with_frozen_parameters(model):
@@ -619,9 +619,7 @@ def evaluate(
     return Evaluation(tuple(rows), computed)
 
 
-def _classes_of(
-    model: nn.Module, batch: torch.Tensor, wanted: list[int] | None, seen: int, names: list[str]
-) -> list[int]:
+def _classes_of(model: nn.Module, batch: torch.Tensor, wanted: list[int] | None, seen: int) -> list[int]:
     """The chunk's given classes, or each image's top class from one forward pass."""
     if wanted is not None:
         if seen + batch.shape[0] > len(wanted):

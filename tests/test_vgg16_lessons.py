@@ -60,9 +60,9 @@ class Report:
             return
         write = terminalreporter.write_line
         terminalreporter.write_sep("-", "notebooks run to the end on VGG16 with random weights")
-        write(f"{'notebook':<48} {'seconds':>8} {'claims printed':>15} {'banner':>7}")
+        write(f"{'notebook':<56} {'seconds':>8} {'claims printed':>15} {'banner':>7}")
         for run in self.runs:
-            write(f"{run.notebook:<48} {run.seconds:>8.0f} {run.claims:>15} {'yes' if run.banner else 'no':>7}")
+            write(f"{run.notebook:<56} {run.seconds:>8.0f} {run.claims:>15} {'yes' if run.banner else 'no':>7}")
         write(
             f"{len(self.runs)} notebook(s), {sum(r.seconds for r in self.runs):.0f} s, "
             f"{sum(r.claims for r in self.runs)} claim checks printed instead of asserted"

@@ -1,7 +1,8 @@
 # Two commands for a learner: `make lab` (open the course) and `make test` (run every check).
 # Both create .venv on first use and reinstall only when a requirements file changes.
 # For instructors: `make check` (is this laptop ready?), `make html` (the course as a static site),
-# `make handout` (the course without its solutions, as a zip).
+# `make handout` (the course without its solutions, as a zip), `make wheelhouse` (every package, for a room without
+# wifi: then `make lab WHEELHOUSE=/path/to/wheelhouse` installs with no network at all).
 # Paths are quoted in the recipes: PYTHON="/path with space/python3.11" works.
 
 # Python 3.11, 3.12 or 3.13: the first of python3.11, python3.12, python3.13 and python3 on PATH, unless PYTHON says.
@@ -14,10 +15,14 @@ UV := $(BIN)/uv
 # are compiled at install (--compile-bytecode), as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing else would.
 # uv reads UV_* settings (UV_INDEX_URL, UV_EXTRA_INDEX_URL, ...), not pip.conf: set those for a package mirror.
 UV_VERSION := 0.13.8
+# WHEELHOUSE=/path: install from that folder of wheels (make wheelhouse) with no network at all; empty: from PyPI.
+WHEELHOUSE ?=
+OFFLINE := $(if $(WHEELHOUSE),--offline --no-index --find-links "$(abspath $(WHEELHOUSE))")
+PIP_OFFLINE := $(if $(WHEELHOUSE),--no-index --find-links "$(abspath $(WHEELHOUSE))")
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: lab test test-vgg16 weights clean-venv help html check handout
+.PHONY: lab test test-vgg16 weights clean-venv help html check handout wheelhouse
 help:
 	@echo "make lab      install the course environment (.venv) and open lesson 00 in JupyterLab"
 	@echo "make test     install the environment and run every test and notebook (offline model)"
@@ -26,6 +31,7 @@ help:
 	@echo "make check    prove this machine is ready for the course: runs lesson 00 as a test"
 	@echo "make html     execute every notebook and render the course as a website (Sphinx) in build/html/"
 	@echo "make handout  zip the last commit without its solutions into build/handout.zip"
+	@echo "make wheelhouse  every pinned package as wheels in build/wheelhouse (WHEELHOUSE=dir), for offline installs"
 	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
 	@echo "make mutation   mutation testing of utils/, each module by its own tests (MODULE=saliency: one)"
 
@@ -40,16 +46,28 @@ $(BIN)/python:
 	"$(PYTHON)" -m venv "$(VENV)"
 
 $(UV): | $(BIN)/python
-	"$(BIN)/python" -m pip install --disable-pip-version-check --quiet "uv==$(UV_VERSION)"
+	"$(BIN)/python" -m pip install --disable-pip-version-check --quiet $(PIP_OFFLINE) "uv==$(UV_VERSION)"
 
 $(RUNTIME_STAMP): requirements.txt pyproject.toml | $(UV)
-	"$(UV)" pip install --compile-bytecode --python "$(BIN)/python" -r requirements.txt
-	"$(UV)" pip install --python "$(BIN)/python" --no-deps -e .
+	"$(UV)" pip install $(OFFLINE) --compile-bytecode --python "$(BIN)/python" -r requirements.txt
+	"$(UV)" pip install $(OFFLINE) --python "$(BIN)/python" --no-deps -e .
 	touch "$@"
 
 $(DEV_STAMP): requirements-dev.txt $(RUNTIME_STAMP)
-	"$(UV)" pip install --compile-bytecode --python "$(BIN)/python" -r requirements-dev.txt
+	"$(UV)" pip install $(OFFLINE) --compile-bytecode --python "$(BIN)/python" -r requirements-dev.txt
 	touch "$@"
+
+# Every package the course installs (runtime, tests, site), uv and what builds the course's own package, as wheels in
+# one folder (about 6 GB) for this operating system and Python: copy it to a USB stick or a file server, then on each
+# laptop `make lab WHEELHOUSE=/path` (or make test) installs from it with the network off. pip builds the wheels of
+# packages published as source only, so the laptops need no compiler and no index.
+WHEELHOUSE_DIR = $(or $(WHEELHOUSE),build/wheelhouse)
+wheelhouse: | $(BIN)/python
+	@mkdir -p "$(WHEELHOUSE_DIR)"
+	"$(BIN)/python" -m pip wheel --disable-pip-version-check --quiet --wheel-dir "$(WHEELHOUSE_DIR)" \
+		-r requirements-dev.txt "uv==$(UV_VERSION)" "setuptools>=68" wheel
+	@echo "$(WHEELHOUSE_DIR): $$(ls "$(WHEELHOUSE_DIR)" | wc -l) wheels, $$(du -sh "$(WHEELHOUSE_DIR)" | cut -f1);" \
+		"install with: make lab WHEELHOUSE=$(WHEELHOUSE_DIR)"
 
 # make lab opens lesson 00 (not the Launcher), with no news pop-up and no update check: JupyterLab reads these
 # defaults from the environment's overrides.json. JupyterLab refuses to run as root (containers) unless told to.

@@ -70,3 +70,28 @@ def test_make_lab_opens_lesson_00_with_no_news_pop_up(tmp_path: Path) -> None:
     assert settings == {"fetchNews": "false", "checkForUpdates": False}
     assert {"const": "false", "title": "Never"} in properties["fetchNews"]["oneOf"]
     assert properties["checkForUpdates"]["type"] == "boolean"
+
+
+def test_with_a_wheelhouse_every_install_is_offline_from_it(tmp_path: Path) -> None:
+    """make lab/test WHEELHOUSE=dir: uv, the runtime, the course's package and the test tools all come from dir, with
+    the index off (CI builds a wheelhouse and installs the main suite's environment from it with the network closed)."""
+    venv, wheelhouse = tmp_path / "venv", tmp_path / "wheels"
+    command = ["make", "-n", "-C", str(ROOT), f"VENV={venv}", f"WHEELHOUSE={wheelhouse}", f"{venv}/.dev-installed"]
+    plan = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True).stdout
+    installs = [line for line in plan.splitlines() if "pip install" in line]
+    assert len(installs) == 4, plan  # uv, the runtime, the course's package, the test tools
+    assert all(f'--no-index --find-links "{wheelhouse}"' in line for line in installs), plan
+    assert all("--offline" in line for line in installs if "/uv\" pip install" in line), plan
+    online = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), f"VENV={venv}", f"{venv}/.dev-installed"], capture_output=True, text=True
+    ).stdout
+    assert "--no-index" not in online and "--offline" not in online
+
+
+def test_make_wheelhouse_fetches_every_pinned_file_and_what_the_install_needs(tmp_path: Path) -> None:
+    plan = subprocess.run(
+        ["make", "-n", "-C", str(ROOT), f"WHEELHOUSE={tmp_path}", "wheelhouse"], capture_output=True, text=True
+    ).stdout
+    (fetch,) = [line for line in plan.replace("\\\n", " ").splitlines() if "pip wheel" in line]
+    for needed in ("-r requirements-dev.txt", '"uv==', '"setuptools>=68"', f'--wheel-dir "{tmp_path}"'):
+        assert needed in fetch, fetch

@@ -41,10 +41,12 @@ from typing import Any
 import nbformat
 from docutils import nodes
 from nbformat import NotebookNode
+from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
 from sphinx.errors import SphinxError
+from sphinx.transforms.post_transforms import SphinxPostTransform
 from sphinx.util import logging
 from sphinx.util.matching import Matcher
 
@@ -62,6 +64,8 @@ EXECUTED = ROOT / "build" / "executed"
 """Where the test run leaves the notebooks nbval executed (conftest.py), by model and ``code_fingerprint()``."""
 GUIDE = "docs/instructor_guide"
 """The instructor guide's page."""
+API = "book/api/index"
+"""The API reference's first page: the modules of ``utils``, one page each (``book/api/``)."""
 CONTENTS_MARKER = "<!-- course:contents -->"
 AGENDA_START = "<!-- agenda:start -->"
 AGENDA_END = "<!-- agenda:end -->"
@@ -313,7 +317,9 @@ def readme_summaries(readme: str) -> dict[str, str]:
     return {name: text.strip() for name, text in _README_ROW.findall(readme)}
 
 
-def contents_markdown(pages: Sequence[Page], from_doc: str, *, guide: bool, model_name: str, built: datetime) -> str:
+def contents_markdown(
+    pages: Sequence[Page], from_doc: str, *, guide: bool, model_name: str, built: datetime, api: bool = False
+) -> str:
     """The index's body: each section's pages with title, summary and time, the guide, how the site was made."""
     parts = []
     for section, _ in SECTIONS:
@@ -343,6 +349,13 @@ def contents_markdown(pages: Sequence[Page], from_doc: str, *, guide: bool, mode
             "the agenda with times measured by this build, what to prepare, where learners get stuck, "
             "and how to hand out the challenge.",
             toctree("For instructors", [GUIDE]),
+        ]
+    if api:
+        parts += [
+            "## The package's API",
+            f"{md_link('The API reference of utils', relative_link(API + '.md', from_doc))}: every helper the "
+            "lessons import, one page per module, each entry with its signature and a worked example.",
+            toctree("API reference", [API]),
         ]
     parts += [
         "## How this site was made",
@@ -422,6 +435,12 @@ def _only_matcher(only: str) -> Matcher | None:
     return Matcher([f"{name}*" if name.startswith("notebooks/") else f"notebooks/{name}*" for name in names])
 
 
+def _cache_name(loaded: object) -> str:
+    """The cache's folder for a model: random-weight VGG16 (a test of the code paths) never shares the real one's."""
+    name = str(getattr(loaded, "name", ""))
+    return f"{name}-random-weights" if getattr(loaded, "random_weights", False) else name
+
+
 def set_up(app: Sphinx, config: Config) -> None:
     """Load the model (once, as the notebooks will), name it on every page, and point the execution at it."""
     from utils.models import ModelUnavailableError, load_model  # the build needs torch; importing this module does not
@@ -439,8 +458,8 @@ def set_up(app: Sphinx, config: Config) -> None:
     }
     if config.nb_execution_mode == "cache" and not config.nb_execution_cache_path:
         fingerprint = code_fingerprint()
-        cache = cache_folder(ROOT / "build" / "jupyter_cache" / loaded.name, fingerprint)
-        taken = take_executed(EXECUTED / loaded.name / fingerprint, cache)
+        cache = cache_folder(ROOT / "build" / "jupyter_cache" / _cache_name(loaded), fingerprint)
+        taken = take_executed(EXECUTED / _cache_name(loaded) / fingerprint, cache)  # the test run never keeps random
         if taken:
             logging.getLogger(__name__).info(f"outputs of the test run (nbval) taken for {len(taken)} notebook(s)")
         config.nb_execution_cache_path = str(cache)
@@ -546,7 +565,9 @@ def write_reports(app: Sphinx, docname: str, source: list[str]) -> None:
     pages = [_pages(env)[d] for d in course_pages(_pages(env))]
     name, _, built = app.course_model  # type: ignore[attr-defined]
     if docname == app.config.root_doc and CONTENTS_MARKER in source[0]:
-        body = contents_markdown(pages, docname, guide=GUIDE in env.found_docs, model_name=name, built=built)
+        body = contents_markdown(
+            pages, docname, guide=GUIDE in env.found_docs, model_name=name, built=built, api=API in env.found_docs
+        )
         source[0] = source[0].replace(CONTENTS_MARKER, body)
     elif docname == GUIDE:
         source[0] = with_agenda(source[0], agenda_markdown(pages, name))
@@ -630,6 +651,7 @@ def mark_solution(app: Sphinx, doctree: nodes.document) -> None:
 
 def purge(app: Sphinx, env: BuildEnvironment, docname: str) -> None:
     _pages(env).pop(docname, None)
+    _uses(env).pop(docname, None)
 
 
 def finish(app: Sphinx, exception: Exception | None) -> None:
@@ -659,6 +681,139 @@ def finish(app: Sphinx, exception: Exception | None) -> None:
     Path(app.outdir, "lessons.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
+
+
+_LITERAL = re.compile(r"(``.+?``)")
+
+
+def escape_bars(lines: list[str]) -> list[str]:
+    """A docstring's lines with each ``|`` of its prose escaped: the package writes ``|x|`` for a magnitude, which
+    reST would read as a substitution; literals and doctest examples are left as they are.
+
+    >>> lines = escape_bars(["Divided by its largest |value| (``|map|``).", "", ">>> 1 | 0", "1"])
+    >>> print(lines[0]), lines[1:]
+    Divided by its largest \\|value\\| (``|map|``).
+    (None, ['', '>>> 1 | 0', '1'])
+    """
+    escaped, in_example = [], False
+    for line in lines:
+        in_example = bool(line.strip()) and (in_example or line.lstrip().startswith(">>>"))
+        if not in_example:
+            line = "".join(part if part.startswith("``") else part.replace("|", "\\|") for part in _LITERAL.split(line))
+        escaped.append(line)
+    return escaped
+
+
+def plain_bars(app: Sphinx, what: str, name: str, obj: object, options: Any, lines: list[str]) -> None:
+    """autodoc's hook: the docstring's ``|x|`` as text (``escape_bars``), in place as autodoc expects."""
+    lines[:] = escape_bars(lines)
+
+
+# --- links between the lessons and the API reference ---------------------------------------------------------
+
+_IMPORT = re.compile(r"^\s*from (utils(?:\.\w+)*) import (?:\(([\w\s,]+)\)|([\w ,]+))", re.M)
+
+
+def imported_names(code: str) -> set[str]:
+    """The full names a cell imports from ``utils`` (``from utils.x import a, b``).
+
+    >>> sorted(imported_names("import torch\\nfrom utils.saliency import grad_cam, magnitude\\nfrom utils import road"))
+    ['utils.road', 'utils.saliency.grad_cam', 'utils.saliency.magnitude']
+    """
+    found = _IMPORT.findall(code)
+    return {f"{module}.{name}" for module, *names in found for name in re.findall(r"\w+", " ".join(names))}
+
+
+def api_targets(env: BuildEnvironment) -> dict[str, tuple[str, str]]:
+    """What a literal may name, and its entry (page, anchor): each object of the API reference by its full name
+    (``utils.saliency.grad_cam``), and a module's top-level object also by its own name where that is unique."""
+    objects = env.get_domain("py").objects  # type: ignore[attr-defined]
+    targets: dict[str, tuple[str, str]] = {}
+    short: dict[str, list[str]] = {}
+    modules = {name for name, entry in objects.items() if entry.objtype == "module"}
+    for name, entry in objects.items():
+        if not name.startswith("utils.") or entry.aliased:
+            continue
+        targets[name] = (entry.docname, entry.node_id)
+        module, _, own = name.rpartition(".")
+        if module in modules and entry.objtype != "module":
+            short.setdefault(own, []).append(name)
+    for own, names in short.items():
+        if len(names) == 1:
+            targets.setdefault(own, targets[names[0]])
+    return targets
+
+
+def _uses(env: BuildEnvironment) -> dict[str, set[str]]:
+    if not hasattr(env, "course_uses"):
+        env.course_uses = {}  # type: ignore[attr-defined]
+    return env.course_uses  # type: ignore[attr-defined]
+
+
+class LinkApiNames(SphinxPostTransform):
+    """A name of the API reference written as code in a page's text (`` `grad_cam` ``, `` `utils.road` ``) links to
+    its entry; on the API pages, each entry lists the lessons that name it or import it."""
+
+    default_priority = 5
+    formats = ("html",)
+
+    def run(self, **kwargs: Any) -> None:
+        env, docname = self.env, self.env.docname
+        targets = api_targets(env)
+        for literal in list(self.document.findall(nodes.literal)):
+            if isinstance(literal.parent, nodes.reference) or any(
+                isinstance(a, addnodes.desc_signature) for a in _ancestors(literal)
+            ):
+                continue
+            target = targets.get(literal.astext().strip().removesuffix("()"))
+            if target is None or target == (docname, ""):
+                continue
+            uri = self.app.builder.get_relative_uri(docname, target[0]) + (f"#{target[1]}" if target[1] else "")
+            link = nodes.reference("", "", internal=True, refuri=uri, classes=["course-api-link"])
+            literal.replace_self(link)
+            link += literal
+        if docname.startswith("book/api/"):
+            self.list_uses(targets)
+
+    def list_uses(self, targets: dict[str, tuple[str, str]]) -> None:
+        """Under each entry's description: "Used in" and the lessons (not the solutions) that name it."""
+        uses = _uses(self.env)
+        lessons = [d for d in course_pages(uses) if section_of(d) == "Lessons"]
+        for desc in self.document.findall(addnodes.desc):
+            ids = desc.children[0].get("ids", []) if desc.children else []
+            if not ids or not ids[0].startswith("utils."):
+                continue
+            name = ids[0]
+            own = name.rpartition(".")[2]
+            using = [
+                d for d in lessons if name in uses[d] or (targets.get(own) == targets.get(name) and own in uses[d])
+            ]
+            if not using:
+                continue
+            para = nodes.paragraph(classes=["course-used-in"])
+            para += nodes.strong(text="Used in: ")
+            for i, doc in enumerate(using):
+                if i:
+                    para += nodes.Text(", ")
+                title = self.env.titles[doc].astext() if doc in self.env.titles else doc
+                para += nodes.reference(
+                    "", title, internal=True, refuri=self.app.builder.get_relative_uri(self.env.docname, doc)
+                )
+            desc.children[-1] += para
+
+
+def _ancestors(node: nodes.Node) -> Iterable[nodes.Node]:
+    while node.parent is not None:
+        node = node.parent
+        yield node
+
+
+def note_uses(app: Sphinx, doctree: nodes.document) -> None:
+    """What a page names as code (its literals) and imports from ``utils`` (its code cells), for ``LinkApiNames``."""
+    named = {literal.astext().strip().removesuffix("()") for literal in doctree.findall(nodes.literal)}
+    for block in doctree.findall(nodes.literal_block):
+        named |= imported_names(block.astext())
+    _uses(app.env)[app.env.docname] = named
 
 
 class _Quieter(pylogging.Filter):
@@ -691,5 +846,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", record_notebook)
     app.connect("env-purge-doc", purge)
     app.connect("build-finished", finish)
+    app.connect("autodoc-process-docstring", plain_bars)
+    app.connect("doctree-read", note_uses)
+    app.add_post_transform(LinkApiNames)
     # Reading order matters (the index and the guide report on the notebooks): no parallel reading.
     return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}

@@ -24,13 +24,14 @@ copyright = (
     "squirrel and fruits Apache-2.0 and BSD-3-Clause (OpenCV's sample data)"
 )
 
-extensions = ["myst_nb", "sphinx_copybutton", "course_site"]
+extensions = ["myst_nb", "sphinx_copybutton", "sphinx.ext.autodoc", "course_site"]
 # Copy buttons copy the code only, never the prompt or the output (MyST-NB shows neither inside the code).
 copybutton_exclude = ".linenos, .gp, .go"
 root_doc = "book/index"
 smartquotes = False  # titles and prose appear exactly as the notebooks write them
 include_patterns = [
     "book/*.md",  # the index, the references and the glossary
+    "book/api/*.md",  # the API reference of utils: one page per module
     "docs/instructor_guide.md",
     "notebooks/*.ipynb",
     "notebooks/solutions/*.ipynb",
@@ -52,6 +53,14 @@ nb_execution_show_tb = False
 nb_execution_in_temp = False  # each notebook runs in its own folder, as in JupyterLab and nbval
 nb_merge_streams = True
 nb_ipywidgets_js = {}  # no widget scripts from a CDN: the explorer's live widget needs a kernel (make lab)
+
+# --- the API reference (book/api/): autodoc reads each module's docstrings as they are (reST, doctest examples) -------
+# Offline: no intersphinx (its inventories would be fetched from the network at every build).
+autodoc_member_order = "bysource"  # a module's __all__ order, as its author listed it
+autodoc_typehints = "signature"
+autodoc_typehints_format = "short"  # Tensor, not torch.Tensor
+autodoc_preserve_defaults = True  # the default as written (DEFAULT_LAYER), not its value's repr
+add_module_names = False  # grad_cam(...), under the page titled utils.saliency
 
 # --- the pages ----------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"

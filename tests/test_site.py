@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import doctest
 import html
+import importlib
 import importlib.util
 import io
 import json
@@ -244,9 +245,9 @@ def test_the_solutions_are_their_own_section_of_the_sidebar(course_site: Path) -
     page = page_of(course_site, "notebooks/00_start_here")
     captions = re.findall(r'<span class="caption-text">([^<]+)</span>', page)
     if not (NOTEBOOKS / "solutions").is_dir():  # the hand-out (make handout) leaves the solutions out
-        assert captions == ["Lessons", "For instructors", "Reference"]
+        assert captions == ["Lessons", "For instructors", "API reference", "Reference"]
         return
-    assert captions == ["Lessons", "Solutions", "For instructors", "Reference"]
+    assert captions == ["Lessons", "Solutions", "For instructors", "API reference", "Reference"]
     solutions = page.split('<span class="caption-text">Solutions</span>')[1].split("caption-text")[0]
     assert 'href="solutions/04_discriminativity_challenge.html"' in solutions
 
@@ -558,3 +559,82 @@ def test_recount_guide_counts_the_notebooks_again_and_keeps_the_measured_run_tim
     text = guide.read_text(encoding="utf-8")
     assert "| 0:00 | [00 · A](<../notebooks/00_a.ipynb>) | 7 | 1 | 42 s | 1 min | 10 min | 10 min |" in text, text
     assert "| 0:10 | [01 · B](<../notebooks/01_b.ipynb>) | 2 | 2 | not run | 0 min | - | 5 min |" in text, text
+
+
+# --- the API reference of utils (book/api/) --------------------------------------------------------
+
+API = BOOK / "api"
+
+
+def _api_modules() -> list[str]:
+    """The package's public modules: ``utils.x`` and ``utils.exercises.x``, none whose name starts with ``_``."""
+    files = sorted((ROOT / "utils").rglob("*.py"))
+    names = [".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__") for p in files]
+    return [name for name in names if name != "utils" and not any(part.startswith("_") for part in name.split("."))]
+
+
+def _text(fragment: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", fragment))
+
+
+def test_every_module_of_the_package_has_its_page_listed_once_in_the_api_index() -> None:
+    listed = re.findall(r"^(utils\.[\w.]+)$", (API / "index.md").read_text(encoding="utf-8"), flags=re.M)
+    assert sorted(listed) == sorted(_api_modules()), "one page per module: add the new module's page to book/api/"
+    assert listed.index("utils.models") == 0 and listed[-1].startswith("utils.exercises."), "layered order"
+    for name in listed:
+        assert f".. automodule:: {name}\n" in (API / f"{name}.md").read_text(encoding="utf-8"), name
+
+
+@pytest.mark.parametrize("module_name", _api_modules())
+def test_every_public_name_has_an_entry_with_its_signature_and_example(course_site: Path, module_name: str) -> None:
+    import inspect
+
+    module = importlib.import_module(module_name)
+    page = page_of(course_site, f"book/api/{module_name}")
+    article = page[page.index("<article") :]
+    first_paragraph = _text(re.search(r"<p>(.*?)</p>", article, flags=re.S)[1])
+    job = inspect.getdoc(module).splitlines()[0].replace("``", "")
+    assert " ".join(first_paragraph.split()).startswith(job), f"{module_name}'s page opens with its one-line job"
+    starts = {name: article.find(f'id="{module_name}.{name}"') for name in module.__all__}
+    assert [name for name, at in starts.items() if at < 0] == [], f"{module_name}: names of __all__ without an entry"
+    ends = sorted(starts.values())[1:] + [len(article)]
+    for name, at in starts.items():
+        entry = article[at : ends[sorted(starts.values()).index(at)]]
+        obj = getattr(module, name)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue
+        signature = _text(entry[: entry.index("</dt>")])
+        try:
+            params = [p for p in inspect.signature(obj).parameters if p not in ("self", "cls")]
+        except ValueError:  # an exception class: no signature of its own (autodoc shows none either)
+            params = []
+        assert all(re.search(rf"\b{p}\b", signature) for p in params), f"{name}: {signature} lacks one of {params}"
+        doc = inspect.getdoc(obj) or ""
+        example = next((line[4:] for line in doc.splitlines() if line.startswith(">>> ")), None)
+        if example is not None and obj.__module__ == module_name and obj.__name__ == name:  # not an alias
+            assert 'class="doctest' in entry and example in _text(entry), f"{name}: its example is not shown"
+
+
+def test_the_api_is_its_own_section_after_the_guide_and_search_finds_a_function_on_its_entry(course_site: Path) -> None:
+    index = page_of(course_site, "book/index")
+    assert index.index('href="../docs/instructor_guide.html"') < index.index('href="api/index.html"')
+    search = (course_site / "searchindex.js").read_text(encoding="utf-8")
+    for module, name in (("saliency", "grad_cam"), ("faithfulness", "insertion_deletion")):
+        assert re.search(rf'"{name}":\[\[\d+,', search) or f'"utils.{module}.{name}"' in search, name
+        page = page_of(course_site, f"book/api/utils.{module}")
+        assert f'id="utils.{module}.{name}"' in page, f"{name} has no entry on utils.{module}'s page"
+
+
+def test_a_lesson_naming_a_function_links_to_its_entry_and_the_entry_lists_the_lesson(course_site: Path) -> None:
+    lesson_page = page_of(course_site, "notebooks/01_grad_cam")
+    linked = re.findall(r'<a class="course-api-link[^"]*" href="([^"]+)"', lesson_page)
+    assert "../book/api/utils.saliency.html#utils.saliency.grad_cam" in linked, linked
+    for link in linked:
+        path, _, anchor = link.partition("#")
+        target = (course_site / "notebooks" / path).read_text(encoding="utf-8")
+        assert f'id="{anchor}"' in target, f"{link} leads to no entry"
+    api_page = page_of(course_site, "book/api/utils.saliency")
+    entry = api_page[api_page.index('id="utils.saliency.grad_cam"') :].split("</dl>")[0]
+    used_in = re.search(r'class="course-used-in">(.*?)</p>', entry, flags=re.S)
+    assert used_in and 'href="../../notebooks/01_grad_cam.html"' in used_in[1], "grad_cam lists lesson 01"
+    assert "solutions/" not in used_in[1]

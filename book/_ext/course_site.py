@@ -744,6 +744,40 @@ def api_targets(env: BuildEnvironment) -> dict[str, tuple[str, str]]:
     return targets
 
 
+_AUTOMODULE = re.compile(r"^\.\. automodule:: ([\w.]+)$", re.M)
+
+
+def undocumented_data(module_name: str) -> list[str]:
+    """The names of a module's ``__all__`` that are plain values without a docstring of their own (``MODEL_NAMES``):
+    Sphinx 9's ``automodule`` leaves these out even with ``:undoc-members:``, so each API page adds them itself.
+
+    >>> undocumented_data("utils.models")
+    ['MODEL_NAMES']
+    """
+    import importlib
+    import inspect
+
+    from sphinx.pycode import ModuleAnalyzer
+
+    module = importlib.import_module(module_name)
+    documented = {name for _, name in ModuleAnalyzer.for_module(module_name).find_attr_docs()}
+    return [
+        name
+        for name in getattr(module, "__all__", ())
+        if name not in documented
+        and not any(test(getattr(module, name)) for test in (inspect.isroutine, inspect.isclass, inspect.ismodule))
+    ]
+
+
+def add_undocumented_data(app: Sphinx, docname: str, source: list[str]) -> None:
+    """An API page (``book/api/``) gets an ``autodata`` entry for each value ``undocumented_data`` names."""
+    found = _AUTOMODULE.search(source[0]) if docname.startswith("book/api/") else None
+    names = undocumented_data(found[1]) if found else []
+    if names:
+        entries = "\n\n".join(f".. autodata:: {found[1]}.{name}" for name in names)  # type: ignore[index]
+        source[0] += f"\n```{{eval-rst}}\n{entries}\n```\n"
+
+
 def _uses(env: BuildEnvironment) -> dict[str, set[str]]:
     if not hasattr(env, "course_uses"):
         env.course_uses = {}  # type: ignore[attr-defined]
@@ -774,6 +808,10 @@ class LinkApiNames(SphinxPostTransform):
             link += literal
         if docname.startswith("book/api/"):
             self.list_uses(targets)
+            for signature in self.document.findall(addnodes.desc_signature):  # a path's value: the repository's
+                for text in list(signature.findall(nodes.Text)):
+                    if str(ROOT) in text:
+                        text.parent.replace(text, nodes.Text(text.replace(str(ROOT), "<repository>")))
 
     def list_uses(self, targets: dict[str, tuple[str, str]]) -> None:
         """Under each entry's description: "Used in" and the lessons (not the solutions) that name it."""
@@ -848,6 +886,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("build-finished", finish)
     app.connect("autodoc-process-docstring", plain_bars)
     app.connect("doctree-read", note_uses)
+    app.connect("source-read", add_undocumented_data)
     app.add_post_transform(LinkApiNames)
     # Reading order matters (the index and the guide report on the notebooks): no parallel reading.
     return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}

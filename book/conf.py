@@ -70,6 +70,7 @@ templates_path = ["_templates"]
 html_additional_pages = {"index": "course-redirect.html"}  # build/html/index.html leads to the course's index
 html_css_files = ["course.css"]
 html_js_files = ["course.js"]  # the sidebar buttons on a phone (see the file)
+html_search_scorer = str(HERE / "search_scorer.js")  # a function found by its name before a module named after it
 html_copy_source = True  # the download button offers each notebook from _sources/
 html_show_sourcelink = False
 html_last_updated_fmt = None

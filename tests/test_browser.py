@@ -133,6 +133,28 @@ def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_s
         _screenshot(page, "site-last-page")
 
 
+def test_the_site_search_finds_a_function_by_its_name_first_and_lands_on_its_api_entry(
+    course_site: Path, offline_page: Any
+) -> None:
+    page = offline_page.page
+    try:
+        for module, name in (("saliency", "grad_cam"), ("faithfulness", "insertion_deletion")):
+            page.goto((course_site / "search.html").as_uri() + f"?q={name}")
+            first = page.locator("ul.search li > a").first
+            first.wait_for(state="visible", timeout=30_000)
+            entry = f"utils.{module}.{name}"
+            assert (first.get_attribute("href") or "").endswith(f"book/api/utils.{module}.html#{entry}"), (
+                f"the first result for {name} is {first.inner_text()!r} ({first.get_attribute('href')})"
+            )
+            first.click()
+            page.wait_for_url(f"**/book/api/utils.{module}.html#{entry}")
+            assert page.locator(f"dt[id='{entry}']").inner_text().startswith(name), f"{name}'s entry is not shown"
+        _screenshot(page, "site-search-api")
+        assert offline_page.refused == [], f"the site asked the network for {offline_page.refused}"
+    finally:
+        _screenshot(page, "site-last-page")
+
+
 PHONE = {"width": 390, "height": 844}
 _OPEN = "id => document.getElementById(id).open"
 

@@ -633,6 +633,9 @@ def test_a_lesson_naming_a_function_links_to_its_entry_and_the_entry_lists_the_l
         path, _, anchor = link.partition("#")
         target = (course_site / "notebooks" / path).read_text(encoding="utf-8")
         assert f'id="{anchor}"' in target, f"{link} leads to no entry"
+    code_cells = "".join(re.findall(r'<div class="cell_input.*?</pre>', lesson_page, flags=re.S))
+    grad_cam = '<a class="course-api-link" href="../book/api/utils.saliency.html#utils.saliency.grad_cam">'
+    assert f'{grad_cam}<span class="n">grad_cam</span></a>' in code_cells, "a code cell's grad_cam links to its entry"
     api_page = page_of(course_site, "book/api/utils.saliency")
     entry = api_page[api_page.index('id="utils.saliency.grad_cam"') :].split("</dl>")[0]
     used_in = re.search(r'class="course-used-in">(.*?)</p>', entry, flags=re.S)

@@ -846,6 +846,43 @@ def _ancestors(node: nodes.Node) -> Iterable[nodes.Node]:
         yield node
 
 
+_CODE_NAME = '<span class="n">{}</span>'
+
+
+def link_code_names(body: str, links: dict[str, str]) -> str:
+    """A page's HTML with each name in ``links`` linked where it appears as a name in a code cell's input.
+
+    >>> cell = '<div class="cell_input"><pre><span class="n">grad_cam</span>(x)</pre></div><div class="cell_output">'
+    >>> link_code_names(cell + '<span class="n">grad_cam</span>', {"grad_cam": "api.html#g"}).count("api.html#g")
+    1
+    """
+    if not links:
+        return body
+    pattern = re.compile("|".join(re.escape(_CODE_NAME.format(name)) for name in sorted(links)))
+    parts = body.split('<div class="cell_input')
+    for i, part in enumerate(parts[1:], start=1):
+        code, sep, rest = part.partition('<div class="cell_output')
+        code = pattern.sub(
+            lambda m: f'<a class="course-api-link" href="{links[re.sub(r"<[^>]+>", "", m[0])]}">{m[0]}</a>', code
+        )
+        parts[i] = code + sep + rest
+    return '<div class="cell_input'.join(parts)
+
+
+def link_code_cells(app: Sphinx, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+    """In a notebook's code cells, each helper the page imports from ``utils`` links to its API entry."""
+    if section_of(pagename) is None or "body" not in context:
+        return
+    targets = api_targets(app.env)
+    links = {}
+    for full in _uses(app.env).get(pagename, ()):
+        target = targets.get(full)
+        if full.startswith("utils.") and target and target[1] and not target[1].startswith("module-"):
+            uri = app.builder.get_relative_uri(pagename, target[0]) + f"#{target[1]}"
+            links[full.rpartition(".")[2]] = uri
+    context["body"] = link_code_names(context["body"], links)
+
+
 def note_uses(app: Sphinx, doctree: nodes.document) -> None:
     """What a page names as code (its literals) and imports from ``utils`` (its code cells), for ``LinkApiNames``."""
     named = {literal.astext().strip().removesuffix("()") for literal in doctree.findall(nodes.literal)}
@@ -888,5 +925,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", note_uses)
     app.connect("source-read", add_undocumented_data)
     app.add_post_transform(LinkApiNames)
+    app.connect("html-page-context", link_code_cells)
     # Reading order matters (the index and the guide report on the notebooks): no parallel reading.
     return {"version": "1.0", "parallel_read_safe": False, "parallel_write_safe": True}

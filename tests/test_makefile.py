@@ -81,7 +81,7 @@ def test_with_a_wheelhouse_every_install_is_offline_from_it(tmp_path: Path) -> N
     installs = [line for line in plan.splitlines() if "pip install" in line]
     assert len(installs) == 4, plan  # uv, the runtime, the course's package, the test tools
     assert all(f'--no-index --find-links "{wheelhouse}"' in line for line in installs), plan
-    assert all("--offline" in line for line in installs if "/uv\" pip install" in line), plan
+    assert all("--offline" in line for line in installs if '/uv" pip install' in line), plan
     online = subprocess.run(
         ["make", "-n", "-C", str(ROOT), f"VENV={venv}", f"{venv}/.dev-installed"], capture_output=True, text=True
     ).stdout

@@ -16,6 +16,10 @@ download buttons. What only this course needs lives here:
 * **MathJax from the site itself**, copied from the installed ``django-static-mathjax`` package,
   so that formulas need no network; no widget code either (it would come from a CDN): a note
   stands where a live widget appears in JupyterLab;
+* the **API reference** of ``utils`` (``book/api/``, one page per module, written by autodoc): a name of it written
+  as code in a page's text (`` `grad_cam` ``), or imported from ``utils`` in a code cell, links to its entry, and
+  each entry lists the lessons that use it; docstrings' ``|x|`` stay text; a constant without a docstring, which
+  Sphinx 9's ``automodule`` leaves out, gets its own entry;
 * ``lessons.json`` next to the pages: the measurements behind the agenda;
 * a quieter ``make html``: no dump of MyST's configuration, no line naming the staging folder.
 """

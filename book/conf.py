@@ -59,6 +59,9 @@ nb_ipywidgets_js = {}  # no widget scripts from a CDN: the explorer's live widge
 autodoc_member_order = "bysource"  # a module's __all__ order, as its author listed it
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"  # Tensor, not torch.Tensor
+# Signatures keep the annotations as the code writes them (attr: MapLike -> npt.NDArray[np.float32]), not NumPy's
+# expansion of NDArray (ndarray[tuple[Any, ...], dtype[float32]]): with an alias named, autodoc leaves them unevaluated.
+autodoc_type_aliases = {"npt.NDArray": "numpy.typing.NDArray"}
 autodoc_preserve_defaults = True  # the default as written (DEFAULT_LAYER), not its value's repr
 add_module_names = False  # grad_cam(...), under the page titled utils.saliency
 

@@ -162,3 +162,45 @@ def test_check_raises_one_line_and_refuses_bad_inputs(case) -> None:
         diagnose_hires_cam(lambda *a: None, net, layer, torch.rand(2, 3, 48, 48), target)
     with pytest.raises(TypeError):
         diagnose_hires_cam(lambda *a: None, net, layer, x.numpy(), target)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (lambda m: setattr(m, "relu3", nn.Identity()), "modules"),
+        (lambda m: m.double(), "dtype"),
+        (lambda m: torch.set_grad_enabled(False), "grad mode"),
+        (lambda m: torch.set_default_dtype(torch.float64), "default dtype"),
+        (lambda m: nn.modules.module.register_module_forward_hook(lambda *a: None), "global hooks"),
+    ],
+)
+def test_torch_state_and_module_changes_are_named_and_put_back(case, change, reason) -> None:
+    net, layer, x, target = case
+
+    def sneaky(model, layer_name, image, cls):
+        change(model)
+        return hires_cam(net, layer_name, image, cls)
+
+    verdict = diagnose_hires_cam(sneaky, net, layer, x, target)
+    assert verdict.reason == reason, verdict.message
+    assert torch.is_grad_enabled() and torch.get_default_dtype() == torch.float32
+    assert not nn.modules.module._global_forward_hooks
+
+
+TESTED = {
+    "Grad-CAM", "LayerCAM", "no ReLU", "ReLU per channel", "absolute gradients", "softmax", "normalised", "upsampled",
+    "shape", "wrong layer", "target ignored", "values", "not finite",
+}  # fmt: skip
+
+
+def test_every_hires_cam_diagnosis_has_a_test() -> None:
+    """Every mistake the checker can name (its own table and messages) is made to fire by a test above."""
+    import inspect
+    import re
+
+    import utils.exercises.hires_cam as checker
+
+    source = inspect.getsource(checker)
+    named = set(re.findall(r'wrong\(\s*"([^"]+)"', source)) | set(re.findall(r'^\s+"([A-Za-z+ -]+)",$', source, re.M))
+    named |= set(re.findall(r'"([a-z ]+)" if other else "([a-z ]+)"', source)[0])
+    assert named and named <= TESTED, sorted(named - TESTED)

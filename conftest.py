@@ -103,14 +103,22 @@ def _notebook_cell(item: pytest.Item) -> bool:
     return type(item).__name__ == "IPyNbCell" and str(item.path).endswith(".ipynb")
 
 
+VGG16_TEST_FILE = "test_vgg16_lessons.py"
+"""Each of its tests runs a whole notebook in a kernel of its own (make test-vgg16), so each is a unit of work."""
+
+
 def course_scope(nodeid: str) -> str:
-    """The unit of work a worker takes: the file a test or notebook cell is in; the site's tests together.
+    """The unit of work a worker takes: the file a test or notebook cell is in; the site's tests together; each
+    notebook run of the VGG16 file alone.
 
     >>> course_scope("notebooks/01_grad_cam.ipynb::Cell 3"), course_scope("tests/test_browser.py::test_x[a::b]")
     ('notebooks/01_grad_cam.ipynb', 'the site tests')
+    >>> course_scope("tests/test_vgg16_lessons.py::test_runs[notebooks/05_x.ipynb]")
+    'tests/test_vgg16_lessons.py::test_runs[notebooks/05_x.ipynb]'
     """
     path = nodeid.split("::", 1)[0]
-    return "the site tests" if path.rsplit("/", 1)[-1] in SITE_TEST_FILES else path
+    name = path.rsplit("/", 1)[-1]
+    return "the site tests" if name in SITE_TEST_FILES else nodeid if name == VGG16_TEST_FILE else path
 
 
 class CourseScheduling:
@@ -127,9 +135,41 @@ class CourseScheduling:
         return ByCourseScope(config, log)
 
 
+class Vgg16Report:
+    """The closing table of ``make test-vgg16``: each notebook's time, claims printed and banner.
+
+    tests/test_vgg16_lessons.py records each run as the user property ``vgg16_run``; reports carry
+    their user properties from an xdist worker to this process, where the table is printed.
+    """
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, object]] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call":
+            self.runs += [value for name, value in report.user_properties if name == "vgg16_run"]
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if not self.runs:
+            return
+        runs = sorted(self.runs, key=lambda run: str(run["notebook"]))
+        write = terminalreporter.write_line
+        terminalreporter.write_sep("-", "notebooks run to the end on VGG16 with random weights")
+        write(f"{'notebook':<56} {'seconds':>8} {'claims printed':>15} {'banner':>7}")
+        for run in runs:
+            banner = "yes" if run["banner"] else "no"
+            write(f"{run['notebook']!s:<56} {float(run['seconds']):>8.0f} {run['claims']!s:>15} {banner:>7}")
+        write(
+            f"{len(runs)} notebook(s), {sum(float(run['seconds']) for run in runs):.0f} s of kernel time, "
+            f"{sum(int(run['claims']) for run in runs)} claim checks printed instead of asserted"
+        )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if config.pluginmanager.hasplugin("xdist"):
         config.pluginmanager.register(CourseScheduling(), "course-scheduling")
+    if not hasattr(config, "workerinput"):  # the controlling process (or a run without xdist) prints the table
+        config.pluginmanager.register(Vgg16Report(), "vgg16-report")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

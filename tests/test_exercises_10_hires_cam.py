@@ -92,6 +92,68 @@ def test_the_softmax_gradient_is_named() -> None:
     assert verdict.reason == "softmax", verdict.message
 
 
+def _answer_from_score(score):
+    """A learner's HiResCAM whose gradient is that of ``score(logits, cls)`` instead of the class's logit."""
+
+    def answer(model, layer_name, image, cls):
+        seen = {}
+        handle = model.get_submodule(layer_name).register_forward_hook(lambda m, i, o: seen.update(A=o))
+        try:
+            value = score(model(image.clone().requires_grad_(True)), cls)
+        finally:
+            handle.remove()
+        (g,) = torch.autograd.grad(value, seen["A"])
+        return torch.relu((g * seen["A"]).sum(1, keepdim=True)).detach()
+
+    return answer
+
+
+@pytest.mark.parametrize(
+    ("score", "reason"),
+    [
+        (lambda logits, cls: torch.log_softmax(logits, 1)[0, cls], "log-softmax"),
+        (lambda logits, cls: F.cross_entropy(logits, torch.tensor([cls])), "cross-entropy loss"),
+        (lambda logits, cls: logits.sum(), "summed logits"),
+    ],
+    ids=["log_softmax", "cross_entropy", "summed_logits"],
+)
+def test_the_gradient_of_another_score_is_named(score, reason) -> None:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 3)).eval()
+    x = torch.rand(1, 3, 8, 8)
+    verdict = diagnose_hires_cam(_answer_from_score(score), net, "1", x, 2)
+    assert not verdict.passed and verdict.reason == reason, verdict.message
+
+
+def test_rescaled_maps_are_named_by_what_scaled_them(case) -> None:
+    net, layer, x, target = case
+    hires = hires_cam(net, layer, x, target)
+    channels = layer_gradients(net, layer, x, target)[0].shape[1]
+    found = {
+        "mean over channels": diagnose_hires_cam(lambda *a: hires / channels, net, layer, x, target),
+        "scaled": diagnose_hires_cam(lambda *a: hires * 100, net, layer, x, target),
+        "normalised": diagnose_hires_cam(lambda *a: hires / hires.max(), net, layer, x, target),
+    }
+    for reason, verdict in found.items():
+        assert verdict.reason == reason, (reason, verdict.message)
+    assert "times 100" in found["scaled"].message and f"channels, {channels}" in found["mean over channels"].message
+
+
+def test_min_max_scaling_is_named_normalised_where_the_map_has_no_zero() -> None:
+    torch.manual_seed(3)
+    # no ReLU after the layer and a bias: the HiResCAM map is positive everywhere, so min-max differs from / max
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    x = torch.rand(1, 3, 8, 8)
+    target = next(
+        t for t in range(2) if float(hires_cam(net, "0", x, t).min()) > 0
+    )  # the class whose map has no zero cell
+    hires = hires_cam(net, "0", x, target)
+    min_max = (hires - hires.min()) / (hires.max() - hires.min())
+    assert not torch.allclose(min_max, hires / hires.max())
+    verdict = diagnose_hires_cam(lambda *a: min_max, net, "0", x, target)
+    assert verdict.reason == "normalised", verdict.message
+
+
 def test_target_ignored_wrong_layer_shape_and_values() -> None:
     net = small_cnn(seed=1).eval()
     x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
@@ -189,7 +251,8 @@ def test_torch_state_and_module_changes_are_named_and_put_back(case, change, rea
 
 TESTED = {
     "Grad-CAM", "LayerCAM", "no ReLU", "ReLU per channel", "absolute gradients", "softmax", "normalised", "upsampled",
-    "shape", "wrong layer", "target ignored", "values", "not finite",
+    "shape", "wrong layer", "target ignored", "values", "not finite", "log-softmax", "summed logits",
+    "mean over channels", "scaled", "cross-entropy loss",
 }  # fmt: skip
 
 

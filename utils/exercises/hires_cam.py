@@ -5,9 +5,11 @@ of class ``target`` at ``layer``, ``ReLU(sum_k g_k * A_k)``, as ``1 x 1 x h x w`
 own resolution, not normalised, not upsampled. ``diagnose_hires_cam`` compares it with
 ``utils.cams.hires_cam`` and, when it differs, names the usual mistake: Grad-CAM's averaged
 gradient (the line HiResCAM changes), LayerCAM's positive gradients only, no ReLU, absolute
-gradients, the softmax's gradient instead of the class score's, the ReLU taken per channel
-before the sum (the same as LayerCAM where a ReLU follows the layer), a normalised or upsampled
-map, another layer, or the top class instead of ``target``.
+gradients, the gradient of another score than the class's logit (its softmax probability, its
+log-probability, a cross-entropy loss, or the sum of every logit), the ReLU taken per channel
+before the sum (the same as LayerCAM where a ReLU follows the layer), a mean over channels instead
+of the sum, a map divided by its maximum or min-max scaled, one multiplied by some other constant,
+an upsampled map, another layer, or the top class instead of ``target``.
 
 As lesson 01's checker: the reference is computed first, on the untouched model; the learner's
 function runs on a deep copy, and an answer that changes that copy or torch's global state is
@@ -41,7 +43,13 @@ HiResCamAnswer = Callable[[nn.Module, str, torch.Tensor, int], Any]
 def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> list[tuple[str, str, torch.Tensor]]:
     """The usual wrong answers at ``layer``: (reason, advice, the h x w map that mistake gives)."""
     A, g, _ = (t.double()[0].cpu() for t in layer_gradients(model, layer, x, target))
-    probability_gradient = _softmax_gradient(model, layer, x, target)
+    scores = {
+        "softmax": lambda logits: torch.softmax(logits, dim=1)[0, target],
+        "log-softmax": lambda logits: torch.log_softmax(logits, dim=1)[0, target],
+        "summed logits": lambda logits: logits[0].sum(),
+        "cross-entropy loss": lambda logits: -torch.log_softmax(logits, dim=1)[0, target],
+    }
+    gradients = {name: _gradient_of(model, layer, x, score) for name, score in scores.items()}
     return [
         (
             "Grad-CAM",
@@ -73,13 +81,39 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
         (
             "softmax",
             "the gradient is the softmax probability's; use the class score y_c, the logit before the softmax.",
-            F.relu((probability_gradient * A).sum(0)),
+            F.relu((gradients["softmax"] * A).sum(0)),
+        ),
+        (
+            "log-softmax",
+            "the gradient is the log-probability's (log_softmax, or a cross-entropy loss); use the class score y_c, "
+            "the logit itself.",
+            F.relu((gradients["log-softmax"] * A).sum(0)),
+        ),
+        (
+            "cross-entropy loss",
+            "the gradient is a loss's (cross-entropy: minus the log-probability), so its sign is flipped; "
+            "HiResCAM takes the gradient of the class score y_c, the logit itself.",
+            F.relu((gradients["cross-entropy loss"] * A).sum(0)),
+        ),
+        (
+            "summed logits",
+            "the gradient is that of the sum of every class's score (backward from all the logits); take the "
+            "logit of the target class only.",
+            F.relu((gradients["summed logits"] * A).sum(0)),
+        ),
+        (
+            "mean over channels",
+            "the products were averaged over the channels; HiResCAM sums them (a mean divides the map by the "
+            f"number of channels, {A.shape[0]}).",
+            F.relu((g * A).sum(0)) / A.shape[0],
         ),
     ]
 
 
-def _softmax_gradient(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> torch.Tensor:
-    """The gradient of the softmax probability of ``target`` at ``layer`` (C x h x w), on a copy of the model."""
+def _gradient_of(
+    model: nn.Module, layer: str, x: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor]
+) -> torch.Tensor:
+    """The gradient of ``score(logits)`` at ``layer``'s output (C x h x w), computed on a copy of the model."""
     spare = copy_for_learner(model).eval()
     module = resolve_layer(spare, layer)[1]
     seen: dict[str, torch.Tensor] = {}
@@ -91,8 +125,8 @@ def _softmax_gradient(model: nn.Module, layer: str, x: torch.Tensor, target: int
     handle = module.register_forward_hook(keep)
     try:
         with torch.enable_grad():
-            probability = torch.softmax(spare(x.detach().clone().requires_grad_(True)), dim=1)[0, target]
-            (gradient,) = torch.autograd.grad(probability, seen["A"])
+            value = score(spare(x.detach().clone().requires_grad_(True)))
+            (gradient,) = torch.autograd.grad(value, seen["A"])
     finally:
         handle.remove()
     return gradient.double()[0].cpu()
@@ -180,11 +214,21 @@ def _compare(
         return wrong(
             "wrong layer" if other else "shape", f"the answer has shape {tuple(got.shape)}, expected {h} x {w}{where}."
         )
-    if float(expected.max()) > 0 and _same_up_to_scale(got, expected):
-        return wrong("normalised", "the map was rescaled (e.g. divided by its maximum); return it as it is.")
+    top, bottom = float(expected.max()), float(expected.min())
+    if top > 0 and (
+        _close(got, expected / top) or (top > bottom and _close(got, (expected - bottom) / (top - bottom)))
+    ):
+        return wrong("normalised", "the map was scaled to [0, 1] (by its maximum, or min-max); return it as it is.")
     for reason, text, candidate in _mistakes(model, layer, x, target):
         if _close(got, candidate) and not _close(candidate, expected):
             return wrong(reason, text)
+    if top > 0 and _same_up_to_scale(got, expected):
+        factor = float(got.max()) / top
+        return wrong(
+            "scaled",
+            f"the map is HiResCAM times {factor:.4g}; compute the plain sum over channels of gradient x activation, "
+            "with no factor (not a mean over cells, not a percentage).",
+        )
     if float(got.min()) < 0:
         return wrong("no ReLU", f"the map has negative values (down to {float(got.min()):.3g}); end with a ReLU.")
     other = _other_layer(model, layer, x, target, got)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from matplotlib import colormaps
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from utils.visualise import (
@@ -504,3 +505,21 @@ def test_a_colour_bar_says_what_its_colours_measure_when_told() -> None:
     assert not untouched.images  # refused before anything was drawn
     with pytest.raises(TypeError, match=r"^colorbar_label must be text \(a str\) or None, not 3\.$"):
         show_heatmap(Figure().add_subplot(), np.eye(3), colorbar_label=3)
+
+
+@pytest.mark.parametrize("labels", [("cat",), ("squirrel", "head", "body"), ("cat", "cup", "A", "B")])
+def test_the_regions_legend_lies_outside_the_picture(labels: tuple[str, ...]) -> None:
+    figure = Figure(figsize=(4, 4), layout="constrained")
+    ax = show_image(figure.add_subplot(), np.zeros((40, 60, 3)), "photo")
+    masks = {}
+    for i, label in enumerate(labels):  # regions in every part of the picture, the lower left corner included
+        mask = np.zeros((40, 60), dtype=bool)
+        mask[30 - 8 * i : 40 - 8 * i, 10 * i : 10 * i + 15] = True
+        masks[label] = mask
+    draw_regions(ax, masks)
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)  # lays the figure out (constrained layout) as saving it would
+    legend, picture = ax.get_legend().get_window_extent(renderer), ax.get_window_extent(renderer)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == list(labels)
+    assert legend.y1 <= picture.y0 + 0.5  # below the picture: no overlap with the axes' area
+    assert legend.y0 >= 0 and figure.bbox.x0 <= legend.x0 and legend.x1 <= figure.bbox.x1  # and inside the figure

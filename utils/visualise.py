@@ -530,7 +530,8 @@ def draw_regions(
 
     ``masks`` is ``{label: mask}`` (as ``utils.regions.region_masks`` returns) or a sequence of
     masks: ``H x W`` boolean (or 0/1) arrays or tensors on the grid of the picture below. Each
-    region gets the next colour of ``colours``; with ``legend`` and labels, a legend names them.
+    region gets the next colour of ``colours``; with ``legend`` and labels, a legend below the axes
+    (outside the picture, up to three names a row) names them.
     A region that reaches the picture's edge is outlined along that edge too (e.g. the left half
     of a picture gets a closed frame), and the axes' limits stay those of the picture.
 
@@ -573,7 +574,18 @@ def draw_regions(
         ax.set_xlim(*limits[0])
         ax.set_ylim(*limits[1])
     if legend and any(label for label, _ in labelled):
-        ax.legend(handles=handles, loc="lower left", fontsize="small", framealpha=0.7)
+        # Below the axes, centred, so that it never hides part of the picture (a legend inside covered a cat's chin).
+        ax.legend(
+            handles=handles,
+            loc="upper center",
+            bbox_to_anchor=(0.5, 0.0),
+            ncols=min(len(handles), 3),
+            fontsize="small",
+            frameon=False,
+            borderaxespad=0.2,
+            handlelength=1.5,
+            columnspacing=1.0,
+        )
     return ax
 
 

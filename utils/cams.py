@@ -62,7 +62,8 @@ __all__ = [
 ]
 
 GRAD_CAM_PLUS_PLUS_EPS = 1e-6
-"""pytorch-grad-cam's guard in Grad-CAM++'s denominator. The paper's Eq. 19 has none: pass ``eps=0`` for it.
+"""pytorch-grad-cam's guard in Grad-CAM++'s denominator. The closed form (pytorch-grad-cam cites it as the paper's
+Eq. 19) has none: pass ``eps=0`` for it.
 It is not negligible where gradients are small (below about 1e-3 it is a large share of ``2 g^2``)."""
 
 

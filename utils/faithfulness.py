@@ -477,7 +477,7 @@ def edge_map(x: torch.Tensor) -> npt.NDArray[np.float64]:
     """The image's edges: the Sobel gradient magnitude of each channel of ``x``, summed; ``H x W``.
 
     Per channel (``utils.sanity.sobel_magnitude``), so that an edge between two colours of equal
-    brightness counts too; lesson 05's ``utils.sanity.edge_map`` is the paper's gray edge detector.
+    brightness counts too; lesson 05's ``utils.sanity.edge_map`` is a gray one (the paper does not name its detector).
 
     GBP is known to resemble an edge detector (Adebayo et al., 2018, "Sanity Checks for Saliency
     Maps", Fig. 1): this map says what edges alone achieve.

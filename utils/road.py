@@ -102,7 +102,9 @@ def noisy_linear_imputation(
     if mask.all():
         raise ValueError("every pixel is removed: noisy linear imputation needs at least one pixel to fill from.")
     if not isinstance(noise, (int, float)) or isinstance(noise, bool) or not 0 <= noise <= MAX_NOISE:
-        raise ValueError(f"noise must be a number from 0 to {MAX_NOISE:g} (the paper's: 0.01), not {describe(noise)}.")
+        raise ValueError(
+            f"noise must be a number from 0 to {MAX_NOISE:g} (the authors' code: 0.01), not {describe(noise)}."
+        )
     height, width = mask.shape
     unknown = np.flatnonzero(mask)
     if unknown.size == 0:

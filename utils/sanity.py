@@ -19,8 +19,8 @@ weights it claims to explain are gone does not explain those weights.
   ImageNet (Section 2.2: Spearman with and without absolute values, SSIM and HOG without).
 * ``is_blank``: whether a map is constant (a randomised model can give an all-zero map, which
   has no ranking and no edges: a sanity check must count it apart, not as "changed").
-* ``edge_map``: a Sobel edge detector, the baseline of the paper's Fig. 1. It needs no model,
-  yet its picture looks like an explanation.
+* ``edge_map``: a Sobel edge detector, standing in for the edge detector of the paper's Fig. 1
+  (which the paper does not name). It needs no model, yet its picture looks like an explanation.
 """
 
 from __future__ import annotations
@@ -311,7 +311,8 @@ def is_blank(saliency: MapLike) -> bool:
 
 
 def edge_map(picture: npt.NDArray[np.floating] | torch.Tensor) -> npt.NDArray[np.float64]:
-    """A Sobel edge detector: the baseline "explanation" of Adebayo et al. (2018, Fig. 1). It needs no model.
+    """A Sobel edge detector, standing in for the edge detector of Adebayo et al. (2018, Fig. 1), which the paper
+    does not name. It needs no model.
 
     ``picture`` is ``H x W x 3`` (channels last, as ``LessonPhoto.picture``) or ``H x W``; it
     is turned gray by the mean of its channels, and the result is the ``H x W`` gradient

@@ -1,7 +1,8 @@
 """Lesson 05's exercise: an edge detector, the baseline that "passes" the eye test without any model.
 
-Adebayo et al. (2018, Fig. 1) put a Sobel edge detector beside the saliency maps: it outlines
-the object as convincingly as some of them, although it never looks at the model. The learner
+Adebayo et al. (2018, Fig. 1) put an edge detector beside the saliency maps (the paper does not
+name it; the course uses Sobel's): it outlines the object as convincingly as some of them,
+although it never looks at the model. The learner
 writes it; ``diagnose_edge_map`` compares the answer with ``utils.sanity.edge_map`` up to a
 positive factor (``skimage.filters.sobel`` and ``scipy.ndimage.sobel`` scale differently, and
 both are right) and away from the one-pixel border (padding conventions differ there), and names

@@ -1,9 +1,12 @@
 """How long each notebook takes to run on its own, and the whole course under nbval as ``make test`` runs it.
 
-Issue 9's limits: each lesson in at most 12 s (lessons 08 and 09: 20 s and 25 s) on the 2-core CI
-machine with the offline model, and the whole course (lessons and solutions) in at most 90 s under
-nbval. A notebook's time is measured as MyST-NB and the guide's agenda measure it: from starting a
-fresh kernel to the kernel's exit (nbclient). What a learner waits for after "Restart and run all"
+The limits are issue 18's ("Done when") and issue 21's: each lesson in at most 12 s executed alone on
+the 2-core CI machine with the offline model (the report card, lesson 08: 20 s; the Clever Hans lesson,
+09: 25 s; which map to trust, 10: 20 s), and the whole course (lessons and solutions) in at most 110 s
+under nbval. Solutions are timed and printed but have no limit of their own.
+
+A notebook's time is measured as MyST-NB and the guide's agenda measure it: from starting a fresh
+kernel to the kernel's exit (nbclient). What a learner waits for after "Restart and run all"
 (from the kernel's start to the last cell's reply) is printed beside it; the rest is stopping the
 kernel, about a second once torch is loaded. The limit is checked against the whole. The course's
 time is the wall time of ``pytest -n auto notebooks/`` (nbval, every notebook whole on one worker;
@@ -30,9 +33,10 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 LIMITS_S = {"08": 20.0, "09": 25.0, "10": 20.0}
-"""Lessons with a limit of their own (issues 10 and 13); every other lesson: ``DEFAULT_LIMIT_S``."""
+"""Lessons with a limit of their own (issues 18 and 21); every other lesson: ``DEFAULT_LIMIT_S``."""
 DEFAULT_LIMIT_S = 12.0
-COURSE_LIMIT_S = 90.0
+COURSE_LIMIT_S = 110.0
+"""The whole course under nbval, ``pytest -n auto notebooks/`` (issue 18)."""
 
 
 def notebooks(only: str = "") -> list[Path]:

@@ -184,8 +184,8 @@ def _expected(what: str, value: object, low: float | None, high: float | None) -
         ):
             raise ValueError(f"claim {what!r}: a bound must be a finite number, not {describe(bound)}.")
     if low is not None and high is not None:
-        if low > high:
-            raise ValueError(f"claim {what!r}: low ({low}) is above high ({high}).")
+        if low >= high:
+            raise ValueError(f"claim {what!r}: low ({low}) is not below high ({high}); no value lies strictly between.")
         return f"between {_shown(low)} and {_shown(high)}"
     return f"above {_shown(low)}" if high is None else f"below {_shown(high)}"
 

@@ -523,3 +523,17 @@ def test_the_regions_legend_lies_outside_the_picture(labels: tuple[str, ...]) ->
     assert [text.get_text() for text in ax.get_legend().get_texts()] == list(labels)
     assert legend.y1 <= picture.y0 + 0.5  # below the picture: no overlap with the axes' area
     assert legend.y0 >= 0 and figure.bbox.x0 <= legend.x0 and legend.x1 <= figure.bbox.x1  # and inside the figure
+
+
+def test_a_white_outlines_legend_swatch_shows_on_the_white_page_below_the_picture() -> None:
+    figure = Figure(figsize=(3, 3), layout="constrained")
+    ax = show_image(figure.add_subplot(), np.zeros((20, 20, 3)), "photo")
+    left = np.zeros((20, 20), dtype=bool)
+    left[:, :10] = True
+    draw_regions(ax, {"left": left, "right": ~left}, colours=("white", "black"))
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    box = ax.get_legend().get_lines()[0].get_window_extent(canvas.get_renderer())  # the white region's swatch
+    rows, columns = slice(int(box.y0) - 4, int(box.y1) + 5), slice(int(box.x0), int(box.x1) + 1)  # the line, and 4 px
+    pixels = np.asarray(canvas.buffer_rgba())[::-1][rows, columns, :3]  # rows counted from the bottom, as the box
+    assert pixels.min() < 200  # a darker edge around the white line: on a white page it would not show otherwise

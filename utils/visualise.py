@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 import torch.nn.functional as F
-from matplotlib import colormaps
+from matplotlib import colormaps, patheffects
 from matplotlib.axes import Axes
 from matplotlib.colors import Colormap, Normalize, is_color_like
 from matplotlib.figure import Figure  # noqa: F401 -- the doctests draw on a Figure
@@ -569,7 +569,9 @@ def draw_regions(
         outline = ax.contour(columns, rows, padded, levels=[0.5], colors=[colour], linewidths=linewidth)
         if ax.images:  # clipped a little outside the view, so that a line along the picture's edge shows whole
             outline.set_clip_path(_view_with_margin(ax, limits))
-        handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label))
+        # A gray edge keeps a white (or black) outline's swatch visible in the legend, on any page colour.
+        edge = [patheffects.withStroke(linewidth=linewidth + 2, foreground="0.5")]
+        handles.append(Line2D([], [], color=colour, linewidth=linewidth, label=label, path_effects=edge))
     if ax.images:  # the picture keeps its frame: the outlines' border must not widen the view
         ax.set_xlim(*limits[0])
         ax.set_ylim(*limits[1])

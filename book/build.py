@@ -2,7 +2,7 @@
 
 ``make html`` runs ``python book/build.py``: Sphinx, with MyST-NB executing every notebook and
 sphinx-book-theme drawing the pages (configuration in ``book/conf.py``, the course's own part in
-``book/_ext/course_site.py``). Any warning fails the build (a link that leads nowhere, a notebook
+``book/_ext/``). Any warning fails the build (a link that leads nowhere, a notebook
 missing from the table of contents), and so does a failing cell, with the notebook and the cell
 named. The pages are written into ``.<out>.staging/`` next to ``--out``; only a build that succeeded
 replaces the previous site, so a failed build leaves the previous site as it was and no partial
@@ -13,19 +13,24 @@ notebooks, e.g. ``--only 00``; the others are pages without outputs, so every li
 resolves), ``--without-solutions`` (a site for learners: no solutions, no instructor guide),
 ``--rerun`` (execute every notebook even when MyST-NB's cache holds its outputs, to re-measure the
 agenda), ``--update-guide`` (also write the measured agenda into docs/instructor_guide.md),
-``--recount-guide`` (only recount the agenda's words, lines and stated times, executing nothing) and
-``--source DIR`` (another folder of pages beside the same configuration; the tests use it).
+``--recount-guide`` (only recount the agenda's words, lines and stated times, executing nothing),
+``--fetch-inventories`` (only download the libraries' intersphinx inventories into book/_inventories/, where there is
+internet; the build itself never fetches) and ``--source DIR`` (another folder of pages beside the same
+configuration; the tests use it).
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import re
+import runpy
 import shutil
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, replace
+from dataclasses import asdict, is_dataclass, replace
 from pathlib import Path
 
 import nbformat
@@ -40,6 +45,51 @@ MANIFEST = "lessons.json"
 
 class SiteBuildError(RuntimeError):
     """The site was not built; the message says why (and the previous site, if any, is untouched)."""
+
+
+def configuration() -> dict[str, object]:
+    """``book/conf.py``'s settings, as Sphinx reads them."""
+    return runpy.run_path(str(BOOK / "conf.py"))
+
+
+class _Quieter(logging.Filter):
+    """Drops MyST's and MyST-NB's dump of their whole configuration (a record whose last argument is a dataclass),
+    the lines that name the staging folder (a theme file written there, MyST-NB's cache in it), and the warning that
+    one of the index's glob toctrees matched nothing: the index lists what there is (the hand-out has no solutions,
+    ``--without-solutions`` no guide), and Sphinx gives that warning no type that ``suppress_warnings`` could name."""
+
+    LOGGERS = (
+        "sphinx.myst_parser.sphinx_ext.main",
+        "sphinx.myst_nb.sphinx_ext",
+        "sphinx.sphinx.util.fileutil",
+        "sphinx.sphinx.directives.other",
+    )
+    STAGING = ("Writing evaluated template result", "Using jupyter-cache at")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        dump = isinstance(record.args, tuple) and record.args and is_dataclass(record.args[-1])
+        empty_glob = getattr(record, "subtype", None) == "empty_glob"
+        return not dump and not empty_glob and not str(record.msg).startswith(self.STAGING)
+
+
+def overrides_for(source: Path, only: Sequence[str], without_solutions: bool, rerun: bool) -> dict[str, object]:
+    """The configuration a build's options change: which notebooks execute (``--only``: the others are still pages,
+    so that links resolve), which pages exist (``--without-solutions``), whether the cache is used (``--rerun``).
+
+    >>> overrides_for(Path("/c"), [], False, True)
+    {'nb_execution_mode': 'force'}
+    """
+    overrides: dict[str, object] = {}
+    if only:
+        prefixes = tuple(name if name.startswith("notebooks/") else f"notebooks/{name}" for name in only)
+        notebooks = (p.relative_to(source).as_posix() for p in sorted(source.glob("notebooks/**/*.ipynb")))
+        overrides["nb_execution_excludepatterns"] = [n for n in notebooks if not n.startswith(prefixes)]
+    if without_solutions:
+        extra = ["notebooks/solutions", "notebooks/solutions/**", "docs/instructor_guide.md"]
+        overrides["exclude_patterns"] = [*configuration()["exclude_patterns"], *extra]  # type: ignore[misc]
+    if rerun:
+        overrides["nb_execution_mode"] = "force"
+    return overrides
 
 
 def staging_for(out: Path) -> Path:
@@ -189,9 +239,9 @@ def build(
     staging = staging_for(out)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    overrides: dict[str, object] = {"course_only": ",".join(only), "course_without_solutions": without_solutions}
-    if rerun:
-        overrides["nb_execution_mode"] = "force"
+    overrides = overrides_for(source, only, without_solutions, rerun)
+    for name in _Quieter.LOGGERS:
+        logging.getLogger(name).addFilter(_Quieter())
     try:
         try:
             app = Sphinx(
@@ -206,6 +256,7 @@ def build(
                 status=None if quiet else sys.stdout,
                 warning=sys.stderr,
             )
+            app.builder.epilog = ""  # no "The HTML pages are in <staging folder>": main() says where the site is
             app.build(force_all=True)
         except Exception as error:  # Sphinx wraps what the extensions raise: report the course's own message
             raise SiteBuildError(_failure(error, source.resolve())) from None
@@ -249,11 +300,42 @@ def recount_guide(guide: Path = GUIDE_FILE, root: Path = ROOT) -> list[str]:
         if section_of(docname) == "Lessons":
             counted = outline(nbformat.read(path, as_version=4), fallback_title=path.stem)
             seconds = runs.get(path.name)
-            page = Page(docname, f"notebooks/{path.name}", "Lessons", **asdict(counted))
+            page = Page(**asdict(counted), docname=docname, notebook=f"notebooks/{path.name}", section="Lessons")
             pages.append(replace(page, executed=seconds is not None, run_seconds=seconds))
     agenda = agenda_markdown(pages, model[1] if model else "squeezenet1_1")
     guide.write_text(with_agenda(text, agenda), encoding="utf-8")
     return [page.notebook for page in pages]
+
+
+INVENTORY_START = b"# Sphinx inventory version"
+
+
+def fetch_inventories(mapping: dict[str, tuple[str, str]], root: Path = ROOT, timeout: float = 60) -> list[str]:
+    """Download each project's ``objects.inv`` (its URL base + ``objects.inv``) into its file (relative to ``root``);
+    return one line per project that failed, naming the URL and why (the others are written all the same).
+
+    Needs internet: ``make html`` itself never fetches (book/_inventories/README.md says where each file came from).
+    A download that is not a Sphinx inventory (an error page) is refused, and the file already there is kept.
+    """
+    import urllib.request
+
+    failed = []
+    for name, (base, inventory) in mapping.items():
+        url = base.rstrip("/") + "/objects.inv"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data = response.read()
+        except OSError as error:  # URLError, HTTPError and timeouts are all OSErrors
+            failed.append(f"{name}: {url} could not be downloaded ({getattr(error, 'reason', error)})")
+            continue
+        if not data.startswith(INVENTORY_START):
+            failed.append(f"{name}: {url} is not a Sphinx inventory (it starts {data[:40]!r})")
+            continue
+        target = root / inventory
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.with_suffix(".part").write_bytes(data)
+        os.replace(target.with_suffix(".part"), target)
+    return failed
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,9 +370,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="only recount the guide's agenda (words, lines, stated times) from the notebooks, executing nothing",
     )
+    parser.add_argument(
+        "--fetch-inventories",
+        action="store_true",
+        help="only download the libraries' intersphinx inventories into book/_inventories/ (needs internet)",
+    )
     parser.add_argument("--source", type=Path, default=ROOT, help=argparse.SUPPRESS)
     parser.add_argument("--quiet", action="store_true", help="print warnings and errors only")
     args = parser.parse_args(argv)
+    if args.fetch_inventories:
+        mapping = configuration()["intersphinx_mapping"]
+        failed = fetch_inventories(mapping)  # type: ignore[arg-type]
+        for line in failed:
+            print(f"--fetch-inventories: {line}", file=sys.stderr)
+        print(f"{len(mapping) - len(failed)} of {len(mapping)} inventories written into book/_inventories/")  # type: ignore[arg-type]
+        return 1 if failed else 0
     if args.recount_guide:
         listed = recount_guide()
         print(f"agenda recounted in {GUIDE_FILE.relative_to(ROOT)} ({len(listed)} lessons; run times kept)")

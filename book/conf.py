@@ -1,11 +1,12 @@
 """Sphinx configuration of the course's site: ``make html`` (``python book/build.py``) builds it into build/html/.
 
-Jupyter Book's engine: Sphinx, MyST-NB (executes the notebooks and renders them) and
-sphinx-book-theme (sidebar, search, previous/next, download buttons). What is particular to this
-course is in ``_ext/course_site.py``. The pages' source is the repository itself (this folder is
-the configuration): ``book/index.md``, every notebook under ``notebooks/`` where it lives, and
-``docs/instructor_guide.md``, so that notebooks run in their own folder and links between files
-work alike in the repository and on the site. By hand: ``sphinx-build -c book . build/html``.
+Jupyter Book's engine: Sphinx, MyST-NB (executes the notebooks and renders them) and sphinx-book-theme (sidebar,
+search, previous/next, download buttons). What is particular to this course is in ``_ext/``: ``course_site.py``
+(model banner, agenda, MathJax, solutions), ``course_index.py`` (the home page's list) and ``api_reference.py`` (the
+API reference of utils). The pages' source is the repository itself (this folder is the configuration):
+``book/index.md``, every notebook under ``notebooks/`` where it lives, and ``docs/instructor_guide.md``, so that
+notebooks run in their own folder and links between files work alike in the repository and on the site. By hand:
+``sphinx-build -c book . build/html``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,16 @@ copyright = (
     "squirrel and fruits Apache-2.0 and BSD-3-Clause (OpenCV's sample data)"
 )
 
-extensions = ["myst_nb", "sphinx_copybutton", "sphinx.ext.autodoc", "course_site"]
+extensions = [
+    "myst_nb",
+    "sphinx_copybutton",
+    "sphinx.ext.autodoc",
+    "sphinx.ext.autosummary",
+    "sphinx.ext.intersphinx",
+    "course_site",
+    "course_index",
+    "api_reference",
+]
 # Copy buttons copy the code only, never the prompt or the output (MyST-NB shows neither inside the code).
 copybutton_exclude = ".linenos, .gp, .go"
 root_doc = "book/index"
@@ -55,7 +65,7 @@ nb_merge_streams = True
 nb_ipywidgets_js = {}  # no widget scripts from a CDN: the explorer's live widget needs a kernel (make lab)
 
 # --- the API reference (book/api/): autodoc reads each module's docstrings as they are (reST, doctest examples) -------
-# Offline: no intersphinx (its inventories would be fetched from the network at every build).
+autosummary_generate = False  # each page's table links to the entries on the same page: no stub pages
 autodoc_member_order = "bysource"  # a module's __all__ order, as its author listed it
 autodoc_typehints = "signature"
 autodoc_typehints_format = "short"  # Tensor, not torch.Tensor
@@ -87,3 +97,17 @@ html_theme_options = {
 }
 # The theme's sidebar without its search field: one search button on every page, in the article's header (Ctrl+K too).
 html_sidebars = {"**": ["navbar-logo.html", "icon-links.html", "sbt-sidebar-nav.html"]}
+
+# --- links to the libraries' own documentation (intersphinx), offline -----------------------------------------------
+# Each inventory is a file shipped in book/_inventories/ (its README says where each came from), read relative to the
+# site's source, the repository: the build never fetches one. A missing file is said once and its project left out
+# (api_reference.py); `python book/build.py --fetch-inventories` downloads all seven where there is internet.
+intersphinx_mapping = {
+    "python": ("https://docs.python.org/3/", "book/_inventories/python.inv"),
+    "numpy": ("https://numpy.org/doc/stable/", "book/_inventories/numpy.inv"),
+    "matplotlib": ("https://matplotlib.org/stable/", "book/_inventories/matplotlib.inv"),
+    "PIL": ("https://pillow.readthedocs.io/en/stable/", "book/_inventories/pillow.inv"),
+    "torch": ("https://docs.pytorch.org/docs/stable/", "book/_inventories/torch.inv"),
+    "torchvision": ("https://docs.pytorch.org/vision/stable/", "book/_inventories/torchvision.inv"),
+    "captum": ("https://captum.ai/api/", "book/_inventories/captum.inv"),
+}

@@ -44,7 +44,10 @@ def _load(name: str, path: Path) -> ModuleType:
     return module
 
 
+sys.path.insert(0, str(BOOK / "_ext"))  # the site's extensions import each other, as Sphinx loads them (conf.py)
 course_site_ext = _load("course_site", BOOK / "_ext" / "course_site.py")
+course_index_ext = _load("course_index", BOOK / "_ext" / "course_index.py")
+api_reference_ext = _load("api_reference", BOOK / "_ext" / "api_reference.py")
 builder = _load("book_build", BOOK / "build.py")
 
 
@@ -133,8 +136,10 @@ def build_paths(site: Path, *also: Path) -> list[str]:
 
 
 def test_the_site_codes_docstring_examples_hold() -> None:
-    for module in (course_site_ext, builder):
-        result = doctest.testmod(module)
+    for module in (course_site_ext, course_index_ext, api_reference_ext, builder):
+        with pytest.MonkeyPatch.context() as patch:  # doctest finds a module's functions through sys.modules, where
+            patch.setitem(sys.modules, module.__name__, module)  # another test file may have loaded its own copy
+            result = doctest.testmod(module)
         assert result.attempted > 0 and result.failed == 0, module.__name__
 
 
@@ -201,13 +206,12 @@ def test_pages_name_the_model_and_the_index_summarises_the_lesson(course_site: P
     first_cell = nbformat.read(NOTEBOOKS / "00_start_here.ipynb", as_version=4).cells[0].source
     heading = next(line for line in first_cell.splitlines() if line.startswith("# "))
     assert row["title"] == heading[2:] and row["run_seconds"] > 0
-    readme = course_site_ext.readme_summaries((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert row["summary"] == readme["00_start_here.ipynb"], "the index describes a lesson as the README does"
+    summary = course_index_ext.readme_summaries((ROOT / "README.md").read_text(encoding="utf-8"))["00_start_here.ipynb"]
     assert info["model"] == "squeezenet1_1"
     for docname in ("book/index", "notebooks/00_start_here", "notebooks/01_grad_cam", "docs/instructor_guide"):
         assert f"XAI_MODEL={info['model']}" in page_of(course_site, docname), docname
     index = " ".join(html.unescape(re.sub(r"<[^>]+>", "", page_of(course_site, "book/index"))).split())
-    assert row["title"] in index and re.sub(r"[*`]", "", row["summary"]).rstrip(".") in index
+    assert row["title"] in index and re.sub(r"[*`]", "", summary).rstrip(".") in index, "the README's description"
 
 
 def test_a_page_this_build_did_not_execute_says_so(course_site: Path) -> None:
@@ -375,6 +379,7 @@ def _course(tmp_path: Path) -> Path:
     (source / "book").mkdir(parents=True)
     for page in BOOK.glob("*.md"):  # the index and the pages it lists
         shutil.copy(page, source / "book" / page.name)
+    shutil.copytree(BOOK / "_inventories", source / "book" / "_inventories")  # read relative to the source
     return source
 
 
@@ -641,3 +646,145 @@ def test_a_lesson_naming_a_function_links_to_its_entry_and_the_entry_lists_the_l
     used_in = re.search(r'class="course-used-in">(.*?)</p>', entry, flags=re.S)
     assert used_in and 'href="../../notebooks/01_grad_cam.html"' in used_in[1], "grad_cam lists lesson 01"
     assert "solutions/" not in used_in[1]
+
+
+def test_each_api_page_opens_with_a_table_of_its_names_linking_to_their_entries_on_the_page(course_site: Path) -> None:
+    module = importlib.import_module("utils.saliency")
+    page = page_of(course_site, "book/api/utils.saliency")
+    article = page[page.index("<article") :]
+    table = re.search(r'<table class="autosummary[^"]*">(.*?)</table>', article, flags=re.S)
+    assert table, "utils.saliency's page has no summary table"
+    job = _text(re.search(r"<p>(.*?)</p>", article, flags=re.S)[1])
+    assert article.index(job[:20]) < article.index('<table class="autosummary'), "the module's one-line job first"
+    rows = re.findall(r'<tr[^>]*><td><p><a class="reference internal" href="([^"]+)"', table[1])
+    assert rows == [f"#utils.saliency.{name}" for name in module.__all__], "one row per name of __all__, in its order"
+    for anchor in rows:
+        assert f'id="{anchor[1:]}"' in article, f"{anchor} leads to no entry on the same page"
+    assert not (course_site / "book" / "api" / "generated").exists(), "no stub pages"
+    assert "<a" not in "".join(re.findall(r"<a [^>]*>(.*?)</a>", table[1], flags=re.S)), "a link inside a link"
+    assert "Built-in immutable sequence" not in article, "a value without a docstring shows its type's docstring"
+
+
+# --- intersphinx: the libraries' documentation, from inventories shipped in book/_inventories/ -----------------------
+
+INVENTORIES = BOOK / "_inventories"
+
+
+def _conf() -> dict:
+    conf: dict[str, object] = {"__file__": str(BOOK / "conf.py")}
+    exec(compile((BOOK / "conf.py").read_text(encoding="utf-8"), str(BOOK / "conf.py"), "exec"), conf)
+    return conf
+
+
+def test_intersphinx_reads_files_only_and_the_shipped_ones_are_real_inventories_with_their_source() -> None:
+    mapping = _conf()["intersphinx_mapping"]
+    assert sorted(mapping) == ["PIL", "captum", "matplotlib", "numpy", "python", "torch", "torchvision"]
+    readme = (INVENTORIES / "README.md").read_text(encoding="utf-8")
+    for name, (base, inventory) in mapping.items():
+        assert base.startswith("https://") and "://" not in inventory, f"{name}: the build would fetch {inventory}"
+        assert inventory.startswith("book/_inventories/") and base in readme, f"{name}: {inventory} / {base}"
+    shipped = {Path(inventory).name for _, inventory in mapping.values() if (ROOT / inventory).is_file()}
+    assert shipped >= {"numpy.inv", "matplotlib.inv", "pillow.inv", "python.inv"}
+    for name in shipped:
+        assert (INVENTORIES / name).read_bytes().startswith(b"# Sphinx inventory version 2"), name
+        assert name in readme, f"{name}: book/_inventories/README.md does not say where it came from"
+
+
+def test_a_signature_naming_a_numpy_matplotlib_or_pil_type_links_to_that_librarys_documentation(
+    course_site: Path,
+) -> None:
+    expected = {
+        (
+            "utils.datasets",
+            "load_image",
+        ): "https://pillow.readthedocs.io/en/stable/reference/Image.html#PIL.Image.Image",
+        ("utils.visualise", "show_heatmap"): "https://matplotlib.org/stable/api/_as_gen/matplotlib.axes.Axes.html",
+        ("utils.faithfulness", "insertion_deletion"): "https://numpy.org/doc/stable/reference/generated/numpy.ndarray",
+    }
+    for (module, name), url in expected.items():
+        page = page_of(course_site, f"book/api/{module}")
+        entry = page[page.index(f'id="{module}.{name}"') :]
+        signature = entry[: entry.index("</dt>")]
+        assert f'href="{url}' in signature, f"{name}'s signature does not link to {url}"
+
+
+def test_a_build_with_an_inventory_missing_succeeds_and_says_once_which_file_and_how_to_get_it(
+    tmp_path: Path, site_builder: Builder
+) -> None:
+    source = _course(tmp_path)
+    (source / "book" / "_inventories" / "numpy.inv").unlink()
+    _notebook(source / "notebooks" / "00_only.ipynb", "00 · Only", "print('ran')", markdown="See `numpy.ndarray`.")
+    result = site_builder("--source", str(source), "--out", str(tmp_path / "html"), "--rerun")
+    assert result.returncode == 0, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if "numpy.inv" in line]
+    assert said == [
+        "warning: book/_inventories/numpy.inv is missing, so names from numpy link nowhere (the build goes on); "
+        "python book/build.py --fetch-inventories downloads it where there is internet."
+    ], result.stderr[-3000:]
+    assert "matplotlib.inv" not in result.stderr, "a shipped inventory is read without a word"
+
+
+def test_fetch_inventories_writes_each_real_inventory_and_names_each_url_that_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stand-in for the documentation sites on 127.0.0.1: one real inventory, one error page, one missing."""
+    import http.server
+    import threading
+
+    real = (INVENTORIES / "pillow.inv").read_bytes()
+    served = {"/pil/objects.inv": real, "/broken/objects.inv": b"<html>Not an inventory</html>"}
+
+    class Docs(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = served.get(self.path)
+            self.send_response(200 if body else 404)
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Docs)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # the suite's proxy on a closed port is for everything else
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    (tmp_path / "inv").mkdir()
+    (tmp_path / "inv" / "broken.inv").write_bytes(b"# Sphinx inventory version 2\nthe file already there")
+    mapping = {
+        "PIL": (f"{base}/pil/", "inv/pillow.inv"),
+        "broken": (f"{base}/broken", "inv/broken.inv"),
+        "gone": (f"{base}/gone/", "inv/gone.inv"),
+    }
+    try:
+        failed = builder.fetch_inventories(mapping, root=tmp_path, timeout=10)
+    finally:
+        server.shutdown()
+    assert (tmp_path / "inv" / "pillow.inv").read_bytes() == real
+    assert (
+        failed[0]
+        == f"broken: {base}/broken/objects.inv is not a Sphinx inventory (it starts b'<html>Not an inventory</html>')"
+    )
+    assert failed[1].startswith(f"gone: {base}/gone/objects.inv could not be downloaded (Not Found")
+    assert len(failed) == 2 and not (tmp_path / "inv" / "gone.inv").exists()
+    assert (tmp_path / "inv" / "broken.inv").read_bytes().endswith(b"the file already there"), "kept as it was"
+    assert sorted(p.name for p in (tmp_path / "inv").iterdir()) == ["broken.inv", "pillow.inv"], "no partial file"
+
+
+def test_fetch_inventories_on_the_command_line_downloads_the_seven_of_the_configuration(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    asked: list[dict] = []
+    monkeypatch.setattr(builder, "fetch_inventories", lambda mapping: asked.append(mapping) or ["gone: x failed"])
+    assert builder.main(["--fetch-inventories"]) == 1
+    assert asked == [_conf()["intersphinx_mapping"]] and len(asked[0]) == 7
+    out, err = capsys.readouterr()
+    assert (
+        err == "--fetch-inventories: gone: x failed\n" and out == "6 of 7 inventories written into book/_inventories/\n"
+    )
+
+
+def test_course_site_keeps_only_what_no_configuration_does_in_under_400_lines() -> None:
+    lines = (BOOK / "_ext" / "course_site.py").read_text(encoding="utf-8").count("\n")
+    assert lines < 400, f"book/_ext/course_site.py has {lines} lines"
+    index = (BOOK / "index.md").read_text(encoding="utf-8")
+    assert ":glob:\n:caption: Lessons\n\n/notebooks/[0-9][0-9]*" in index, "the lessons' toctree is Sphinx's glob"

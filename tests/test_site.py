@@ -713,7 +713,8 @@ def test_a_build_with_an_inventory_missing_succeeds_and_says_once_which_file_and
 ) -> None:
     source = _course(tmp_path)
     (source / "book" / "_inventories" / "numpy.inv").unlink()
-    _notebook(source / "notebooks" / "00_only.ipynb", "00 · Only", "print('ran')", markdown="See `numpy.ndarray`.")
+    prose = "See `numpy.ndarray`, `plt.imshow` and `input`."  # NumPy's inventory is the one missing
+    _notebook(source / "notebooks" / "00_only.ipynb", "00 · Only", "print('ran')", markdown=prose)
     result = site_builder("--source", str(source), "--out", str(tmp_path / "html"), "--rerun")
     assert result.returncode == 0, result.stderr[-3000:]
     said = [line for line in result.stderr.splitlines() if "numpy.inv" in line]
@@ -722,6 +723,11 @@ def test_a_build_with_an_inventory_missing_succeeds_and_says_once_which_file_and
         "python book/build.py --fetch-inventories downloads it where there is internet."
     ], result.stderr[-3000:]
     assert "matplotlib.inv" not in result.stderr, "a shipped inventory is read without a word"
+    page = page_of(tmp_path / "html", "notebooks/00_only")
+    imshow = "https://matplotlib.org/stable/api/_as_gen/matplotlib.pyplot.imshow.html#matplotlib.pyplot.imshow"
+    assert re.search(rf'<a class="[^"]*course-library-link[^"]*" href="{re.escape(imshow)}"', page), "plt.imshow"
+    linked = re.findall(r'<a [^>]*href="(https?://[^"]+)"', page.split("<article")[1].split("</article>")[0])
+    assert linked == [imshow], f"only the name of a library whose inventory is there links: {linked}"
 
 
 def test_fetch_inventories_writes_each_real_inventory_and_names_each_url_that_failed(

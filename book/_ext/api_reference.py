@@ -28,6 +28,7 @@ from sphinx import addnodes
 from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.environment import BuildEnvironment
+from sphinx.ext.intersphinx import InventoryAdapter
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 PAGES = "book/api/"
@@ -190,26 +191,65 @@ def _uses(env: BuildEnvironment) -> dict[str, set[str]]:
     return env.course_uses  # type: ignore[attr-defined]
 
 
+ALIASES = {
+    "np.": "numpy.",
+    "npt.": "numpy.typing.",
+    "plt.": "matplotlib.pyplot.",
+    "nn.": "torch.nn.",
+    "F.": "torch.nn.functional.",
+}
+"""How the lessons abbreviate the libraries they import (``import numpy as np``): a name written so links too."""
+
+
+def library_url(text: str, urls: Mapping[str, str]) -> str | None:
+    """The documentation of a library's dotted name written as code (``nn.ReLU``, ``np.percentile()``), from
+    ``urls`` (the intersphinx inventories' Python names); None for anything else, a plain word (``input``) included.
+
+    >>> urls = {"torch.nn.ReLU": "https://docs/relu", "input": "https://docs/input"}
+    >>> library_url("nn.ReLU()", urls), library_url("input", urls), library_url("torch.nn.Tanh", urls)
+    ('https://docs/relu', None, None)
+    """
+    name = text.strip().removesuffix("()")
+    short = next((alias for alias in ALIASES if name.startswith(alias)), "")
+    name = ALIASES[short] + name[len(short) :] if short else name
+    return urls.get(name) if "." in name else None
+
+
+def library_urls(app: Sphinx) -> dict[str, str]:
+    """Every Python name of the intersphinx inventories read (``book/_inventories/``) and its documentation's URL."""
+    if not hasattr(app, "course_library_urls"):
+        inventory = InventoryAdapter(app.env).main_inventory
+        urls = {
+            name: item.uri for kind, items in inventory.items() if kind[:3] == "py:" for name, item in items.items()
+        }
+        app.course_library_urls = urls  # type: ignore[attr-defined]
+    return app.course_library_urls  # type: ignore[attr-defined]
+
+
 class LinkApiNames(SphinxPostTransform):
     """A name of the API reference written as code in a page's text (`` `grad_cam` ``, `` `utils.road` ``) links to
-    its entry; on the API pages, each entry lists the lessons that name it or import it."""
+    its entry, and a library's (`` `torch.autograd.grad` ``, `` `np.percentile` ``) to its documentation; on the API
+    pages, each entry lists the lessons that name it or import it."""
 
     default_priority = 5
     formats = ("html",)
 
     def run(self, **kwargs: Any) -> None:
         env, docname = self.env, self.env.docname
-        targets = api_targets(env)
+        targets, urls = api_targets(env), library_urls(self.app)
         for literal in list(self.document.findall(nodes.literal)):
             if isinstance(literal.parent, (nodes.reference, addnodes.pending_xref)) or any(
-                isinstance(a, addnodes.desc_signature) for a in _ancestors(literal)
+                isinstance(a, (addnodes.desc_signature, nodes.title)) for a in _ancestors(literal)
             ):
                 continue
-            target = targets.get(literal.astext().strip().removesuffix("()"))
-            if target is None or target == (docname, ""):
+            target, url = targets.get(literal.astext().strip().removesuffix("()")), library_url(literal.astext(), urls)
+            if target is not None and target != (docname, ""):
+                uri = self.app.builder.get_relative_uri(docname, target[0]) + (f"#{target[1]}" if target[1] else "")
+                link = nodes.reference("", "", internal=True, refuri=uri, classes=["course-api-link"])
+            elif target is None and url is not None:
+                link = nodes.reference("", "", internal=False, refuri=url, classes=["course-library-link"])
+            else:
                 continue
-            uri = self.app.builder.get_relative_uri(docname, target[0]) + (f"#{target[1]}" if target[1] else "")
-            link = nodes.reference("", "", internal=True, refuri=uri, classes=["course-api-link"])
             literal.replace_self(link)
             link += literal
         if docname.startswith(PAGES):

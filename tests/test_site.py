@@ -794,3 +794,23 @@ def test_course_site_keeps_only_what_no_configuration_does_in_under_400_lines() 
     assert lines < 400, f"book/_ext/course_site.py has {lines} lines"
     index = (BOOK / "index.md").read_text(encoding="utf-8")
     assert ":glob:\n:caption: Lessons\n\n/notebooks/[0-9][0-9]*" in index, "the lessons' toctree is Sphinx's glob"
+
+
+def test_a_site_without_solutions_has_no_solution_and_no_guide_and_its_index_says_nothing_of_them(
+    tmp_path: Path, site_builder: Builder
+) -> None:
+    source = _course(tmp_path)
+    _notebook(source / "notebooks" / "00_a.ipynb", "00 · A", "print('a')")
+    _notebook(source / "notebooks" / "solutions" / "00_a.ipynb", "00 · A", "print('answered')")
+    (source / "docs").mkdir()
+    agenda = f"{course_site_ext.AGENDA_START}\n{course_site_ext.AGENDA_END}"
+    (source / "docs" / "instructor_guide.md").write_text(f"# Guide\n\n{agenda}\n", encoding="utf-8")
+    out = tmp_path / "html"
+    result = site_builder("--source", str(source), "--out", str(out), "--without-solutions", "--rerun")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert [row["docname"] for row in manifest(out)["lessons"]] == ["notebooks/00_a"]
+    assert not (out / "notebooks" / "solutions").exists() and not (out / "docs").exists()
+    index = page_of(out, "book/index")
+    captions = re.findall(r'<span class="caption-text">([^<]+)</span>', index)
+    assert captions == ["Lessons", "Reference"] and "Solutions" not in index and "instructor" not in index.lower()
+    assert broken_links(out) == []

@@ -8,6 +8,7 @@ same post-processing, so what is compared is the method's maths.
 from __future__ import annotations
 
 import copy
+import re
 
 import numpy as np
 import pytest
@@ -161,3 +162,115 @@ def test_score_cam_does_not_depend_on_its_batch_size() -> None:
     net = small_cnn(seed=3)
     x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(score_cam(net, "relu3", x, [0, 1], batch_size=1), score_cam(net, "relu3", x, [0, 1]))
+
+
+# --- what a caller sees: the upsampling asked for, class names, eps, the batches Score-CAM runs ---------------
+
+
+@pytest.mark.parametrize("method", sorted(THEIRS))
+def test_upsample_by_name_is_that_interpolation_of_the_layers_map(method) -> None:
+    net = small_cnn(seed=1)
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    small = CAM_METHODS[method](net, "relu3", x, 1)
+    bilinear = torch.nn.functional.interpolate(small, size=(48, 48), mode="bilinear")
+    assert torch.allclose(CAM_METHODS[method](net, "relu3", x, 1, upsample="bilinear"), bilinear, atol=1e-6)
+    nearest = torch.nn.functional.interpolate(small, size=(48, 48), mode="nearest")
+    assert torch.allclose(CAM_METHODS[method](net, "relu3", x, 1, upsample=True), nearest, atol=1e-6)
+    assert (bilinear - nearest).abs().max() > 0.01 * nearest.max()  # the two modes differ on this map
+
+
+@pytest.mark.parametrize("method", sorted(THEIRS))
+def test_a_class_named_in_the_models_own_categories_is_that_class(method) -> None:
+    net = small_cnn(seed=2)
+    x = torch.rand(2, 3, 48, 48, generator=torch.Generator().manual_seed(2))
+    by_index = CAM_METHODS[method](net, "relu3", x, [1, 0])
+    by_name = CAM_METHODS[method](net, "relu3", x, ["squirrel", "cat"], categories=("cat", "squirrel"))
+    assert torch.allclose(by_name, by_index, rtol=1e-5, atol=0)
+    swapped = CAM_METHODS[method](net, "relu3", x, [0, 1])
+    assert not torch.allclose(by_index, swapped, rtol=1e-3, atol=0)  # the other class's maps differ
+
+
+class Exact(nn.Module):
+    """The target layer is the input itself (A = x); class 0's score is sum(W * A), so its gradient is W exactly."""
+
+    def __init__(self, weight: torch.Tensor) -> None:
+        super().__init__()
+        self.a = nn.Identity()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        score = (self.a(x) * self.weight).sum(dim=(1, 2, 3))
+        return torch.stack([score, -score], dim=1)
+
+
+def test_grad_cam_plus_plus_weights_on_exact_gradients() -> None:
+    """alpha = g^2 / (2 g^2 + sum(A) g^3), with eps=0. Channel 0: g = 1 and sum(A) = -1, so alpha = 1 / 1 = 1 in each
+    of the 4 cells and w = 4. Channel 1: g = 1 and sum(A) = -2, so the denominator is 0: the closed form is undefined
+    there and the channel gets no weight (not g^2 / 1). Channel 2: g = 0, no weight."""
+    a = torch.tensor([[[1.0, -1.0], [-0.5, -0.5]], [[-1.0, 1.0], [-1.0, -1.0]], [[3.0, 0.0], [0.0, 0.0]]]).unsqueeze(0)
+    g = torch.tensor([1.0, 1.0, 0.0])[:, None, None].expand(3, 2, 2).clone()
+    cam = grad_cam_plus_plus(Exact(g), "a", a, 0, eps=0)
+    assert cam.tolist() == [[[[4.0, 0.0], [0.0, 0.0]]]]  # ReLU(4 A_0): channel 1 (positive top right) adds nothing
+
+
+@pytest.mark.parametrize("eps", [-1.0, 1, 1.0, 1.5, "0.1", True])
+def test_an_eps_that_is_not_a_small_number_is_named(eps) -> None:
+    net = small_cnn(seed=0)
+    message = f"eps must be a small number >= 0 (0 for the paper's formula), not {eps!r}."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        grad_cam_plus_plus(net, "relu3", torch.rand(1, 3, 48, 48), 0, eps=eps)
+
+
+def test_score_cam_names_a_bad_batch_size() -> None:
+    with pytest.raises(ValueError, match=r"^batch_size must be at least 1, got 0\.$"):
+        score_cam(small_cnn(seed=0), "relu3", torch.rand(1, 3, 48, 48), 0, batch_size=0)
+
+
+def test_score_cam_runs_32_masked_images_at_a_time_unless_told() -> None:
+    class Counting(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = small_cnn(seed=0, channels=40)
+            self.batches: list[int] = []
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.batches.append(x.shape[0])
+            return self.net(x)
+
+    model = Counting()
+    x = torch.rand(1, 3, 48, 48)
+    score_cam(model, "net.relu3", x, 0)
+    assert model.batches == [1, 32, 8]  # one pass for the activations, then 40 masked images
+    model.batches.clear()
+    score_cam(model, "net.relu3", x, 0, batch_size=15)
+    assert model.batches == [1, 15, 15, 10]
+
+
+def test_an_unknown_upsample_mode_is_named_with_the_modes_there_are() -> None:
+    expected = "upsample='cubic'; use False, True (nearest) or a mode: nearest, nearest-exact, bilinear, bicubic, area."
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        layer_cam(small_cnn(seed=0), "relu3", torch.rand(1, 3, 48, 48), 0, upsample="cubic")
+
+
+def test_score_cam_is_its_equation_in_the_models_precision() -> None:
+    """A float64 model gets a float64 map: softmax over the channels of the class scores of the masked inputs."""
+    a = torch.rand(1, 4, 5, 5, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    weight = torch.randn(4, 5, 5, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    cam = score_cam(Exact(weight), "a", a, 0)
+    m = (a[0] - a[0].amin((1, 2), keepdim=True)) / (a[0].amax((1, 2)) - a[0].amin((1, 2)) + 1e-8)[:, None, None]
+    scores = torch.stack([(weight * (m[k] * a[0])).sum() for k in range(4)])  # class 0's score of each masked input
+    expected = (torch.softmax(scores, 0)[:, None, None] * a[0]).sum(0).relu()
+    assert cam.dtype == torch.float64 and torch.allclose(cam[0, 0], expected, rtol=1e-12, atol=0)
+
+
+def test_score_cam_of_a_channel_that_barely_varies_is_finite() -> None:
+    """A channel whose values span 1e-8 is scaled to [0, 0.5] by the guard in (A - min) / (max - min + 1e-8)."""
+    a = torch.tensor([[[[0.0, 1e-8], [0.0, 0.0]], [[1.0, 0.0], [0.0, 2.0]]]], dtype=torch.float64)
+    cam = score_cam(Exact(torch.ones(2, 2, 2, dtype=torch.float64)), "a", a, 0)
+    assert torch.isfinite(cam).all() and float(cam.max()) > 0
+
+
+def test_score_cam_of_a_sparse_input_is_that_of_the_dense_one() -> None:
+    net = small_cnn(seed=0)
+    x = torch.rand(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))
+    assert torch.allclose(score_cam(net, "relu3", x.to_sparse(), 0), score_cam(net, "relu3", x, 0))

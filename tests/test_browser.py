@@ -150,8 +150,19 @@ def test_the_site_search_finds_a_function_by_its_name_first_and_lands_on_its_api
             page.wait_for_url(f"**/book/api/utils.{module}.html#{entry}")
             assert page.locator(f"dt[id='{entry}']").inner_text().startswith(name), f"{name}'s entry is not shown"
         _screenshot(page, "site-search-api")
+        page.set_viewport_size(PHONE)  # an API page on a phone: its examples and long names wrap, the page stays put
+        for module in ("saliency", "faithfulness", "exercises.guided_backprop"):
+            page.goto((course_site / "book" / "api" / f"utils.{module}.html").as_uri())
+            code = page.locator("article pre")
+            sideways = code.evaluate_all("pres => pres.filter(p => p.scrollWidth > p.clientWidth + 1).length")
+            wide = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert sideways == 0 and wide <= 1, (
+                f"utils.{module}: {sideways} of {code.count()} blocks scroll, page +{wide}px"
+            )
+        _screenshot(page, "site-phone-api")
         assert offline_page.refused == [], f"the site asked the network for {offline_page.refused}"
     finally:
+        page.set_viewport_size({"width": 1280, "height": 900})
         _screenshot(page, "site-last-page")
 
 

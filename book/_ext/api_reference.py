@@ -7,7 +7,8 @@ the libraries' own documentation. What this adds:
   on the same page (no stub pages); a constant without a docstring, which Sphinx 9's ``automodule`` leaves out, gets
   an entry too; a docstring's ``|x|`` stays text;
 * a name of the API written as code in a page's text (`` `grad_cam` ``), or imported from ``utils`` in a code cell,
-  links to its entry, and each entry lists the lessons that use it;
+  links to its entry, and each entry lists the lessons that use it; a library's dotted name written as code
+  (`` `torch.autograd.grad` ``, `` `plt.imshow` ``) links to its documentation;
 * intersphinx reads only the inventories shipped in ``book/_inventories/``: one that is missing is said once, with
   how to get it, and the build goes on without it (never a download at build time).
 """

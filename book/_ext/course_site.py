@@ -102,8 +102,8 @@ def outline(nb: NotebookNode, fallback_title: str = "Untitled") -> Outline:
 @dataclass(frozen=True)
 class Page(Outline):
     """A notebook of the course on the site: its page (``notebooks/01_grad_cam``), its path in the repository, its
-    section, and what executing it measured (nothing under ``--only``): the wall
-    time of the whole notebook, kernel start included (or of the run the cache holds), and the figures it drew."""
+    section, and what executing it measured (nothing under ``--only``): the wall time of the whole notebook, kernel
+    start included (or of the run the cache holds), and the figures it drew."""
 
     docname: str = ""
     notebook: str = ""

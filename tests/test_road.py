@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -149,3 +151,196 @@ def test_road_checks_its_inputs_and_leaves_them_alone() -> None:
         road(net, x, torch.rand(48, 48), 0, percentages=())
     with pytest.raises(ValueError, match="out of range"):
         road(net, x, torch.rand(48, 48), 5)
+
+
+# --- what a caller sees: the draws a seed gives, class names, the messages that name a bad argument ----------
+
+
+def test_road_is_the_model_on_images_imputed_with_seed_plus_their_position() -> None:
+    """The documented recipe, rebuilt: MoRF then LeRF masks, image i's noise drawn from seed + i."""
+    net = small_cnn(seed=4).eval()
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(4))
+    saliency = np.random.default_rng(4).random((24, 24))
+    shares = (25, 50)
+    for seed, curves in (
+        (0, road(net, x, saliency, 1, percentages=shares)),
+        (5, road(net, x, saliency, 1, percentages=shares, seed=5)),
+    ):
+        masks = [removed_pixels(saliency, p, order) for order in ("morf", "lerf") for p in shares]
+        images = [noisy_linear_imputation(x[0], m, seed=seed + i) for i, m in enumerate(masks)]
+        with torch.no_grad():
+            p = torch.softmax(net(torch.stack([x[0], *images])).double(), dim=1)[:, 1].numpy()
+        assert curves.percentages == shares and curves.original == pytest.approx(p[0], abs=1e-12)
+        np.testing.assert_allclose(curves.morf, p[1:3], atol=1e-12)
+        np.testing.assert_allclose(curves.lerf, p[3:], atol=1e-12)
+    with torch.random.fork_rng(devices=[]):  # the global random state plays no part
+        torch.manual_seed(123)
+        again = road(net, x, saliency, 1, percentages=shares)
+        torch.manual_seed(321)
+        assert np.array_equal(road(net, x, saliency, 1, percentages=shares).morf, again.morf)
+
+
+def test_road_takes_a_class_by_its_name_in_the_models_categories() -> None:
+    net = small_cnn(seed=0).eval()
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    saliency = np.random.default_rng(0).random((24, 24))
+    by_name = road(net, x, saliency, "squirrel", percentages=(50,), categories=("cat", "squirrel"))
+    by_index = road(net, x, saliency, 1, percentages=(50,))
+    assert by_name.original == by_index.original and np.array_equal(by_name.morf, by_index.morf)
+    assert road(net, x, saliency, 0, percentages=(50,)).original != by_index.original
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"seed": -1}, "seed must be at least 0, got -1."),
+        (
+            {"percentages": []},
+            "percentages must be a non-empty tuple of shares in percent, e.g. ROAD_PERCENTAGES, not [].",
+        ),
+        (
+            {"percentages": 5},
+            "percentages must be a non-empty tuple of shares in percent, e.g. ROAD_PERCENTAGES, not 5.",
+        ),
+        (
+            {"saliency": torch.rand(12, 16)},
+            "the map is 12 x 16 but the image 48 x 40; upsample the map to the image's grid first.",
+        ),
+        (
+            {"target": "tiger cat"},
+            "Class 'tiger cat' is index 282, which is out of range; valid: 0-1 (the model has 2 outputs).",
+        ),
+    ],
+)
+def test_roads_messages_name_the_bad_argument_and_its_value(change, message) -> None:
+    """A non-square image (48 x 40) and map (12 x 16), so that height and width cannot be mixed up."""
+    arguments = {"saliency": torch.rand(48, 40), "target": 0} | change
+    saliency, target = arguments.pop("saliency"), arguments.pop("target")
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        road(small_cnn(seed=0), torch.rand(1, 3, 48, 40), saliency, target, **arguments)
+
+
+def test_removed_pixels_names_the_saliency_map_it_refuses() -> None:
+    with pytest.raises(ValueError, match=r"^saliency must be H x W, C x H x W or 1 x C x H x W, got shape \(5,\)"):
+        removed_pixels(np.zeros(5), 10)
+
+
+@pytest.mark.parametrize("size", [126, 1001, 2001, 2304])
+@pytest.mark.parametrize("percent", [0.1, 0.7, 1.6, 10, 33.3, 50, 90])
+def test_removed_pixels_remove_as_many_as_pytorch_grad_cams_thresholds_in_both_orders(size, percent) -> None:
+    """Its rule (metrics/road.py, RemoveMostRelevantFirst): keep the pixels below np.percentile(map, 100 - percent);
+    LeRF applies it to 1 - map. (0.1% of 1,001 pixels, 1.6% of 126, 0.7% of 1,001: where the float index of
+    np.percentile lands next to a whole number, a count from another formula is one pixel off.)"""
+    saliency = np.random.default_rng(size).permutation(np.arange(size) / size).reshape(1, size)
+    for order, ranked in (("morf", saliency), ("lerf", 1 - saliency)):
+        theirs = ~(ranked < np.percentile(ranked, 100 - percent))
+        ours = removed_pixels(saliency, percent, order)
+        assert np.array_equal(ours, theirs), (order, int(ours.sum()), int(theirs.sum()))
+
+
+def test_the_noise_is_noise_times_n01_from_the_seed_on_the_filled_pixels_only() -> None:
+    """noise x N(0, 1), drawn (C x removed pixels, row by row) from torch.Generator().manual_seed(seed); seed=None
+    draws from the global generator, as pytorch-grad-cam; a float64 image gets float64 noise."""
+    image, removed = random_case(5, shape=(2, 6, 7))
+    image = image.double()
+    plain = noisy_linear_imputation(image, removed, noise=0.0)
+    shape = (2, int(removed.sum()))
+    for seed in (0, 9):
+        expected = plain.clone()
+        expected[:, torch.from_numpy(removed)] += 0.05 * torch.randn(
+            shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+        )
+        ours = noisy_linear_imputation(image, removed, noise=0.05, seed=seed)
+        assert ours.dtype == torch.float64 and torch.allclose(ours, expected, rtol=0, atol=1e-14)
+    default = noisy_linear_imputation(image, removed, noise=0.05)
+    assert torch.equal(default, noisy_linear_imputation(image, removed, noise=0.05, seed=0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        from_global = noisy_linear_imputation(image, removed, noise=0.05, seed=None)
+        torch.manual_seed(3)
+        expected = plain.clone()
+        expected[:, torch.from_numpy(removed)] += 0.05 * torch.randn(shape, dtype=torch.float64)
+    assert torch.allclose(from_global, expected, rtol=0, atol=1e-14)
+
+
+def test_a_boolean_tensor_is_taken_as_the_removed_mask() -> None:
+    image, removed = random_case(6, shape=(3, 5, 5))
+    assert torch.equal(
+        noisy_linear_imputation(image, torch.from_numpy(removed), noise=0.0),
+        noisy_linear_imputation(image, removed, noise=0.0),
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "removed", "options", "message"),
+    [
+        (
+            torch.rand(4, 5),
+            np.zeros((4, 5), bool),
+            {},
+            "image must be a float tensor C x H x W, not a torch.float32 tensor of shape (4, 5).",
+        ),
+        (
+            torch.rand(3, 4, 5),
+            np.zeros((4, 4), bool),
+            {},
+            "removed must be a boolean H x W array of the image's size (4, 5), not a bool array of shape (4, 4).",
+        ),
+        (
+            torch.rand(3, 4, 5),
+            torch.zeros(4, 5, dtype=torch.bool, device="meta"),
+            {},
+            "removed is a meta tensor (a shape without values); give the boolean H x W mask itself.",
+        ),
+        (
+            torch.rand(3, 4, 5),
+            np.ones((4, 5), bool),
+            {},
+            "every pixel is removed: noisy linear imputation needs at least one pixel to fill from.",
+        ),
+        (
+            torch.rand(3, 4, 5),
+            np.eye(4, 5, dtype=bool),
+            {"noise": "0.01"},
+            "noise must be a number from 0 to 1000 (the authors' code: 0.01), not '0.01'.",
+        ),
+        (
+            torch.rand(3, 4, 5),
+            np.eye(4, 5, dtype=bool),
+            {"noise": 1001.0},
+            "noise must be a number from 0 to 1000 (the authors' code: 0.01), not 1001.0.",
+        ),
+        (torch.rand(3, 4, 5), np.eye(4, 5, dtype=bool), {"seed": -1}, "seed must be at least 0, got -1."),
+    ],
+)
+def test_imputations_messages_name_the_bad_argument_and_its_value(image, removed, options, message) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        noisy_linear_imputation(image, removed, **options)
+
+
+def test_the_largest_noise_allowed_is_allowed() -> None:
+    image, removed = random_case(8, shape=(1, 4, 4))
+    filled = noisy_linear_imputation(image, removed, noise=1000.0)
+    assert torch.isfinite(filled).all() and float((filled - image)[0][torch.from_numpy(removed)].abs().max()) > 10
+
+
+@pytest.mark.parametrize(
+    ("percent", "order", "message"),
+    [
+        (0, "morf", "percent must be a share of the pixels between 0 and 100 (exclusive), not 0."),
+        ("10", "morf", "percent must be a share of the pixels between 0 and 100 (exclusive), not '10'."),
+        (10, "first", "order must be 'morf' (most relevant first) or 'lerf' (least relevant first), not 'first'."),
+    ],
+)
+def test_removed_pixels_messages_name_the_bad_argument_and_its_value(percent, order, message) -> None:
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        removed_pixels(np.zeros((4, 4)), percent, order)
+
+
+def test_one_percent_of_the_pixels_can_be_removed() -> None:
+    assert removed_pixels(np.arange(100.0).reshape(10, 10), 1).sum() == 1
+
+
+def test_tied_pixels_go_out_in_the_same_order_every_call() -> None:
+    first = removed_pixels(np.zeros((10, 10)), 30)
+    assert first.sum() == 30 and all(np.array_equal(first, removed_pixels(np.zeros((10, 10)), 30)) for _ in range(3))

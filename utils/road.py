@@ -165,10 +165,8 @@ def removed_pixels(saliency: MapLike, percent: float, order: str = "morf") -> np
             f"order must be 'morf' (most relevant first) or 'lerf' (least relevant first), not {describe(order)}."
         )
     n = values.size
-    if order == "morf":
-        count = n - math.ceil((100 - percent) / 100 * (n - 1))
-    else:
-        count = math.floor(percent / 100 * (n - 1)) + 1
+    # pytorch-grad-cam keeps the pixels below np.percentile(map, 100 - percent) in both orders (LeRF on 1 - map)
+    count = n - math.ceil((100 - percent) / 100 * (n - 1))
     ties = np.random.default_rng(_TIE_SEED).permutation(n)
     ranked = np.lexsort((ties, values.ravel()))  # ascending by value, ties in a fixed random order
     chosen = ranked[n - count :] if order == "morf" else ranked[:count]

@@ -2,11 +2,11 @@
 
 Jupyter Book's engine: Sphinx, MyST-NB (executes the notebooks and renders them) and sphinx-book-theme (sidebar,
 search, previous/next, download buttons). What is particular to this course is in ``_ext/``: ``course_site.py``
-(model banner, agenda, MathJax, solutions), ``course_index.py`` (the home page's list) and ``api_reference.py`` (the
-API reference of utils). The pages' source is the repository itself (this folder is the configuration):
-``book/index.md``, every notebook under ``notebooks/`` where it lives, and ``docs/instructor_guide.md``, so that
-notebooks run in their own folder and links between files work alike in the repository and on the site. By hand:
-``sphinx-build -c book . build/html``.
+(model banner, agenda, MathJax, solutions), ``course_index.py`` (the home page's list), ``api_reference.py`` (the
+API reference of utils) and ``glossary_links.py`` (a term's first use links to the glossary). The pages' source is
+the repository itself (this folder is the configuration): ``book/index.md``, every notebook under ``notebooks/``
+where it lives, and ``docs/instructor_guide.md``, so that notebooks run in their own folder and links between files
+work alike in the repository and on the site. By hand: ``sphinx-build -c book . build/html``.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ extensions = [
     "course_site",
     "course_index",
     "api_reference",
+    "glossary_links",
 ]
 # Copy buttons copy the code only, never the prompt or the output (MyST-NB shows neither inside the code).
 copybutton_exclude = ".linenos, .gp, .go"

@@ -47,6 +47,7 @@ def _load(name: str, path: Path) -> ModuleType:
 sys.path.insert(0, str(BOOK / "_ext"))  # the site's extensions import each other, as Sphinx loads them (conf.py)
 course_site_ext = _load("course_site", BOOK / "_ext" / "course_site.py")
 course_index_ext = _load("course_index", BOOK / "_ext" / "course_index.py")
+glossary_links_ext = _load("glossary_links", BOOK / "_ext" / "glossary_links.py")
 api_reference_ext = _load("api_reference", BOOK / "_ext" / "api_reference.py")
 builder = _load("book_build", BOOK / "build.py")
 
@@ -136,7 +137,7 @@ def build_paths(site: Path, *also: Path) -> list[str]:
 
 
 def test_the_site_codes_docstring_examples_hold() -> None:
-    for module in (course_site_ext, course_index_ext, api_reference_ext, builder):
+    for module in (course_site_ext, course_index_ext, api_reference_ext, glossary_links_ext, builder):
         with pytest.MonkeyPatch.context() as patch:  # doctest finds a module's functions through sys.modules, where
             patch.setitem(sys.modules, module.__name__, module)  # another test file may have loaded its own copy
             result = doctest.testmod(module)
@@ -814,3 +815,20 @@ def test_a_site_without_solutions_has_no_solution_and_no_guide_and_its_index_say
     captions = re.findall(r'<span class="caption-text">([^<]+)</span>', index)
     assert captions == ["Lessons", "Reference"] and "Solutions" not in index and "instructor" not in index.lower()
     assert broken_links(out) == []
+
+
+def test_a_lesson_links_each_glossary_term_where_it_first_uses_it(course_site: Path) -> None:
+    glossary = page_of(course_site, "book/glossary")
+    page = page_of(course_site, "notebooks/01_grad_cam")
+    article = page[page.index("<article") : page.index("</article>")]
+    links = re.findall(r'<a class="[^"]*course-glossary-link[^"]*" href="([^"#]+)#([^"]+)">([^<]+)</a>', article)
+    anchors = [anchor for _, anchor, _ in links]
+    assert {"term-Grad-CAM", "term-Target-layer"} <= set(anchors) and len(anchors) == len(set(anchors)), anchors
+    for path, anchor, _ in links:
+        assert path == "../book/glossary.html" and f'id="{anchor}"' in glossary, f"{anchor} is no glossary entry"
+    prose = re.sub(r"<(h[1-6]|pre|code)\b.*?</\1>", "", article, flags=re.S)  # headings and code left out
+    first = re.search(r"(?<![\w-])grad-cam(?![\w-])", prose, flags=re.I)
+    assert first and prose[: first.start()].endswith('#term-Grad-CAM">'), "the first Grad-CAM of the prose links"
+    for tag in ("h1", "h2", "h3", "pre", "code"):
+        inside = re.findall(rf"<{tag}\b[^>]*>(?:(?!</{tag}>).)*course-glossary-link", article, flags=re.S)
+        assert inside == [], f"a glossary link inside <{tag}>"

@@ -240,8 +240,9 @@ def build(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     overrides = overrides_for(source, only, without_solutions, rerun)
-    for name in _Quieter.LOGGERS:
-        logging.getLogger(name).addFilter(_Quieter())
+    for logger in map(logging.getLogger, _Quieter.LOGGERS):
+        if not any(isinstance(known, _Quieter) for known in logger.filters):  # once, however many builds run here
+            logger.addFilter(_Quieter())
     try:
         try:
             app = Sphinx(

@@ -1,14 +1,28 @@
-"""utils.faithfulness.centre_map on sizes that are not square (tests/test_faithfulness.py is another helper's file).
+"""utils.faithfulness: values and messages its mutants used to change unnoticed (make mutation MODULE=faithfulness).
 
-A square map cannot tell the vertical spread (sigma x height) from the horizontal one (sigma x width).
+centre_map on sizes that are not square: a square map cannot tell the vertical spread (sigma x height) from the
+horizontal one (sigma x width).
 """
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
+import torch
+from torch import nn
 
-from utils.faithfulness import centre_map
+from utils.faithfulness import (
+    AttributionMaps,
+    attribution_maps,
+    centre_map,
+    edge_map,
+    insertion_deletion,
+    report_card_rows,
+    summarise,
+)
+from utils.sanity import ConstantMapWarning, sobel_magnitude
 
 
 @pytest.mark.parametrize("height, width, sigma", [(6, 15, 0.25), (15, 6, 0.25), (9, 20, 0.1), (1, 7, 0.5)])
@@ -28,3 +42,195 @@ def test_centre_map_falls_to_the_same_value_at_the_same_fraction_of_each_side() 
     horizontal = np.interp(8 + 4.25, np.arange(17), m[4, :])
     assert m[4, 8] == pytest.approx(1.0)
     assert vertical == pytest.approx(horizontal, rel=0.05)
+
+
+# --- what a caller sees: messages naming the value, maps a method returns, the settings the card uses -----------
+
+
+def _exactly(message: str) -> str:
+    return f"^{re.escape(message)}$"
+
+
+class Counting(nn.Module):
+    """A small classifier that records the size of every batch it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        self.batches: list[int] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.batches.append(int(x.shape[0]))
+        return self.net(x)
+
+
+def _photo(seed: int, side: int = 16) -> torch.Tensor:
+    return torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "sigma", "message"),
+    [
+        (0, 5, 0.25, "height must be a whole number, at least 1, got 0."),
+        (5, 0, 0.25, "width must be a whole number, at least 1, got 0."),
+        (5, 5, 0, "sigma must be a positive number (a fraction of the side, e.g. 0.25), got 0."),
+        (5, 5, 1e6, "sigma must be a positive number (a fraction of the side, e.g. 0.25), got 1000000.0."),
+        (5, 5, "0.25", "sigma must be a positive number (a fraction of the side, e.g. 0.25), got '0.25'."),
+    ],
+)
+def test_centre_maps_messages_name_the_argument_and_its_value(height, width, sigma, message) -> None:
+    with pytest.raises(ValueError, match=_exactly(message)):
+        centre_map(height, width, sigma=sigma)
+
+
+def test_edge_map_of_a_one_channel_image_and_of_a_bfloat16_one() -> None:
+    gray = torch.rand(1, 6, 7, generator=torch.Generator().manual_seed(0))
+    np.testing.assert_array_equal(edge_map(gray), sobel_magnitude(gray[0].double()))
+    whole = torch.randint(0, 256, (3, 5, 5), generator=torch.Generator().manual_seed(1)).float()
+    np.testing.assert_array_equal(edge_map(whole.to(torch.bfloat16)), edge_map(whole))  # whole numbers: exact
+
+
+def test_a_method_may_return_numpy_maps_or_one_c_x_h_x_w_map_for_one_image() -> None:
+    net = Counting()
+    x = _photo(0)
+    as_numpy = np.random.default_rng(0).random((1, 1, 16, 16))
+    found = attribution_maps(
+        net,
+        None,
+        x,
+        0,
+        {"numpy": lambda model, batch, classes: as_numpy, "three_d": lambda model, batch, classes: batch[0].abs()},
+    )
+    assert found.maps["numpy"].dtype == torch.float32
+    assert torch.equal(found.maps["numpy"], torch.from_numpy(as_numpy.astype(np.float32)))
+    assert torch.equal(found.maps["three_d"], x.abs())
+
+
+def test_a_method_that_returns_no_maps_is_named() -> None:
+    message = "Method 'mine' returned list; a method must return maps (a tensor or an array)."
+    with pytest.raises(TypeError, match=_exactly(message)):
+        attribution_maps(Counting(), None, _photo(0), 0, {"mine": lambda model, batch, classes: [0.0]})
+
+
+def test_insertion_deletion_takes_16_steps_and_64_images_a_batch_unless_told() -> None:
+    net = Counting()
+    x, saliency = _photo(1), np.random.default_rng(1).random((16, 16))
+    assert len(insertion_deletion(net, x, saliency, 0).fractions) == 17
+    net.batches.clear()
+    insertion_deletion(net, x, saliency, 0, steps=40)
+    assert net.batches == [64, 16]  # the image, its replacement and 2 x 39 perturbed images
+
+
+def test_the_report_card_uses_8_steps_of_16_x_16_patches_and_64_images_a_batch() -> None:
+    net = Counting()
+    photos = {"a": (_photo(2, 64), 1)}
+    maps = {
+        name: (lambda model, batch, classes, s=s: torch.rand(1, 1, 64, 64, generator=torch.Generator().manual_seed(s)))
+        for s, name in enumerate("mnopq")
+    }
+    computed = attribution_maps(net, None, photos["a"][0], 1, maps)
+    net.batches.clear()
+    rows = report_card_rows(net, None, photos, maps, computed=computed)
+    assert net.batches == [64, 8]  # 2 + 5 maps x 2 curves x 7 inner steps = 72 images
+    for row, name in zip(rows, "mnopq"):
+        curves = insertion_deletion(net, photos["a"][0], computed.maps[name], 1, steps=8, patch=16)
+        assert (row.method, row.photo, row.target) == (name, "a", 1)
+        assert (row.insertion_auc, row.deletion_auc) == (curves.insertion_auc, curves.deletion_auc)
+
+
+def test_the_report_card_takes_classes_by_name_in_the_models_categories() -> None:
+    net = Counting()
+    photos = {"a": (_photo(3), "squirrel"), "b": (_photo(4), "cat")}
+    rows = report_card_rows(net, None, photos, ["random", "centre"], steps=2, patch=4, categories=("cat", "squirrel"))
+    by_index = report_card_rows(
+        net, None, {"a": (_photo(3), 1), "b": (_photo(4), 0)}, ["random", "centre"], steps=2, patch=4
+    )
+    assert [r.target for r in rows] == [1, 1, 0, 0]
+    assert [(r.insertion_auc, r.deletion_auc) for r in rows] == [(r.insertion_auc, r.deletion_auc) for r in by_index]
+
+
+@pytest.mark.parametrize(
+    ("photos", "error", "message"),
+    [
+        (["x"], TypeError, "photos must be a dict {name: (x, class)}, not a list."),
+        ("x" * 60, TypeError, "photos must be a dict {name: (x, class)}, not '" + "x" * 39 + "."),
+        ({}, ValueError, "photos is an empty dict; give at least one photo, {name: (x, class)}."),
+        (
+            {"a": (None, 0, 1)},
+            TypeError,
+            "Each photo must be a pair (x, class): the model input and the class to explain.",
+        ),
+        (
+            {"a": (torch.rand(1, 3, 8, 8), 0), "b": (torch.rand(1, 3, 8, 9), 0)},
+            ValueError,
+            "photos must each be one image (1 x C x H x W) of the same size; resize them alike.",
+        ),
+    ],
+)
+def test_report_cards_messages_name_bad_photos(photos, error, message) -> None:
+    with pytest.raises(error, match=_exactly(message)):
+        report_card_rows(Counting(), None, photos, ["random"])
+
+
+def test_report_card_names_computed_maps_it_cannot_use() -> None:
+    net = Counting()
+    photos = {"a": (_photo(5), 0), "b": (_photo(6), 0)}
+    both = torch.cat([photos["a"][0], photos["b"][0]])
+    good = attribution_maps(net, None, both, 0, ["random"])
+    cases = [
+        ("not maps", TypeError, "computed must be the AttributionMaps of attribution_maps, or None, not 'not maps'."),
+        (
+            AttributionMaps(maps={"random": good.maps["random"][:1]}, seconds=good.seconds, inputs=both),
+            ValueError,
+            "computed holds maps for fewer images than the 2 photos; compute them for every photo.",
+        ),
+        (
+            AttributionMaps(maps={"random": good.maps["random"][..., :8]}, seconds=good.seconds, inputs=both),
+            ValueError,
+            "computed's maps are not on the photos' grid; compute them with attribution_maps on the photos.",
+        ),
+        (
+            AttributionMaps(maps=good.maps, seconds=good.seconds, inputs=both[:1]),
+            ValueError,
+            "computed's maps explain other images than the photos; compute them on the photos.",
+        ),
+        (
+            AttributionMaps(maps=good.maps, seconds=good.seconds, inputs=both.flip(0)),
+            ValueError,
+            "computed's image 0 is not the photo 'a': its maps explain another image; pass the photos in the order of "
+            "the images given to attribution_maps.",
+        ),
+    ]
+    for computed, error, message in cases:
+        with pytest.raises(error, match=_exactly(message)):
+            report_card_rows(net, None, photos, ["random"], computed=computed)
+
+
+def test_maps_computed_on_the_photos_in_another_float_dtype_are_accepted() -> None:
+    net = Counting().double()
+    photos = {"a": (_photo(7).double(), 0)}
+    computed = attribution_maps(net.float(), None, _photo(7), 0, ["random"])
+    rows = report_card_rows(net.double(), None, photos, ["random"], steps=2, patch=4, computed=computed)
+    assert [r.method for r in rows] == ["random"]
+
+
+def test_summarise_names_what_it_was_given() -> None:
+    with pytest.raises(
+        TypeError, match=_exactly("rows must be a list of FaithfulnessRow (what report_card_rows returns), not 'rows'.")
+    ):
+        summarise("rows")
+
+
+def test_a_constant_maps_warning_says_what_its_curves_are() -> None:
+    message = (
+        "saliency is constant (e.g. all zero): it ranks no pixel above another, so its curves are those of a fixed "
+        "random order (a random map's); check the class and the method."
+    )
+    with pytest.warns(ConstantMapWarning, match=_exactly(message)):
+        insertion_deletion(Counting(), _photo(8), np.zeros((16, 16)), 0, steps=2)
+
+
+def test_a_class_name_the_model_has_no_output_for_is_named() -> None:
+    message = "Class 'tiger cat' is index 282, which is out of range; valid: 0-1 (the model has 2 outputs)."
+    with pytest.raises(ValueError, match=_exactly(message)):
+        insertion_deletion(Counting(), _photo(9), np.random.default_rng(9).random((16, 16)), "tiger cat", steps=2)

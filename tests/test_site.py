@@ -832,3 +832,22 @@ def test_a_lesson_links_each_glossary_term_where_it_first_uses_it(course_site: P
     for tag in ("h1", "h2", "h3", "pre", "code"):
         inside = re.findall(rf"<{tag}\b[^>]*>(?:(?!</{tag}>).)*course-glossary-link", article, flags=re.S)
         assert inside == [], f"a glossary link inside <{tag}>"
+
+
+def test_where_a_live_widget_would_be_the_page_says_so_and_loads_no_widget_code(
+    tmp_path: Path, site_builder: Builder, offline_page: object
+) -> None:
+    source = _course(tmp_path)
+    _notebook(source / "notebooks" / "00_w.ipynb", "00 · W", "import ipywidgets\nipywidgets.IntSlider()")
+    out = tmp_path / "html"
+    result = site_builder("--source", str(source), "--out", str(out), "--rerun")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "widget-view+json" in page_of(out, "notebooks/00_w") and "require.js" not in page_of(out, "notebooks/00_w")
+    page = offline_page.page  # type: ignore[attr-defined]
+    page.goto((out / "notebooks" / "00_w.html").as_uri())
+    note = page.evaluate(
+        """() => [...document.querySelectorAll('div.cell_output')]
+                   .map(output => getComputedStyle(output, '::after').content)
+                   .filter(content => content !== 'none')"""
+    )
+    assert note == ['"An interactive widget appears here when the notebook runs in JupyterLab (make lab)."'], note

@@ -691,6 +691,27 @@ def test_intersphinx_reads_files_only_and_the_shipped_ones_are_real_inventories_
         assert name in readme, f"{name}: book/_inventories/README.md does not say where it came from"
 
 
+@pytest.mark.parametrize(
+    ("project", "name", "page"),
+    [
+        ("numpy", "numpy.ndarray", "https://numpy.org/doc/stable/reference/generated/numpy.ndarray.html"),
+        ("matplotlib", "matplotlib.axes.Axes", "https://matplotlib.org/stable/api/_as_gen/matplotlib.axes.Axes.html"),
+        ("PIL", "PIL.Image.Image", "https://pillow.readthedocs.io/en/stable/reference/Image.html"),
+        ("python", "pathlib.Path", "https://docs.python.org/3/library/pathlib.html"),
+    ],
+)
+def test_each_shipped_inventory_maps_a_known_name_to_its_page_on_the_librarys_site(
+    project: str, name: str, page: str
+) -> None:
+    from sphinx.util.inventory import InventoryFile
+
+    base, inventory = _conf()["intersphinx_mapping"][project]
+    with (ROOT / inventory).open("rb") as stream:
+        objects = InventoryFile.load(stream, base, lambda url_base, page: url_base + page)
+    (uri,) = [items[name].uri for kind, items in objects.items() if kind.startswith("py:") and name in items]
+    assert uri == f"{page}#{name}"
+
+
 def test_a_signature_naming_a_numpy_matplotlib_or_pil_type_links_to_that_librarys_documentation(
     course_site: Path,
 ) -> None:

@@ -22,7 +22,7 @@ PIP_OFFLINE := $(if $(WHEELHOUSE),--no-index --find-links "$(abspath $(WHEELHOUS
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 DEV_STAMP := $(VENV)/.dev-installed
 
-.PHONY: lab test test-vgg16 weights clean-venv help html check handout wheelhouse
+.PHONY: lab test test-vgg16 weights clean-venv help html check handout wheelhouse inventories
 help:
 	@echo "make lab      install the course environment (.venv) and open lesson 00 in JupyterLab"
 	@echo "make test     install the environment and run every test and notebook (offline model)"
@@ -32,6 +32,7 @@ help:
 	@echo "make html     execute every notebook and render the course as a website (Sphinx) in build/html/"
 	@echo "make handout  zip the last commit without its solutions into build/handout.zip"
 	@echo "make wheelhouse  every pinned package as wheels in build/wheelhouse (WHEELHOUSE=dir), for offline installs"
+	@echo "make inventories  download the libraries' Sphinx inventories into book/_inventories/ (needs internet)"
 	@echo "make clean-venv  remove .venv (the next make lab or make test reinstalls it)"
 	@echo "make mutation   mutation testing of utils/, each module by its own tests (MODULE=saliency: one)"
 
@@ -102,6 +103,11 @@ check: $(DEV_STAMP)
 # Sphinx + MyST-NB + sphinx-book-theme (book/conf.py); the previous site stays until a build succeeds.
 html: $(DEV_STAMP)
 	"$(BIN)/python" book/build.py --out build/html
+
+# The API reference links the libraries' names offline through book/_inventories/ (shipped: Python, NumPy, Matplotlib,
+# Pillow). Where there is internet this fetches all seven (PyTorch, torchvision and Captum too); commit what it adds.
+inventories: $(DEV_STAMP)
+	"$(BIN)/python" book/build.py --fetch-inventories
 
 # The hand-out is the last commit without the worked answers (notebooks/solutions/, tests/solutions/), with a note
 # saying where they come from. It zips what is committed, so it refuses a copy without git or with edits not committed.

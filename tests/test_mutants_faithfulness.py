@@ -16,9 +16,12 @@ from torch import nn
 from utils.faithfulness import (
     AttributionMaps,
     attribution_maps,
+    blur,
     centre_map,
     edge_map,
     insertion_deletion,
+    removal_ranks,
+    replacement,
     report_card_rows,
     summarise,
 )
@@ -234,3 +237,87 @@ def test_a_class_name_the_model_has_no_output_for_is_named() -> None:
     message = "Class 'tiger cat' is index 282, which is out of range; valid: 0-1 (the model has 2 outputs)."
     with pytest.raises(ValueError, match=_exactly(message)):
         insertion_deletion(Counting(), _photo(9), np.random.default_rng(9).random((16, 16)), "tiger cat", steps=2)
+
+
+@pytest.mark.parametrize(
+    ("side", "options", "message"),
+    [
+        ((6, 9), {"patch": 0}, "patch must be a whole number, at least 1, got 0."),
+        ((6, 9), {"patch": 7}, "patch=7 is larger than the image (6 x 9); use a smaller patch."),
+        (
+            (6, 12),
+            {"patch": 3, "steps": 9},
+            "steps=9 is more than the 8 pixels or patches there are to remove; use fewer steps.",
+        ),
+        (
+            (33, 33),
+            {"steps": 1025},
+            "steps=1025 would run 2048 images through the model; at most 1024 steps give a "
+            "smooth curve: use fewer steps.",
+        ),
+    ],
+)
+def test_the_curves_settings_are_named_with_the_image_they_do_not_fit(side, options, message) -> None:
+    x = torch.rand(1, 3, *side)
+    with pytest.raises(ValueError, match=_exactly(message)):
+        insertion_deletion(Counting(), x, np.random.default_rng(0).random(side), 0, **options)
+
+
+def test_the_most_steps_allowed_are_allowed_on_an_image_that_is_not_square() -> None:
+    curves = insertion_deletion(
+        Counting(), torch.rand(1, 3, 32, 33), np.random.default_rng(1).random((32, 33)), 0, steps=1024
+    )
+    assert len(curves.fractions) == 1025 and curves.fractions[-1] == 1.0
+
+
+def test_a_map_off_the_images_grid_is_named_with_both_sizes() -> None:
+    message = (
+        "saliency is 5 x 7 but x is 6 x 8; give a map on x's grid (upsample a Grad-CAM map with "
+        "utils.saliency.upsample_cam first)."
+    )
+    with pytest.raises(ValueError, match=_exactly(message)):
+        insertion_deletion(Counting(), torch.rand(1, 3, 6, 8), np.zeros((5, 7)), 0)
+
+
+def test_curves_name_their_baseline_an_image_when_given_one() -> None:
+    x, saliency = _photo(10), np.random.default_rng(10).random((16, 16))
+    assert insertion_deletion(Counting(), x, saliency, 0, steps=2, baseline=torch.zeros_like(x)).baseline == "image"
+    assert insertion_deletion(Counting(), x, saliency, 0, steps=2, baseline="zero").baseline == "zero"
+
+
+@pytest.mark.parametrize(
+    ("shape", "patch", "message"),
+    [
+        ((4, 4, 4), 1, "shape must be (height, width) of the image, got a tuple."),
+        ((0, 4), 1, "height must be a whole number, at least 1, got 0."),
+        ((4, 0), 1, "width must be a whole number, at least 1, got 0."),
+        ((4, 4), 0, "patch must be a whole number, at least 1, got 0."),
+    ],
+)
+def test_removal_ranks_names_the_bad_argument(shape, patch, message) -> None:
+    with pytest.raises(ValueError, match=_exactly(message)):
+        removal_ranks(np.zeros((4, 4)), shape, patch)
+
+
+def test_an_edge_patch_smaller_than_the_others_is_ranked_by_its_mean() -> None:
+    """Patches of 2 on 3 columns: the first's mean is (0.4 + 0.4) / 2 = 0.4, the one-column edge patch's 0.5: first."""
+    ranks, units = removal_ranks(np.array([[0.4, 0.4, 0.5]]), (1, 3), patch=2)
+    assert ranks.tolist() == [[1, 1, 0]] and units == 2
+
+
+def test_replacement_blurs_by_default_and_takes_the_mean_of_one_image() -> None:
+    x = torch.rand(3, 12, 12, generator=torch.Generator().manual_seed(11))
+    assert torch.equal(replacement(x), blur(x))
+    assert torch.allclose(replacement(x, "mean"), x.mean(dim=(1, 2), keepdim=True).expand_as(x))
+
+
+def test_a_baseline_image_is_taken_in_xs_dtype_and_its_faults_are_named() -> None:
+    x = torch.rand(1, 3, 4, 5)
+    taken = replacement(x, torch.ones(1, 3, 4, 5, dtype=torch.float64))
+    assert taken.dtype == torch.float32 and torch.equal(taken, torch.ones(1, 3, 4, 5))
+    message = "baseline has shape (1, 3, 4, 4); a baseline image must be shaped like x, (1, 3, 4, 5)."
+    with pytest.raises(ValueError, match=_exactly(message)):
+        replacement(x, torch.ones(1, 3, 4, 4))
+    message = "baseline contains NaN or infinite values; check the image and its preprocessing."
+    with pytest.raises(ValueError, match=_exactly(message)):
+        replacement(x, torch.full((1, 3, 4, 5), float("nan")))

@@ -13,6 +13,7 @@ import pytest
 import torch
 from torch import nn
 
+import utils.faithfulness as faithfulness_module
 from utils.faithfulness import (
     AttributionMaps,
     attribution_maps,
@@ -20,11 +21,13 @@ from utils.faithfulness import (
     centre_map,
     edge_map,
     insertion_deletion,
+    random_map,
     removal_ranks,
     replacement,
     report_card_rows,
     summarise,
 )
+from utils.saliency import grad_cam, upsample_cam
 from utils.sanity import ConstantMapWarning, sobel_magnitude
 
 
@@ -57,9 +60,13 @@ def _exactly(message: str) -> str:
 class Counting(nn.Module):
     """A small classifier that records the size of every batch it is given."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int = 0) -> None:
         super().__init__()
-        self.net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = nn.Sequential(
+                nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)
+            )
         self.batches: list[int] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -321,3 +328,125 @@ def test_a_baseline_image_is_taken_in_xs_dtype_and_its_faults_are_named() -> Non
     message = "baseline contains NaN or infinite values; check the image and its preprocessing."
     with pytest.raises(ValueError, match=_exactly(message)):
         replacement(x, torch.full((1, 3, 4, 5), float("nan")))
+
+
+def test_the_model_free_maps_are_the_maps_they_name_on_each_image() -> None:
+    x = torch.rand(2, 3, 10, 14, generator=torch.Generator().manual_seed(12))
+    found = attribution_maps(Counting(), None, x, 0, ["random", "edges", "centre"])
+    assert all(m.dtype == torch.float32 and tuple(m.shape) == (2, 1, 10, 14) for m in found.maps.values())
+    for i in range(2):
+        expected = {"random": random_map(10, 14, seed=0), "edges": edge_map(x[i]), "centre": centre_map(10, 14)}
+        for name, values in expected.items():
+            np.testing.assert_allclose(found.maps[name][i, 0].numpy(), values.astype(np.float32), rtol=0, atol=0)
+
+
+def test_the_course_maps_grad_cam_is_upsampled_bilinearly() -> None:
+    net, x = Counting(), _photo(13)
+    small = grad_cam(net, "net.1", x, 0)
+    expected = upsample_cam(small, x.shape[-2:], "bilinear")
+    nearest = upsample_cam(small, x.shape[-2:], "nearest")
+    assert (expected - nearest).abs().max() > 0.01 * expected.max() > 0  # the two modes differ on this map
+    found = attribution_maps(net, "net.1", x, 0, ["grad_cam"])
+    assert torch.allclose(found.maps["grad_cam"], expected, rtol=1e-5, atol=0)
+
+
+def test_attribution_maps_time_each_map_with_the_clock(monkeypatch) -> None:
+    ticks = iter([10.0, 10.6, 11.0, 11.2])
+    monkeypatch.setattr(faithfulness_module, "_clock", lambda: next(ticks))
+    found = attribution_maps(Counting(), "net.1", torch.rand(2, 3, 16, 16), 0, ["grad_cam", "random"])
+    # the course's three maps of two images share 0.6 s; the random maps of two images take 0.2 s
+    assert found.seconds == pytest.approx({"grad_cam": 0.1, "random": 0.1})
+
+
+def test_attribution_maps_take_classes_by_name_in_the_models_categories() -> None:
+    def class_map(model, batch, classes):
+        return torch.tensor(classes, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 16, 16)
+
+    x = torch.rand(2, 3, 16, 16)
+    found = attribution_maps(Counting(), None, x, ["squirrel", "cat"], {"c": class_map}, categories=("cat", "squirrel"))
+    assert found.maps["c"][:, 0, 0, 0].tolist() == [1.0, 0.0]
+
+
+@pytest.mark.parametrize(
+    ("layer", "methods", "error", "message"),
+    [
+        (None, 5, TypeError, "methods must be a list of method names or a dict {name: method}, not 5."),
+        (None, [], ValueError, "methods must name at least one method, each by a string."),
+        (None, {1: "random"}, ValueError, "methods must name at least one method, each by a string."),
+        (
+            None,
+            ["sobel"],
+            ValueError,
+            "Unknown method 'sobel'; name one of grad_cam, guided_backprop, "
+            "guided_grad_cam, random, edges, centre, or pass a function.",
+        ),
+        (None, {"x": 3}, TypeError, "Method 'x' must be a name or a function (model, x, classes) -> maps, not int."),
+        (
+            None,
+            ["grad_cam", "guided_backprop", "random"],
+            ValueError,
+            "Methods grad_cam, guided_backprop need the Grad-CAM layer; pass layer (e.g. loaded.target_layer).",
+        ),
+    ],
+)
+def test_attribution_maps_names_what_it_cannot_compute(layer, methods, error, message) -> None:
+    with pytest.raises(error, match=_exactly(message)):
+        attribution_maps(Counting(), layer, torch.rand(1, 3, 16, 16), 0, methods)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ((4, 0), "width must be a whole number, at least 1, got 0."),
+        ((4, 4, -1), "seed must be a whole number, at least 0, got -1."),
+        (
+            (10_000, 10_000, 0),
+            "A 10000 x 10000 map has more than MAX_MAP_PIXELS = 50,000,000 pixels; make it the "
+            "size of the model's input (e.g. 224 x 224).",
+        ),
+    ],
+)
+def test_random_map_names_the_bad_argument(args, message) -> None:
+    height, width, *seed = args
+    with pytest.raises(ValueError, match=_exactly(message)):
+        random_map(height, width, seed=seed[0] if seed else 0)
+
+
+def test_random_maps_default_seed_is_0() -> None:
+    assert np.array_equal(random_map(4, 5), np.random.default_rng(0).random((4, 5)))
+
+
+@pytest.mark.parametrize(
+    ("x", "error", "message"),
+    [
+        ([1.0], TypeError, "x must be a dense torch.Tensor, C x H x W or N x C x H x W, not list."),
+        (
+            torch.ones(1, 3, 4, 4).to_sparse(),
+            TypeError,
+            "x must be a dense torch.Tensor, C x H x W or N x C x H x W, not a sparse tensor.",
+        ),
+        (torch.ones(4, 4), ValueError, "x has shape (4, 4); expected an image C x H x W or a batch N x C x H x W."),
+        (
+            torch.ones(0, 3, 4, 4),
+            ValueError,
+            "x has shape (0, 3, 4, 4); expected an image C x H x W or a batch N x C x H x W.",
+        ),
+        (
+            torch.ones(3, 4, 4, dtype=torch.int64),
+            ValueError,
+            "x has dtype torch.int64; preprocess the image into a float tensor.",
+        ),
+        (
+            torch.full((3, 4, 4), float("inf")),
+            ValueError,
+            "x contains NaN or infinite values; check the image and its preprocessing.",
+        ),
+    ],
+)
+def test_an_image_that_is_not_one_is_named(x, error, message) -> None:
+    with pytest.raises(error, match=_exactly(message)):
+        blur(x)
+
+
+def test_a_one_pixel_image_is_an_image() -> None:
+    assert blur(torch.ones(1, 1, 1, 1)).shape == (1, 1, 1, 1)

@@ -49,7 +49,7 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
         "summed logits": lambda logits: logits[0].sum(),
         "cross-entropy loss": lambda logits: -torch.log_softmax(logits, dim=1)[0, target],
     }
-    gradients = {name: _gradient_of(model, layer, x, score) for name, score in scores.items()}
+    gradients = _gradients_of(model, layer, x, scores)
     return [
         (
             "Grad-CAM",
@@ -110,10 +110,10 @@ def _mistakes(model: nn.Module, layer: str, x: torch.Tensor, target: int) -> lis
     ]
 
 
-def _gradient_of(
-    model: nn.Module, layer: str, x: torch.Tensor, score: Callable[[torch.Tensor], torch.Tensor]
-) -> torch.Tensor:
-    """The gradient of ``score(logits)`` at ``layer``'s output (C x h x w), computed on a copy of the model."""
+def _gradients_of(
+    model: nn.Module, layer: str, x: torch.Tensor, scores: dict[str, Callable[[torch.Tensor], torch.Tensor]]
+) -> dict[str, torch.Tensor]:
+    """The gradient of each ``score(logits)`` at ``layer``'s output (C x h x w): one copy of the model, one forward."""
     spare = copy_for_learner(model).eval()
     module = resolve_layer(spare, layer)[1]
     seen: dict[str, torch.Tensor] = {}
@@ -125,11 +125,14 @@ def _gradient_of(
     handle = module.register_forward_hook(keep)
     try:
         with torch.enable_grad():
-            value = score(spare(x.detach().clone().requires_grad_(True)))
-            (gradient,) = torch.autograd.grad(value, seen["A"])
+            logits = spare(x.detach().clone().requires_grad_(True))
+            gradients = {
+                name: torch.autograd.grad(score(logits), seen["A"], retain_graph=True)[0]
+                for name, score in scores.items()
+            }
     finally:
         handle.remove()
-    return gradient.double()[0].cpu()
+    return {name: gradient.double()[0].cpu() for name, gradient in gradients.items()}
 
 
 def _close(got: torch.Tensor, wanted: torch.Tensor) -> bool:

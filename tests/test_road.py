@@ -180,6 +180,34 @@ def test_road_is_the_model_on_images_imputed_with_seed_plus_their_position() -> 
         assert np.array_equal(road(net, x, saliency, 1, percentages=shares).morf, again.morf)
 
 
+def test_one_order_alone_gives_that_orders_values_of_the_full_call_and_leaves_the_other_empty() -> None:
+    """orders=("morf",) or ("lerf",): the same draws as the call with both (each image keeps its seed), half the
+    images; the combined score, which needs both, says which one is missing."""
+    net = small_cnn(seed=3).eval()
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(3))
+    saliency = np.random.default_rng(3).random((24, 24))
+    shares = (20, 50, 80)
+    both = road(net, x, saliency, 1, percentages=shares, seed=2)
+    morf = road(net, x, saliency, 1, percentages=shares, seed=2, orders=("morf",))
+    lerf = road(net, x, saliency, 1, percentages=shares, seed=2, orders=["lerf"])
+    assert np.array_equal(morf.morf, both.morf) and np.array_equal(lerf.lerf, both.lerf)
+    assert morf.lerf.shape == (0,) and lerf.morf.shape == (0,)
+    assert morf.original == lerf.original == both.original and not np.array_equal(both.morf, both.lerf)
+    reordered = road(net, x, saliency, 1, percentages=shares, seed=2, orders=("lerf", "morf"))
+    assert np.array_equal(reordered.morf, both.morf) and np.array_equal(reordered.lerf, both.lerf)
+    assert reordered.combined == both.combined
+    for curves, missing in ((morf, "LeRF"), (lerf, "MoRF")):
+        with pytest.raises(ValueError, match=f"^ROAD's combined score needs both orders, and {missing} was not"):
+            _ = curves.combined
+
+
+@pytest.mark.parametrize("orders", [(), ("morf", "morf"), "morf", ("MoRF",), ("morf", None), 1])
+def test_orders_other_than_road_s_two_are_named_in_one_line(orders) -> None:
+    net = small_cnn(seed=0).eval()
+    with pytest.raises(ValueError, match=r'^orders must be \("morf", "lerf"\), \("morf",\) or \("lerf",\): .*, not '):
+        road(net, torch.rand(1, 3, 24, 24), torch.rand(24, 24), 0, percentages=(50,), orders=orders)
+
+
 def test_road_takes_a_class_by_its_name_in_the_models_categories() -> None:
     net = small_cnn(seed=0).eval()
     x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))

@@ -43,6 +43,7 @@ from utils.saliency import (
 __all__ = [
     "NEIGHBOUR_WEIGHTS",
     "ROAD_NOISE",
+    "ROAD_ORDERS",
     "ROAD_PERCENTAGES",
     "RoadCurves",
     "noisy_linear_imputation",
@@ -65,6 +66,8 @@ ROAD_NOISE = 0.01
 """The standard deviation of the noise added to imputed values, on the model's (normalised) input scale."""
 ROAD_PERCENTAGES: tuple[int, ...] = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 """The shares of pixels removed, in percent: pytorch-grad-cam's ROAD averages over these."""
+ROAD_ORDERS: tuple[str, ...] = ("morf", "lerf")
+"""ROAD's two orders: most relevant first, least relevant first (``road`` computes both by default)."""
 MAX_NOISE = 1e3  # far beyond any input scale; larger values would overflow float32 images
 _TIE_SEED = 0  # tied values are removed in a fixed random order (as utils.faithfulness ranks them)
 
@@ -181,7 +184,9 @@ class RoadCurves:
 
     ``morf``: most relevant first (lower is better); ``lerf``: least relevant first (higher is
     better); ``original``: the probability before anything is removed. ``combined`` is
-    ``(mean(lerf) - mean(morf)) / 2``, pytorch-grad-cam's ``ROADCombined`` on probabilities.
+    ``(mean(lerf) - mean(morf)) / 2``, pytorch-grad-cam's ``ROADCombined`` on probabilities. An
+    order that ``road`` was asked not to compute (``orders=("morf",)``) is an empty array, and
+    ``combined`` then says so instead of returning a number.
     """
 
     percentages: tuple[float, ...]
@@ -191,7 +196,27 @@ class RoadCurves:
 
     @property
     def combined(self) -> float:
+        missing = [name for name, curve in (("MoRF", self.morf), ("LeRF", self.lerf)) if curve.size == 0]
+        if missing:
+            raise ValueError(
+                f"ROAD's combined score needs both orders, and {missing[0]} was not computed: "
+                'call road with orders=("morf", "lerf") (the default).'
+            )
         return float((self.lerf.mean() - self.morf.mean()) / 2)
+
+
+def _orders(orders: object) -> tuple[str, ...]:
+    if (
+        not isinstance(orders, (tuple, list))
+        or not orders
+        or not all(isinstance(order, str) and order in ROAD_ORDERS for order in orders)
+        or len(set(orders)) != len(orders)
+    ):
+        raise ValueError(
+            'orders must be ("morf", "lerf"), ("morf",) or ("lerf",): the orders to compute, each once, '
+            f"not {describe(orders)}."
+        )
+    return tuple(orders)
 
 
 def road(
@@ -204,12 +229,15 @@ def road(
     noise: float = ROAD_NOISE,
     seed: int = 0,
     categories: tuple[str, ...] | list[str] | None = None,
+    orders: tuple[str, ...] = ROAD_ORDERS,
 ) -> RoadCurves:
     """ROAD for one image ``x`` (C x H x W or 1 x C x H x W) and one map on its grid: both orders, every share.
 
-    All imputed images go through the model in one batch (2 x the number of shares), in eval mode
+    All imputed images go through the model in one batch (the number of shares per order), in eval mode
     with frozen parameters; the model and ``x`` are left as they were. The noise of each imputed
-    image is drawn from ``seed`` plus its position, so a call is repeatable.
+    image is drawn from ``seed`` plus its position (MoRF's shares first, then LeRF's), so a call
+    is repeatable. ``orders=("morf",)`` computes MoRF only, with the same values as a call with
+    both (half the sparse solves, the slow part); the curve left out is empty.
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -228,17 +256,27 @@ def road(
             f"not {describe(percentages)}."
         )
     shares = tuple(percentages)
-    masks = [removed_pixels(saliency, p, order) for order in ("morf", "lerf") for p in shares]
-    if masks[0].shape != tuple(batch.shape[-2:]):
+    wanted = _orders(orders)
+    n = len(shares)
+    # (position, mask): the position in the full call, MoRF then LeRF, seeds the image's noise
+    masks = [
+        (k * n + i, removed_pixels(saliency, p, order))
+        for k, order in enumerate(ROAD_ORDERS)
+        if order in wanted
+        for i, p in enumerate(shares)
+    ]
+    if masks[0][1].shape != tuple(batch.shape[-2:]):
         raise ValueError(
-            f"the map is {masks[0].shape[0]} x {masks[0].shape[1]} but the image "
+            f"the map is {masks[0][1].shape[0]} x {masks[0][1].shape[1]} but the image "
             f"{batch.shape[-2]} x {batch.shape[-1]}; upsample the map to the image's grid first."
         )
     image = batch[0].detach()
-    imputed = [noisy_linear_imputation(image, m, noise=noise, seed=seed + i) for i, m in enumerate(masks)]
+    imputed = [noisy_linear_imputation(image, m, noise=noise, seed=seed + i) for i, m in masks]
     with torch.no_grad(), eval_with_frozen_parameters(model):
         logits = class_scores(model(torch.stack([image, *imputed])), 1 + len(imputed))
     check_class_range([cls], target, logits.shape[1])
     p = torch.softmax(logits.double(), dim=1)[:, cls].cpu().numpy()
-    n = len(shares)
-    return RoadCurves(percentages=shares, morf=p[1 : 1 + n], lerf=p[1 + n :], original=float(p[0]))
+    curves = {order: np.empty(0) for order in ROAD_ORDERS}
+    for k, order in enumerate(order for order in ROAD_ORDERS if order in wanted):  # the masks' order
+        curves[order] = p[1 + k * n : 1 + (k + 1) * n]
+    return RoadCurves(percentages=shares, morf=curves["morf"], lerf=curves["lerf"], original=float(p[0]))

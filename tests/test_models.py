@@ -183,6 +183,22 @@ def test_auto_prefers_cached_vgg16(empty_torch_home, capsys) -> None:
     assert isinstance(loaded.target_layer, torch.nn.ReLU) and not loaded.model.training
     assert not loaded.random_weights
     assert capsys.readouterr().out == ""
+    saved = torch.load(models.vgg16_weights_path(), weights_only=True)  # the file's weights, every one, on the CPU
+    found = loaded.model.state_dict()
+    assert found.keys() == saved.keys() and all(torch.equal(found[key], saved[key]) for key in saved)
+    assert all(p.device.type == "cpu" and p.requires_grad for p in loaded.model.parameters())
+
+
+def test_a_cached_vgg16_checkpoint_missing_a_layer_says_to_download_again(empty_torch_home) -> None:
+    """The architecture is built without weights (on the meta device): a checkpoint that lacks one must not leave a
+    layer without values behind, but be refused like any unreadable file."""
+    path = models.vgg16_weights_path()
+    _cache_random_vgg16(path)
+    state = torch.load(path, weights_only=True)
+    del state["classifier.6.bias"]
+    torch.save(state, path)
+    with pytest.raises(ModelUnavailableError, match=r"cannot be read \(Error\(s\) in loading state_dict.*make weights"):
+        load_model("vgg16")
 
 
 def test_corrupt_cached_vgg16_says_to_download_again(empty_torch_home) -> None:

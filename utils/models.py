@@ -407,9 +407,10 @@ _Built = tuple[nn.Module, str, "VGG16_Weights | SqueezeNet1_1_Weights", str]
 
 def _build_vgg16() -> _Built:
     path = download_weights("vgg16")
-    model = models.vgg16()
+    with torch.device("meta"):  # the architecture without its random initialisation (1.2 s): the file replaces it
+        model = models.vgg16()
     try:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), assign=True)
     except (RuntimeError, OSError, pickle.UnpicklingError) as error:
         raise ModelUnavailableError(
             f"VGG16's cached weights at {path} cannot be read ({str(error).splitlines()[0]}); "

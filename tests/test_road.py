@@ -16,7 +16,8 @@ from pytorch_grad_cam.metrics.road import (
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 from torch import nn
 
-from utils.road import ROAD_PERCENTAGES, noisy_linear_imputation, removed_pixels, road
+from utils.categories import describe
+from utils.road import ROAD_ORDERS, ROAD_PERCENTAGES, noisy_linear_imputation, removed_pixels, road
 from utils.shortcuts import small_cnn
 
 # pytorch-grad-cam's metrics call numpy on tensors, which NumPy 2 warns about: their code, not ours
@@ -204,8 +205,23 @@ def test_one_order_alone_gives_that_orders_values_of_the_full_call_and_leaves_th
 @pytest.mark.parametrize("orders", [(), ("morf", "morf"), "morf", ("MoRF",), ("morf", None), 1])
 def test_orders_other_than_road_s_two_are_named_in_one_line(orders) -> None:
     net = small_cnn(seed=0).eval()
-    with pytest.raises(ValueError, match=r'^orders must be \("morf", "lerf"\), \("morf",\) or \("lerf",\): .*, not '):
+    message = 'orders must be ("morf", "lerf"), ("morf",) or ("lerf",): the orders to compute, each once, not '
+    with pytest.raises(ValueError, match=f"^{re.escape(message + describe(orders))}.$"):
         road(net, torch.rand(1, 3, 24, 24), torch.rand(24, 24), 0, percentages=(50,), orders=orders)
+
+
+@pytest.mark.parametrize("order", ROAD_ORDERS)
+def test_one_share_of_one_order_is_one_image_and_a_map_off_the_grid_is_named(order) -> None:
+    """A single imputed image: the call must not look for a second one, to check the map or to name its size."""
+    net = small_cnn(seed=0).eval()
+    x = torch.rand(1, 3, 48, 40, generator=torch.Generator().manual_seed(0))
+    saliency = torch.rand(48, 40, generator=torch.Generator().manual_seed(1))
+    one = road(net, x, saliency, 1, percentages=(30,), orders=(order,))
+    full = road(net, x, saliency, 1, percentages=(30,))
+    assert getattr(one, order).shape == (1,) and np.array_equal(getattr(one, order), getattr(full, order))
+    message = "the map is 12 x 16 but the image 48 x 40; upsample the map to the image's grid first."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        road(net, x, torch.rand(12, 16), 1, percentages=(30,), orders=(order,))
 
 
 def test_road_takes_a_class_by_its_name_in_the_models_categories() -> None:

@@ -25,7 +25,7 @@ DEV_STAMP := $(VENV)/.dev-installed
 .PHONY: lab test test-vgg16 weights clean-venv help html check handout wheelhouse inventories
 help:
 	@echo "make lab      install the course environment (.venv) and open lesson 00 in JupyterLab"
-	@echo "make test     install the environment and run every test and notebook (offline model)"
+	@echo "make test     install the environment and run every test and notebook (offline model; TESTS=paths: some)"
 	@echo "make test-vgg16  run every lesson and solution to the end on VGG16 with random weights (slow; CI runs it)"
 	@echo "make weights  download VGG16's ImageNet weights into the torch cache (needs internet)"
 	@echo "make check    prove this machine is ready for the course: runs lesson 00 as a test"
@@ -82,8 +82,10 @@ lab: $(RUNTIME_STAMP) $(LAB_OVERRIDES)
 	"$(BIN)/jupyter" lab --notebook-dir=notebooks notebooks/00_start_here.ipynb \
 		$(if $(filter 0,$(shell id -u)),--allow-root)
 
+# TESTS=...: pytest's paths instead of pyproject.toml's testpaths, e.g. TESTS="tests utils" (all but the notebooks).
+TESTS ?=
 test: $(DEV_STAMP)
-	"$(BIN)/python" -m pytest -n auto
+	"$(BIN)/python" -m pytest -n auto $(TESTS)
 
 # VGG16's branch of every lesson, with seeded random weights (its real ones cannot be downloaded in CI); the numbers are
 # meaningless, so claims print instead of asserting. Not in make test: pyproject.toml deselects the vgg16 marker.

@@ -72,6 +72,17 @@ def test_make_lab_opens_lesson_00_with_no_news_pop_up(tmp_path: Path) -> None:
     assert properties["checkForUpdates"]["type"] == "boolean"
 
 
+def test_make_test_runs_every_test_path_unless_tests_names_some(tmp_path: Path) -> None:
+    """Plain ``make test`` leaves the paths to pyproject.toml's testpaths (notebooks included); CI's Python 3.13 run
+    passes ``TESTS="tests utils"``, and those paths, nothing else, reach pytest."""
+    venv = tmp_path / "venv"
+    for tests, ending in (None, "-m pytest -n auto"), ("tests utils", "-m pytest -n auto tests utils"):
+        arguments = ["make", "-C", str(ROOT), "-n", "-o", f"{venv}/.dev-installed", f"VENV={venv}", "test"]
+        planned = subprocess.run(arguments + ([f"TESTS={tests}"] if tests else []), capture_output=True, text=True)
+        (command,) = [line for line in planned.stdout.splitlines() if "-m pytest" in line]
+        assert command.rstrip().endswith(ending), command
+
+
 def test_with_a_wheelhouse_every_install_is_offline_from_it(tmp_path: Path) -> None:
     """make lab/test WHEELHOUSE=dir: uv, the runtime, the course's package and the test tools all come from dir, with
     the index off (CI builds a wheelhouse and installs the main suite's environment from it with the network closed)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from utils.categories import describe
 from utils.datasets import sample_image_path
 from utils.regions import mass_share
 from utils.shortcuts import (
@@ -13,6 +16,7 @@ from utils.shortcuts import (
     TAG_RULES,
     TAGGED_CLASS,
     Box,
+    TaggedImages,
     accuracy,
     add_tag,
     box_share,
@@ -419,3 +423,421 @@ def test_preserved_rng_counts_the_devices_torch_reports(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
     assert _available("cuda") == 3
+
+
+# --- mutation testing (issue 26): values and whole messages -----------------------------------------
+
+
+def test_box_shares_takes_n_x_h_x_w_batches_and_a_batch_of_one():
+    maps = np.zeros((2, 16, 16))
+    maps[0, 13, 13], maps[0, 0, 0] = 3.0, 1.0  # (13, 13) is in SMALL_BOX (rows and columns 10-13)
+    maps[1, 12, 11] = 2.0
+    assert box_shares(maps, SMALL_BOX).tolist() == [0.75, 1.0]
+    assert box_shares(maps[1:], SMALL_BOX).tolist() == [1.0]
+    assert box_shares(torch.from_numpy(maps)[:, None], SMALL_BOX).tolist() == [0.75, 1.0]
+
+
+@pytest.mark.parametrize("maps", [np.zeros((0, 16, 16)), np.ones((16, 16)), [np.ones((16, 16))]])
+def test_box_shares_names_what_is_not_a_batch(maps):
+    message = f"maps must be a batch N x C x H x W or N x H x W, got {describe(maps)}."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        box_shares(maps, SMALL_BOX)
+
+
+class _NoModel:
+    """Not a torch module."""
+
+
+def _tiny():
+    """One picture of each class, 16 x 16, confounded."""
+    return tagged_dataset(1, size=16, box=SMALL_BOX)
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda: Box(0, 0.5, 1, 1, (4, 6)), TypeError, "The box's left must be a whole number of pixels, not 0.5."),
+        (lambda: Box(0, 0, 1, True, (4, 6)), TypeError, "The box's width must be a whole number of pixels, not True."),
+        (lambda: Box(0, 0, 1, 1, [4, 6]), ValueError, "image_size must be (height, width) in pixels, got [4, 6]."),
+        (lambda: Box(0, 0, 1, 1, (4, 0)), ValueError, "image_size must be (height, width) in pixels, got (4, 0)."),
+        (
+            lambda: Box(0, 0, 1, 1, (4, 6, 1)),
+            ValueError,
+            "image_size must be (height, width) in pixels, got (4, 6, 1).",
+        ),
+        (lambda: Box(0, 0, 1, 1, (4.0, 6)), ValueError, "image_size must be (height, width) in pixels, got (4.0, 6)."),
+        (
+            lambda: Box(0, 0, 3, 0, (4, 6)),
+            ValueError,
+            "The box is empty (3 x 0 pixels); give it a height and width of at least 1.",
+        ),
+        (
+            lambda: Box(3, 4, 2, 3, (4, 6)),
+            ValueError,
+            "The box (rows 3-4, columns 4-6) reaches outside the 4 x 6 image; move it or make it smaller.",
+        ),
+        (
+            lambda: Box(-1, 0, 2, 2, (4, 6)),
+            ValueError,
+            "The box (rows -1-0, columns 0-1) reaches outside the 4 x 6 image; move it or make it smaller.",
+        ),
+        (
+            lambda: corner_box("centre"),
+            ValueError,
+            "Unknown corner 'centre'; valid: 'top left', 'top right', 'bottom left', 'bottom right'.",
+        ),
+        (lambda: corner_box(size=0), ValueError, "size must be at least 1, got 0."),
+        (lambda: corner_box(image_size=0), ValueError, "image_size must be at least 1, got 0."),
+        (lambda: corner_box(margin=-1), ValueError, "margin must be at least 0, got -1."),
+        (lambda: tag_patch(2), ValueError, "height must be at least 3, got 2."),
+        (lambda: tag_patch(4, 2), ValueError, "width must be at least 3, got 2."),
+        (
+            lambda: tag_patch(4, 1025),
+            ValueError,
+            "A 4 x 1025 tag is larger than MAX_TAG_SIZE = 1024 pixels a side; a tag is a small mark on the image "
+            "(TAG_SIZE = 10).",
+        ),
+        (
+            lambda: add_tag(np.zeros((3, 16, 16)), SMALL_BOX),
+            ValueError,
+            "images must be a tensor N x C x H x W or C x H x W, got a float64 array of shape (3, 16, 16).",
+        ),
+        (
+            lambda: add_tag(torch.zeros(3, 16, 16, dtype=torch.int64), SMALL_BOX),
+            ValueError,
+            "images must hold finite float pixels in [0, 1], got a torch.int64 tensor of shape (3, 16, 16) with "
+            "other values.",
+        ),
+        (
+            lambda: add_tag(torch.full((3, 16, 16), -0.5), SMALL_BOX),
+            ValueError,
+            "images must hold pixels in [0, 1] (the tag is drawn in that range), got values from -0.5 to -0.5; "
+            "divide 0-255 pixels by 255.",
+        ),
+        (
+            lambda: add_tag(torch.zeros(3, 16, 12), SMALL_BOX),
+            ValueError,
+            "The images are 16 x 12 but the box is on a 16 x 16 image; build the box for the images' size.",
+        ),
+        (
+            lambda: add_tag(torch.zeros(2, 3, 16, 16), SMALL_BOX, which=[True, False, True]),
+            ValueError,
+            "which must give one True/False per image (2), got shape (3,).",
+        ),
+        (
+            lambda: add_tag(torch.zeros(2, 3, 16, 16), SMALL_BOX, which="yes"),
+            ValueError,
+            "which must give one True/False (or 1/0) per image, not 'yes'.",
+        ),
+        (
+            lambda: add_tag(torch.zeros(2, 3, 16, 16), SMALL_BOX, which=[2, 0]),
+            ValueError,
+            "which must give one True/False (or 1/0) per image, not [2, 0].",
+        ),
+        (
+            lambda: add_tag(torch.zeros(2, 3, 16, 16), (10, 10, 4, 4)),
+            TypeError,
+            "box must be a Box (see corner_box), not (10, 10, 4, 4).",
+        ),
+        (lambda: photo_crops(sample_image_path("cat"), 0), ValueError, "n must be at least 1, got 0."),
+        (lambda: photo_crops(sample_image_path("cat"), 1, size=7), ValueError, "size must be at least 8, got 7."),
+        (lambda: photo_crops(sample_image_path("cat"), 1, seed=-1), ValueError, "seed must be at least 0, got -1."),
+        (
+            lambda: small_cnn(2**63 - 1),
+            ValueError,
+            "seed must be at most MAX_SEED = 2**63 - 2 (torch's generators take 64 bits), got 9223372036854775807.",
+        ),
+        (lambda: small_cnn(channels=1), ValueError, "channels must be at least 2, got 1."),
+        (
+            lambda: tagged_dataset(1, "often", size=16, box=SMALL_BOX),
+            ValueError,
+            "Unknown tag rule 'often'; valid: 'confounded', 'moved', 'none', 'all', 'random'.",
+        ),
+        (lambda: tagged_dataset(0), ValueError, "n_per_class must be at least 1, got 0."),
+        (lambda: tagged_dataset(1, size=7), ValueError, "size must be at least 8, got 7."),
+        (
+            lambda: tagged_dataset(1, size=13),
+            ValueError,
+            "size=13 leaves no room for the default 10 x 10 tag 2 pixels from the corner (it needs size >= 14); give a "
+            "larger size or a smaller box, e.g. box=corner_box(size=3, image_size=13).",
+        ),
+        (
+            lambda: tagged_dataset(1, size=16, box=SMALL_BOX, photos=sample_image_path("cat")),
+            TypeError,
+            f"photos must be a list of one photo per class (cat, squirrel), not {describe(sample_image_path('cat'))}.",
+        ),
+        (
+            lambda: tagged_dataset(1, size=16, box=SMALL_BOX, photos=[sample_image_path("cat")] * 3),
+            ValueError,
+            "photos must give one photo per class (cat, squirrel), got 3.",
+        ),
+        (
+            lambda: retag(torch.zeros(1), "all"),
+            TypeError,
+            "data must be TaggedImages (from tagged_dataset), not a torch.float32 tensor of shape (1,).",
+        ),
+        (
+            lambda: retag(_tiny(), "all", box=Box(0, 0, 2, 2, (16, 12))),
+            ValueError,
+            "The box is on a 16 x 12 image but the data's images are 16 x 16; build the box for the images' size.",
+        ),
+        (
+            lambda: train_classifier(_NoModel(), _tiny()),
+            TypeError,
+            "model must be a torch nn.Module with parameters (e.g. small_cnn()), not a _NoModel.",
+        ),
+        (
+            lambda: train_classifier(small_cnn(), _tiny().images),
+            TypeError,
+            "data must be TaggedImages (from tagged_dataset or retag), not a torch.float32 tensor of shape "
+            "(2, 3, 16, 16).",
+        ),
+        (
+            lambda: train_classifier(small_cnn(), _tiny(), lr=0),
+            ValueError,
+            "lr must be a positive learning rate such as 3e-3, not 0.",
+        ),
+        (
+            lambda: train_classifier(small_cnn(), _tiny(), lr=True),
+            ValueError,
+            "lr must be a positive learning rate such as 3e-3, not True.",
+        ),
+        (
+            lambda: train_classifier(small_cnn(), _tiny(), lr="0.1"),
+            ValueError,
+            "lr must be a positive learning rate such as 3e-3, not '0.1'.",
+        ),
+        (
+            lambda: train_classifier(small_cnn(), _tiny(), lr=float("inf")),
+            ValueError,
+            "lr must be a positive learning rate such as 3e-3, not inf.",
+        ),
+        (
+            lambda: train_classifier(small_cnn(), _tiny(), batch_size=0),
+            ValueError,
+            "batch_size must be at least 1, got 0.",
+        ),
+        (lambda: train_classifier(small_cnn(), _tiny(), seed=-1), ValueError, "seed must be at least 0, got -1."),
+        (
+            lambda: train_classifier(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(768, 3)), _tiny()),
+            ValueError,
+            "The model gives (1, 3) for one image; train_classifier needs 2 class scores per image (cat, squirrel), "
+            "e.g. small_cnn().",
+        ),
+        (
+            lambda: predict(_NoModel(), torch.zeros(1, 3, 16, 16)),
+            TypeError,
+            "model must be a torch nn.Module with parameters (e.g. small_cnn()), not a _NoModel.",
+        ),
+        (
+            lambda: accuracy(small_cnn(), torch.zeros(1, 3, 16, 16)),
+            TypeError,
+            "data must be TaggedImages (from tagged_dataset or retag), not a torch.float32 tensor of shape "
+            "(1, 3, 16, 16).",
+        ),
+        (
+            lambda: box_share(np.ones((16, 12)), SMALL_BOX),
+            ValueError,
+            "The map is 16 x 12 but the box is on a 16 x 16 image; give one map on the image's grid (upsample Grad-CAM "
+            "with upsample_cam).",
+        ),
+        (lambda: box_share(np.ones((16, 16)), "box"), TypeError, "box must be a Box (see corner_box), not 'box'."),
+    ],
+)
+def test_each_refusal_names_the_bad_value_in_one_whole_line(call, error, message):
+    with pytest.raises(error) as raised:
+        call()
+    assert str(raised.value) == message
+
+
+def test_retag_draws_random_tags_from_seed_0_by_default_as_tagged_dataset_does():
+    data = tagged_dataset(20, "confounded", seed=0, size=16, box=SMALL_BOX)
+    random = tagged_dataset(20, "random", seed=0, size=16, box=SMALL_BOX)
+    assert torch.equal(retag(data, "random").tagged, random.tagged)
+    assert torch.equal(retag(data, "random").images, random.images)
+    assert not torch.equal(retag(data, "random", seed=1).tagged, random.tagged)
+
+
+class _Recorder(torch.nn.Module):
+    """A linear classifier that records the images of each training batch and draws from the global RNG (as dropout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(3 * 16 * 16, 2)
+        self.batches: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.batches.append(x.detach().clone())
+            torch.rand(5)  # a dropout layer's draw: it must not change the order of the batches
+        return self.fc(x.flatten(1))
+
+
+@pytest.fixture(scope="module")
+def data_34():
+    """34 images (more than one default batch of 32), 16 x 16."""
+    return tagged_dataset(17, "confounded", seed=2, size=16, box=SMALL_BOX)
+
+
+def _seen(trained: _Recorder, data) -> list[list[int]]:
+    """Which images of data each training batch held, by index."""
+    flat = data.images.flatten(1)
+    return [[int((flat == image.flatten()).all(1).nonzero()[0, 0]) for image in batch] for batch in trained.batches]
+
+
+def _shuffled(n: int, epochs: int, batch_size: int, seed: int) -> list[list[int]]:
+    order = torch.Generator().manual_seed(seed)
+    return [b.tolist() for _ in range(epochs) for b in torch.randperm(n, generator=order).split(batch_size)]
+
+
+def test_training_shuffles_with_its_own_generator_in_batches_with_the_documented_defaults(data_34):
+    trained = train_classifier(_Recorder(), data_34)  # epochs=8, seed=0, batch_size=32
+    assert _seen(trained, data_34) == _shuffled(34, 8, 32, 0)
+    trained = train_classifier(_Recorder(), data_34, epochs=2, seed=5, batch_size=10)
+    assert _seen(trained, data_34) == _shuffled(34, 2, 10, 5)
+
+
+def test_training_is_adam_on_the_cross_entropy_with_the_learning_rate_given(data_34):
+    """Adam's first step moves every weight with a gradient by the learning rate (m / sqrt(v): the gradient's sign)."""
+    model = _Recorder()
+    for lr in (0.01, 3e-3):
+        trained = train_classifier(model, data_34, epochs=1, batch_size=34, lr=lr)
+        step = (trained.fc.weight - model.fc.weight).detach().abs()  # lr x |g| / (|g| + 1e-8): lr unless g is ~0
+        assert float(step.max()) == pytest.approx(lr, rel=1e-4) and float(step.median()) == pytest.approx(lr, rel=1e-3)
+    # the gradient is the cross-entropy's: for a model that outputs zeros, (softmax - one-hot) / N, times the input
+    images, labels = data_34.images.flatten(1), data_34.labels
+    expected = ((torch.full((34, 2), 0.5) - torch.nn.functional.one_hot(labels, 2)).T @ images) / 34
+    zero = _Recorder()
+    with torch.no_grad():
+        zero.fc.weight.zero_()
+        zero.fc.bias.zero_()
+    trained = train_classifier(zero, data_34, epochs=1, batch_size=34, lr=0.01)
+    moved = trained.fc.weight != 0
+    assert torch.equal(moved, expected != 0)
+    assert torch.equal(torch.sign(trained.fc.weight)[moved], -torch.sign(expected)[moved])
+
+
+def test_retag_names_the_datas_height_and_width():
+    content = torch.zeros(2, 3, 16, 12)
+    data = TaggedImages(
+        images=content, labels=torch.tensor([0, 1]), tagged=torch.zeros(2, dtype=torch.bool), content=content,
+        box=Box(0, 0, 3, 3, (16, 12)), rule="none",
+    )  # fmt: skip
+    message = "The box is on a 16 x 16 image but the data's images are 16 x 12; build the box for the images' size."
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        retag(data, "all", box=SMALL_BOX)
+    assert retag(data, "all").tagged.tolist() == [True, True]
+
+
+class _Failing(torch.nn.Module):
+    """A model whose forward pass fails with ``message`` (a RuntimeError), or returns ``output``."""
+
+    def __init__(self, message: str | None = None, output: object = None) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.message, self.output = message, output
+
+    def forward(self, x: torch.Tensor) -> object:
+        if self.message is not None:
+            raise RuntimeError(self.message)
+        return self.output
+
+
+@pytest.mark.parametrize(
+    ("model", "message"),
+    [
+        (
+            _Failing("mat1 and mat2 shapes cannot be multiplied\nmore detail"),
+            "The model cannot take the data's (3, 16, 16) images: mat1 and mat2 shapes cannot be multiplied; "
+            "build it for this image size (e.g. small_cnn()).",
+        ),
+        (
+            _Failing(""),
+            "The model cannot take the data's (3, 16, 16) images: RuntimeError; "
+            "build it for this image size (e.g. small_cnn()).",
+        ),
+        (
+            _Failing(output=(torch.zeros(1, 2),)),
+            "The model gives tuple for one image; train_classifier needs 2 class scores per image (cat, squirrel), "
+            "e.g. small_cnn().",
+        ),
+        (
+            _Failing(output=torch.zeros(2)),
+            "The model gives (2,) for one image; train_classifier needs 2 class scores per image (cat, squirrel), "
+            "e.g. small_cnn().",
+        ),
+    ],
+    ids=["first-line", "empty-message", "tuple", "flat"],
+)
+def test_a_model_that_cannot_train_on_the_data_is_named_in_one_whole_line(model, message):
+    with pytest.raises(ValueError) as raised:
+        train_classifier(model, _tiny())
+    assert str(raised.value) == message
+
+
+def test_crops_follow_the_documented_recipe_measured_on_constant_and_ramp_photos():
+    """Side 35-80% of the shorter side, inside the photo, mirrored half the time, contrast 0.8-1.2, brightness +-0.1.
+
+    Two constant photos of one size give each crop's contrast c and brightness b exactly (the same seed draws the
+    same crops whatever the pixels: p = (v - 0.5) c + 0.5 + b); a photo whose red rises left to right and green top
+    to bottom then gives each crop's columns and rows (to a few pixels: 8-bit levels and the bilinear filter).
+    """
+    width, height, n, size = 300, 200, 100, 8
+    v1, v2, low, high = 128, 204, 77, 178  # the ramp stays in [0.3, 0.7]: no pixel is clipped
+
+    def crops(photo: np.ndarray) -> torch.Tensor:
+        return photo_crops(photo, n, size=size, seed=7).double()
+
+    p1 = crops(np.full((height, width, 3), v1, np.uint8)).mean((1, 2, 3))
+    p2 = crops(np.full((height, width, 3), v2, np.uint8)).mean((1, 2, 3))
+    c = (p2 - p1) / ((v2 - v1) / 255)
+    b = p1 - 0.5 - (v1 / 255 - 0.5) * c
+    assert 0.8 - 1e-5 < float(c.min()) < 0.82 and 1.18 < float(c.max()) < 1.2 + 1e-5
+    assert -0.1 - 1e-5 < float(b.min()) < -0.09 and 0.09 < float(b.max()) < 0.1 + 1e-5
+    ramp = np.full((height, width, 3), 128, np.uint8)
+    ramp[..., 0] = np.round(low + (high - low) * np.arange(width) / (width - 1))[None, :]
+    ramp[..., 1] = np.round(low + (high - low) * np.arange(height) / (height - 1))[:, None]
+    level = ((crops(ramp) - 0.5 - b[:, None, None, None]) / c[:, None, None, None] + 0.5) * 255
+    assert float((level[:, 2] - 128).abs().max()) < 1e-3  # the constant blue: the same c and b
+    x = (level[:, 0].mean(1) - low) / (high - low) * (width - 1)  # n x size: each column's place in the photo
+    y = (level[:, 1].mean(2) - low) / (high - low) * (height - 1)  # each row's
+    mirrored = x[:, -1] < x[:, 0]
+    assert 0.4 < float(mirrored.double().mean()) < 0.6 and bool((y[:, -1] > y[:, 0]).all())  # rows never flipped
+    side_x = (x[:, -1] - x[:, 0]).abs() * size / (size - 1)
+    side_y = (y[:, -1] - y[:, 0]) * size / (size - 1)
+    assert float((side_x - side_y).abs().max()) < 8  # square crops
+    share = side_y / min(width, height)
+    assert 0.33 < float(share.min()) < 0.4 and 0.75 < float(share.max()) < 0.82
+    left, top = torch.minimum(x[:, 0], x[:, -1]) - side_x / (2 * size), y[:, 0] - side_y / (2 * size)
+    assert float(left.min()) > -2 and float((left + side_x).max()) < width + 2
+    assert float(top.min()) > -2 and float((top + side_y).max()) < height + 2
+    assert float(left.max()) > width * 0.4 and float(top.max()) > height * 0.4  # anywhere, not only at one corner
+
+
+def test_small_cnn_is_seeded_from_0_by_default():
+    assert same(weights(small_cnn()), weights(small_cnn(0))) and not same(weights(small_cnn()), weights(small_cnn(1)))
+
+
+def test_the_default_tag_fits_from_size_14_and_the_default_seed_is_0():
+    """TAG_SIZE + 4 = 14 pixels: the 10 x 10 tag 2 pixels from the corner, touching the image's far side."""
+    data = tagged_dataset(1, size=14)
+    assert data.box == Box(2, 2, 10, 10, (14, 14)) and data.images.shape == (2, 3, 14, 14)
+    small = tagged_dataset(2, size=16, box=SMALL_BOX)
+    assert torch.equal(small.content, tagged_dataset(2, size=16, box=SMALL_BOX, seed=0).content)
+    assert not torch.equal(small.content, tagged_dataset(2, size=16, box=SMALL_BOX, seed=1).content)
+
+
+def test_the_tag_is_a_c_open_to_the_right_centred_and_drawn_with_a_thin_pen():
+    """A 270-degree arc (45 to 315, PIL's angles) on the middle 22-78% of the label, about 1.2 pixels wide."""
+    patch = tag_patch(16)
+    assert np.array_equal(patch, patch[::-1]), "the c is symmetric top to bottom"
+    assert patch[7:9, 11:13].min() == 1.0 and patch[7:9, 3:5].min() < 0.3, "open on the right, closed on the left"
+    ink = float((1 - patch).sum())  # the arc's length, 0.75 x 2 pi x 4.5 pixels, times the pen's width
+    assert 0.9 < ink / (0.75 * 2 * np.pi * 0.28 * 16) < 1.3
+    for (height, width), rows, columns in [((10, 20), (2, 7), (4, 13)), ((20, 10), (4, 15), (2, 6))]:
+        dark = tag_patch(height, width) < 0.9
+        assert dark.shape == (height, width)
+        assert (np.flatnonzero(dark.any(1))[[0, -1]].tolist(), np.flatnonzero(dark.any(0))[[0, -1]].tolist()) == (
+            list(rows),
+            list(columns),
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -76,9 +77,12 @@ def test_make_test_runs_every_test_path_unless_tests_names_some(tmp_path: Path) 
     """Plain ``make test`` leaves the paths to pyproject.toml's testpaths (notebooks included); CI's Python 3.13 run
     passes ``TESTS="tests utils"``, and those paths, nothing else, reach pytest."""
     venv = tmp_path / "venv"
+    # Not the settings of a make that runs this test (CI's `make test TESTS=...` hands them down in MAKEFLAGS).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "TESTS")}
     for tests, ending in (None, "-m pytest -n auto"), ("tests utils", "-m pytest -n auto tests utils"):
         arguments = ["make", "-C", str(ROOT), "-n", "-o", f"{venv}/.dev-installed", f"VENV={venv}", "test"]
-        planned = subprocess.run(arguments + ([f"TESTS={tests}"] if tests else []), capture_output=True, text=True)
+        arguments += [f"TESTS={tests}"] if tests else []
+        planned = subprocess.run(arguments, capture_output=True, text=True, env=env)
         (command,) = [line for line in planned.stdout.splitlines() if "-m pytest" in line]
         assert command.rstrip().endswith(ending), command
 

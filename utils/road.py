@@ -231,7 +231,7 @@ def road(
     categories: tuple[str, ...] | list[str] | None = None,
     orders: tuple[str, ...] = ROAD_ORDERS,
 ) -> RoadCurves:
-    """ROAD for one image ``x`` (C x H x W or 1 x C x H x W) and one map on its grid: both orders, every share.
+    """ROAD for one image ``x`` (C x H x W or 1 x C x H x W) and one map on its grid: both orders (or those asked).
 
     All imputed images go through the model in one batch (the number of shares per order), in eval mode
     with frozen parameters; the model and ``x`` are left as they were. The noise of each imputed

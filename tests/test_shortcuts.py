@@ -841,3 +841,128 @@ def test_the_tag_is_a_c_open_to_the_right_centred_and_drawn_with_a_thin_pen():
             list(rows),
             list(columns),
         )
+
+
+def _out_of_range() -> torch.Tensor:
+    images = torch.zeros(2, 3, 16, 16)
+    images[0, 0, 0, 0], images[1, 2, 5, 5] = -0.5, 0.75
+    return images
+
+
+@pytest.mark.parametrize(
+    ("images", "which", "box", "message"),
+    [
+        (
+            torch.zeros(3, 16, 16).to_sparse(),
+            None,
+            SMALL_BOX,
+            "images must be a tensor N x C x H x W or C x H x W, got a torch.float32 tensor of shape (3, 16, 16).",
+        ),
+        (
+            torch.zeros(1, 1, 3, 16, 16),
+            None,
+            SMALL_BOX,
+            "images must be a tensor N x C x H x W or C x H x W, got a torch.float32 tensor of shape "
+            "(1, 1, 3, 16, 16).",
+        ),
+        (
+            torch.full((3, 16, 16), float("nan")),
+            None,
+            SMALL_BOX,
+            "images must hold finite float pixels in [0, 1], got a torch.float32 tensor of shape (3, 16, 16) with "
+            "other values.",
+        ),
+        (
+            _out_of_range(),
+            None,
+            SMALL_BOX,
+            "images must hold pixels in [0, 1] (the tag is drawn in that range), got values from -0.5 to 0.75; "
+            "divide 0-255 pixels by 255.",
+        ),
+        (
+            torch.zeros(3, 12, 16),
+            None,
+            Box(0, 0, 3, 3, (16, 12)),
+            "The images are 12 x 16 but the box is on a 16 x 12 image; build the box for the images' size.",
+        ),
+        (
+            torch.zeros(2, 3, 16, 16),
+            [[True], [False, True]],
+            SMALL_BOX,
+            "which must give one True/False (or 1/0) per image, not [[True], [False, True]].",
+        ),
+        (
+            torch.zeros(2, 3, 16, 16),
+            torch.tensor([1, 0]).to_sparse(),
+            SMALL_BOX,
+            "which must give one True/False (or 1/0) per image, not a torch.int64 tensor of shape (2,).",
+        ),
+        (
+            torch.zeros(2, 3, 16, 16),
+            torch.tensor([1 + 0j, 0j]),
+            SMALL_BOX,
+            "which must give one True/False (or 1/0) per image, not a torch.complex64 tensor of shape (2,).",
+        ),
+        (
+            torch.zeros(2, 3, 16, 16),
+            b"\x01\x00",
+            SMALL_BOX,
+            "which must give one True/False (or 1/0) per image, not b'\\x01\\x00'.",
+        ),
+    ],
+)
+def test_add_tag_names_each_bad_input_in_one_whole_line(images, which, box, message):
+    with pytest.raises(ValueError) as raised:
+        add_tag(images, box, which)
+    assert str(raised.value) == message
+
+
+def test_add_tag_takes_pixels_at_0_and_1_an_empty_batch_and_float64_images():
+    images = torch.zeros(2, 3, 16, 16, dtype=torch.float64)
+    images[1] = 1.0
+    tagged = add_tag(images, SMALL_BOX, which=np.array([False, True]))
+    patch = torch.from_numpy(tag_patch(4).astype(np.float64))
+    assert tagged.dtype == torch.float64 and torch.equal(tagged[1, :, SMALL_BOX.rows, SMALL_BOX.columns][0], patch)
+    assert torch.equal(tagged[0], images[0])
+    assert add_tag(torch.zeros(0, 3, 16, 16), SMALL_BOX).shape == (0, 3, 16, 16)
+
+
+def test_the_smallest_and_largest_tags_and_crops_are_allowed():
+    assert tag_patch(3).shape == (3, 3) and tag_patch(3, 1024).shape == (3, 1024) and tag_patch(5).shape == (5, 5)
+    for height, width in ((1025, 3), (3, 1025)):
+        with pytest.raises(ValueError, match=f"^A {height} x {width} tag is larger than MAX_TAG_SIZE = 1024"):
+            tag_patch(height, width)
+    assert photo_crops(sample_image_path("cat"), 1, size=8, seed=0).shape == (1, 3, 8, 8)
+
+
+def test_a_box_may_touch_the_images_far_edges_and_take_numpy_whole_numbers():
+    assert Box(3, 5, 1, 1, (4, 6)).mask()[3, 5] and Box(0, 0, 4, 6, (4, 6)).mask().all()
+    assert Box(np.int64(1), np.int64(2), np.int64(1), np.int64(1), (np.int64(4), np.int64(6))).share == 1 / 24
+    for spec, message in [
+        ((0, 0, 5, 1), "The box (rows 0-4, columns 0-0) reaches outside the 4 x 6 image; move it or make it smaller."),
+        ((0, 0, 1, 7), "The box (rows 0-0, columns 0-6) reaches outside the 4 x 6 image; move it or make it smaller."),
+        (
+            (0, -1, 1, 1),
+            "The box (rows 0-0, columns -1--1) reaches outside the 4 x 6 image; move it or make it smaller.",
+        ),
+        ((0, 0, 1, 0), "The box is empty (1 x 0 pixels); give it a height and width of at least 1."),
+    ]:
+        with pytest.raises(ValueError) as raised:
+            Box(*spec, image_size=(4, 6))
+        assert str(raised.value) == message
+    with pytest.raises(ValueError, match=r"^image_size must be \(height, width\) in pixels, got \(np\.True_, 6\)\.$"):
+        Box(0, 0, 1, 1, (np.True_, 6))
+
+
+def test_add_tag_draws_a_tag_of_the_boxs_own_height_and_width_and_refuses_pixels_above_1():
+    box = Box(1, 2, 3, 5, (16, 16))
+    tagged = add_tag(torch.zeros(1, 3, 16, 16), box)
+    assert torch.equal(tagged[0, 1, 1:4, 2:7], torch.from_numpy(tag_patch(3, 5).copy()))
+    images = torch.zeros(3, 16, 16)
+    images[0, 0, 0] = 1.5
+    message = (
+        "images must hold pixels in [0, 1] (the tag is drawn in that range), got values from 0 to 1.5; "
+        "divide 0-255 pixels by 255."
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        add_tag(images, box)

@@ -480,6 +480,7 @@ def test_every_figure_helper_marks_random_weights(monkeypatch: pytest.MonkeyPatc
         "show_image": lambda ax: visualise.show_image(ax, np.zeros((4, 4, 3)), "picture"),
         "show_heatmap": lambda ax: visualise.show_heatmap(ax, np.eye(4), "map"),
         "show_diverging": lambda ax: visualise.show_diverging(ax, np.eye(4) - 0.5, "diff", colorbar=False),
+        "draw_regions": lambda ax: visualise.draw_regions(ax, {"left": np.array([[1, 1, 0, 0]] * 4)}),
     }
     monkeypatch.delenv("XAI_RANDOM_WEIGHTS", raising=False)
     assert all(marks(draw_one(Figure().add_subplot())) == [] for draw_one in helpers.values())
@@ -490,7 +491,7 @@ def test_every_figure_helper_marks_random_weights(monkeypatch: pytest.MonkeyPatc
     ax = Figure().add_subplot()
     for draw_one in helpers.values():
         draw_one(ax)
-    assert marks(ax) == ["random weights"]  # one panel drawn on three times: one mark
+    assert marks(ax) == ["random weights"]  # one panel drawn on four times: one mark
 
 
 # --- make check ------------------------------------------------------------------------------------

@@ -588,6 +588,7 @@ def draw_regions(
             handlelength=1.5,
             columnspacing=1.0,
         )
+    _mark_random_weights(ax)  # a picture drawn with ax.imshow (lesson 03's article code) is outlined here
     return ax
 
 

@@ -966,3 +966,9 @@ def test_add_tag_draws_a_tag_of_the_boxs_own_height_and_width_and_refuses_pixels
     )
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         add_tag(images, box)
+
+
+def test_crops_are_drawn_from_seed_0_by_default():
+    photo = sample_image_path("cat")
+    assert torch.equal(photo_crops(photo, 2, size=8), photo_crops(photo, 2, size=8, seed=0))
+    assert not torch.equal(photo_crops(photo, 2, size=8), photo_crops(photo, 2, size=8, seed=1))

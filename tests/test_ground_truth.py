@@ -95,6 +95,18 @@ def test_smoothgrad_is_captums_noise_tunnel_with_the_documented_defaults(net, si
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+def test_smoothgrad_leaves_every_devices_generator_as_it_found_it(net, signed, monkeypatch) -> None:
+    """torch.manual_seed reseeds every accelerator too (Captum draws the noise on the input's device): the method's
+    seeding must restore them all, not the CPU's generator alone (fake accelerators, as tests/test_random_state.py)."""
+    from test_random_state import FakeGenerators
+
+    fake = FakeGenerators(monkeypatch)
+    cpu = torch.get_rng_state()
+    saliency_methods("relu3", smoothgrad_samples=2, seed=9)["smoothgrad"](net, signed, [0, 1])
+    assert fake.states == fake.first and torch.equal(torch.get_rng_state(), cpu)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_integrated_gradients_and_deeplift_start_from_black_as_captum_does(net, signed) -> None:
     classes = [1, 0]
     zeros = torch.zeros_like(signed)

@@ -30,6 +30,7 @@ from torch import nn
 
 from utils.cams import grad_cam_plus_plus, hires_cam, layer_cam, score_cam
 from utils.categories import check_count, describe
+from utils.random_state import preserved_rng
 from utils.saliency import (
     MapLike,
     ZeroGradCamWarning,
@@ -113,7 +114,7 @@ def saliency_methods(
                     )
                 if name == "deeplift":
                     return DeepLift(model).attribute(x, torch.zeros_like(x), target=classes).detach()
-                with torch.random.fork_rng(devices=[]):
+                with preserved_rng():  # manual_seed reseeds every device; Captum draws on the input's
                     torch.manual_seed(seed)
                     stdev = smoothgrad_noise * float(x.max() - x.min())
                     return (

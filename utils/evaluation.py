@@ -609,7 +609,8 @@ def evaluate(
             for i, image in enumerate(names):
                 for name in named:
                     roads = _road_means(model, batch[i : i + 1], maps[name][i], chunk_classes[i]) if with_road else ()
-                    rows.append(EvaluationRow(image, name, chunk_classes[i], *aucs[name][i], *roads, seconds[name][i]))
+                    row = (image, name, chunk_classes[i], *aucs[name][i], *roads)  # ROAD's fields stay NaN without it
+                    rows.append(EvaluationRow(*row, seconds=seconds[name][i]))
             seen += len(chunk)
             bar.update(len(chunk))
     if seen == 0:

@@ -8,7 +8,10 @@ readers, the step and patch limits, the constant-map warning, the channels-last 
 from __future__ import annotations
 
 import math
+import os
 import re
+import subprocess
+import sys
 import warnings
 from dataclasses import astuple
 from pathlib import Path
@@ -20,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms._presets import ImageClassification
 
+import utils.evaluation
 import utils.faithfulness
 from utils.evaluation import (
     Evaluation,
@@ -129,6 +133,44 @@ def test_a_csv_with_non_ascii_names_is_utf8(tmp_path) -> None:
     path = Evaluation(rows).to_csv(tmp_path / "card.csv")
     assert "écureuil ☕.png" in path.read_bytes().decode("utf-8")
     assert Evaluation.read_csv(path).rows[0].image == "écureuil ☕.png"
+
+
+def test_the_csv_is_utf8_whatever_the_locale(tmp_path) -> None:
+    """Under an ASCII locale (LC_ALL=C without Python's UTF-8 mode) the table is still written and read as UTF-8."""
+    script = (
+        "import locale, sys\n"
+        "from utils.evaluation import Evaluation, EvaluationRow\n"
+        "path = Evaluation((EvaluationRow('\\u00e9cureuil.png', 'm', 1, 0.5, 0.25),)).to_csv(sys.argv[1])\n"
+        "print(locale.getpreferredencoding(False), ascii(Evaluation.read_csv(path).rows[0].image))\n"
+    )
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONUTF8="0", PYTHONCOERCECLOCALE="0", PYTHONIOENCODING="utf-8")
+    root = Path(utils.evaluation.__file__).resolve().parents[1]  # the package being tested (mutmut's copy too)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "card.csv")], env=env, cwd=root, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    encoding, name = done.stdout.split()
+    assert encoding.lower() not in ("utf-8", "utf8"), encoding  # the premise: the locale's encoding is not UTF-8
+    assert name == ascii("écureuil.png")
+    assert "écureuil.png" in (tmp_path / "card.csv").read_bytes().decode("utf-8")
+
+
+def test_numpy_floats_and_returns_in_names_go_through_the_csv(tmp_path) -> None:
+    rows = (EvaluationRow("a\rb.png", "m", np.int64(2), np.float64(0.5), np.float64(1 / 3), seconds=np.float64(2.5)),)
+    back = Evaluation.read_csv(Evaluation(rows).to_csv(tmp_path / "card.csv")).rows[0]
+    assert (back.image, back.target, back.insertion_auc, back.deletion_auc, back.seconds) == (
+        "a\rb.png",
+        2,
+        0.5,
+        1 / 3,
+        2.5,
+    )
+
+
+def test_a_value_given_as_none_counts_as_not_computed() -> None:
+    rows = (EvaluationRow("a", "m", 1, 0.5, 0.25, road_combined=None), EvaluationRow("b", "m", 1, 0.25, 0.5, 0, 0, 0.5))
+    s = Evaluation(rows).summary()["m"]
+    assert (s.road_combined_mean, s.road_combined_min, s.road_combined_max) == (0.5, 0.5, 0.5)
 
 
 # --- fingerprints -----------------------------------------------------------------------------------
@@ -476,7 +518,8 @@ def test_a_constant_map_is_named_in_a_warning_at_the_callers_line() -> None:
         "The 'flat' map of 'image 0' is constant: it ranks no pixel above another, so its curves are those of a "
         "fixed random order; check the class and the method."
     ]
-    assert caught[0].filename == __file__
+    if "mutmut" not in sys.modules:  # mutmut's trampolines put frames of their own between the caller and the library
+        assert caught[0].filename == __file__  # stacklevel: the warning points at the caller's line
 
 
 def test_a_map_with_channels_is_constant_when_its_magnitude_is() -> None:

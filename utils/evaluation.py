@@ -154,14 +154,15 @@ class Evaluation:
     def to_csv(self, path: str | os.PathLike) -> Path:
         """Write one line per row (a header first) to ``path``, with the csv module; returns the path.
 
-        Floats are written with ``repr``, so ``Evaluation.read_csv`` gets back exactly the same numbers.
+        The csv module writes floats (numpy's float64 too) with ``float.__repr__``, so ``Evaluation.read_csv``
+        gets back exactly the same numbers.
         """
         path = Path(path)
         with path.open("w", newline="", encoding="utf-8") as out:
             writer = csv.DictWriter(out, fieldnames=[f.name for f in fields(EvaluationRow)])
             writer.writeheader()
             for row in self.rows:
-                writer.writerow({k: repr(v) if isinstance(v, float) else v for k, v in asdict(row).items()})
+                writer.writerow(asdict(row))  # not repr(v): numpy's float64 would be written "np.float64(0.5)"
         return path
 
     @classmethod

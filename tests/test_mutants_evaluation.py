@@ -153,6 +153,9 @@ def test_the_csv_is_utf8_whatever_the_locale(tmp_path) -> None:
     assert encoding.lower() not in ("utf-8", "utf8"), encoding  # the premise: the locale's encoding is not UTF-8
     assert name == ascii("écureuil.png")
     assert "écureuil.png" in (tmp_path / "card.csv").read_bytes().decode("utf-8")
+    # the same calls here too: mutmut runs a test for a function's mutants only if it saw the test call it
+    again = Evaluation.read_csv(tmp_path / "card.csv").to_csv(tmp_path / "again.csv")
+    assert Evaluation.read_csv(again).rows[0].image == "écureuil.png"
 
 
 def test_numpy_floats_and_returns_in_names_go_through_the_csv(tmp_path) -> None:

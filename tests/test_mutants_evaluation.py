@@ -678,3 +678,30 @@ def test_the_bar_is_shown_when_there_is_more_than_one_chunk_or_no_count(capsys) 
     assert "evaluating: 100%" in err and "4/4" in err and "image" in err.rsplit("4/4", 1)[1]
     evaluate(net, None, (b for b in x.split(4)), ["centre"], batch_size=4, steps=2, patch=8)
     assert "evaluating: " in capsys.readouterr().err  # an unknown count: a bar
+
+
+def test_a_signed_map_of_one_channel_is_ranked_by_its_values() -> None:
+    """Half -1, half +1: not constant (the +1 half goes first), although its magnitude is."""
+
+    def signs(model: nn.Module, batch: torch.Tensor, classes: list[int]) -> torch.Tensor:
+        out = torch.ones(batch.shape[0], 1, 16, 16)
+        out[:, :, :8] = -1.0
+        return out
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConstantMapWarning)
+        table = evaluate(small_net(), None, images(2), {"signs": signs}, **QUIET)
+    assert len(table.rows) == 2
+
+
+def test_only_the_user_warnings_of_the_methods_are_silenced() -> None:
+    def noisy(model: nn.Module, batch: torch.Tensor, classes: list[int]) -> torch.Tensor:
+        warnings.warn("a note from Captum", UserWarning, stacklevel=2)
+        warnings.warn("an overflow", RuntimeWarning, stacklevel=2)
+        return Fake()(model, batch, classes)
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        evaluate(small_net(), None, images(2), {"noisy": noisy}, **QUIET)
+    mine = [(w.category, str(w.message)) for w in seen if str(w.message) in ("a note from Captum", "an overflow")]
+    assert mine == [(RuntimeWarning, "an overflow")]

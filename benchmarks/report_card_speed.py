@@ -8,14 +8,19 @@ deletion and insertion AUCs with blurred 16 x 16 patches in 8 steps.
 
 (a) batched: one ``evaluate`` call over all the images, with an empty map cache (every map is computed);
 (b) loop: per image, the top class from one forward pass, then ``utils.faithfulness.report_card_rows``
-    on that one photo (which computes its three maps in one pass and runs the perturbed images of
-    its three maps together): the same public functions, one image at a time.
+    on that one photo (which computes its three maps in one pass and runs the 44 perturbed images of
+    its three maps together, in one batch): the same public functions, one photo at a time;
+(c) single: ``evaluate`` with ``batch_size=1`` and ``forward_batch=1``: every call of the model,
+    the maps' and each perturbed image's, takes one image (no batching at all).
 
-Each repeat times (a) and (b) side by side (in alternating order, to cancel drift), and the
-largest difference between their AUCs is printed (the batched maps and forward passes round
-differently: a few 1e-6). The last line is::
+(b) is the loop a learner writes with the course's functions; its batches of 44 perturbed images
+already keep a CPU busy, so on a CPU (a) gains over (b) mostly what the maps and per-call overheads
+cost. (c) shows what batching itself buys. Each repeat times the paths side by side (in rotating
+order, to cancel drift), and the largest difference between the AUCs of (a) and the others is
+printed (batched maps and forward passes round differently: a few 1e-6). The last line is::
 
-    batched_speedup=<b/a> images_per_s_batched=<..> images_per_s_loop=<..> device=<cpu|cuda>
+    batched_speedup=<b/a> unbatched_speedup=<c/a> images_per_s_batched=<..> images_per_s_loop=<..>
+    images_per_s_single=<..> device=<cpu|cuda>
 
 with the medians over the repeats. Run by hand, not by the test suite:
 ``python benchmarks/report_card_speed.py --repeats 3`` (add ``--device cuda`` on a GPU machine).
@@ -70,6 +75,22 @@ def batched(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float
     return [(r.insertion_auc, r.deletion_auc) for r in table.rows]
 
 
+def single(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
+    """(c) ``evaluate`` with no batching: every model call one image."""
+    table = evaluate(
+        loaded.model,
+        loaded.target_layer_name,
+        images,
+        list(COURSE_METHODS),
+        cache=MapCache(),
+        progress=False,
+        batch_size=1,
+        forward_batch=1,
+        **SETTINGS,
+    )
+    return [(r.insertion_auc, r.deletion_auc) for r in table.rows]
+
+
 def loop(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
     """(b) One image at a time: its top class, then ``report_card_rows`` on that photo alone."""
     found = []
@@ -91,33 +112,37 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model("squeezenet1_1", device=args.device)
     images = [x.to(loaded.device) for x in course_crops(loaded, args.images)]
-    timings: dict[str, list[float]] = {"batched": [], "loop": []}
+    paths = {"batched": batched, "loop": loop, "single": single}
+    timings: dict[str, list[float]] = {name: [] for name in paths}
     worst = 0.0
     for repeat in range(args.repeats):
         results = {}
-        for name in ("batched", "loop") if repeat % 2 == 0 else ("loop", "batched"):
+        order = list(paths)[repeat % 3 :] + list(paths)[: repeat % 3]
+        for name in order:
             if args.device == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # constant maps of some crops: both paths warn alike
-                results[name] = (batched if name == "batched" else loop)(loaded, images)
+                warnings.simplefilter("ignore")  # constant maps of some crops: every path warns alike
+                results[name] = paths[name](loaded, images)
             if args.device == "cuda":
                 torch.cuda.synchronize()
             timings[name].append(time.perf_counter() - start)
-        worst = max(
-            worst, max(abs(a - b) for pa, pb in zip(results["batched"], results["loop"]) for a, b in zip(pa, pb))
-        )
+        for other in ("loop", "single"):
+            pairs = zip(results["batched"], results[other])
+            worst = max(worst, max(abs(a - b) for pa, pb in pairs for a, b in zip(pa, pb)))
         print(
             f"repeat {repeat}: batched {timings['batched'][-1]:.1f} s, loop {timings['loop'][-1]:.1f} s, "
-            f"speed-up {timings['loop'][-1] / timings['batched'][-1]:.2f}",
+            f"single {timings['single'][-1]:.1f} s; speed-up over the loop "
+            f"{timings['loop'][-1] / timings['batched'][-1]:.2f}, over single "
+            f"{timings['single'][-1] / timings['batched'][-1]:.2f}",
             flush=True,
         )
-    a, b = statistics.median(timings["batched"]), statistics.median(timings["loop"])
+    a, b, c = (statistics.median(timings[name]) for name in paths)
     print(f"images={args.images} max_auc_diff={worst:.1e} torch_threads={torch.get_num_threads()}")
     print(
-        f"batched_speedup={b / a:.2f} images_per_s_batched={args.images / a:.3f} "
-        f"images_per_s_loop={args.images / b:.3f} device={args.device}"
+        f"batched_speedup={b / a:.2f} unbatched_speedup={c / a:.2f} images_per_s_batched={args.images / a:.3f} "
+        f"images_per_s_loop={args.images / b:.3f} images_per_s_single={args.images / c:.3f} device={args.device}"
     )
 
 

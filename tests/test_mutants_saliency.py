@@ -28,6 +28,7 @@ from utils.saliency import (
     one_map,
     resolve_layer,
     saliency_maps,
+    upsample_cam,
 )
 
 
@@ -162,6 +163,14 @@ def test_the_probe_has_the_inputs_dtype() -> None:
     model = NeedsSide(9, torch.float64)
     with pytest.raises(ValueError, match="it needs at least 9 x 9 pixels"):
         guided_backprop(model, torch.rand(1, 3, 4, 4, dtype=torch.float64), 0)
+
+
+def test_the_probe_is_made_on_the_inputs_device() -> None:
+    """A model on the meta device (no data, no accelerator needed): a probe made on the CPU would fail at every size."""
+    from utils.saliency import _smallest_input
+
+    model = NeedsSide(9).to("meta")
+    assert _smallest_input(model, torch.zeros(1, 3, 4, 4, device="meta")) == 9
 
 
 def test_a_model_that_fails_at_every_size_keeps_its_own_error() -> None:
@@ -413,3 +422,36 @@ def test_saliency_maps_takes_numpy_and_tensor_classes_as_int_keys(targets, keys)
 def test_saliency_maps_refuses_targets_that_are_not_one_class_each(targets, message) -> None:
     with refuses(ValueError, message):
         saliency_maps(Headed().eval(), "features.5", torch.rand(1, 3, 8, 8), targets)
+
+
+# --- upsample_cam -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cam, shown",
+    [
+        (torch.zeros(1, 1, 2, 2, dtype=torch.int64), "a torch.int64 tensor of shape (1, 1, 2, 2)"),
+        (torch.zeros(1, 2, 2), "a torch.float32 tensor of shape (1, 2, 2)"),
+        ([[0.0]], "[[0.0]]"),
+        (torch.zeros(1, 1, 0, 2), "a torch.float32 tensor of shape (1, 1, 0, 2)"),
+    ],
+    ids=["integers", "3-D", "a list", "empty"],
+)
+def test_upsample_cam_names_a_cam_it_cannot_take(cam, shown) -> None:
+    with refuses(ValueError, f"cam must be an N x 1 x h x w float tensor (what grad_cam returns), got {shown}."):
+        upsample_cam(cam, (4, 4))
+
+
+def test_upsample_cam_refuses_non_finite_values_and_bad_sizes() -> None:
+    with refuses(ValueError, "cam contains NaN or infinite values; check the method that produced it."):
+        upsample_cam(torch.tensor([[[[float("nan"), 0.0]]]]), (2, 2))
+    for size, shown in [((4,), "(4,)"), ((0, 4), "(0, 4)"), ("ab", "'ab'"), ((True, 2), "(True, 2)")]:
+        with refuses(ValueError, f"size must be two positive sizes (H, W), e.g. x.shape[-2:], got {shown}."):
+            upsample_cam(torch.zeros(1, 1, 2, 2), size)
+
+
+def test_upsample_cam_takes_a_one_cell_map_and_a_sparse_one() -> None:
+    assert upsample_cam(torch.tensor([[[[3.0]]]]), (2, 3)).tolist() == [[[[3.0, 3.0, 3.0], [3.0, 3.0, 3.0]]]]
+    sparse = torch.tensor([[[[0.0, 2.0]]]]).to_sparse()
+    out = upsample_cam(sparse, (1, 4))
+    assert out.layout == torch.strided and out.tolist() == [[[[0.0, 0.0, 2.0, 2.0]]]]

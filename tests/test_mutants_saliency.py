@@ -15,8 +15,10 @@ import torch
 from torch import nn
 
 from utils.saliency import (
+    ZeroGradCamWarning,
     as_float_array,
     channel_sum,
+    class_indices,
     drop_leading_ones,
     grad_cam,
     guided_backprop,
@@ -455,3 +457,129 @@ def test_upsample_cam_takes_a_one_cell_map_and_a_sparse_one() -> None:
     sparse = torch.tensor([[[[0.0, 2.0]]]]).to_sparse()
     out = upsample_cam(sparse, (1, 4))
     assert out.layout == torch.strided and out.tolist() == [[[[0.0, 0.0, 2.0, 2.0]]]]
+
+
+# --- the guided rule, interpolation modes, class lists --------------------------------------------
+
+
+class Gated(nn.Module):
+    """Scores scaled by ReLU(a parameter): a ReLU whose output needs no gradient while parameters are frozen."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body, self.gate = Headed(), nn.ReLU()
+        self.scale = nn.Parameter(torch.tensor([2.0, -1.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) * self.gate(self.scale)
+
+
+def test_the_guided_rule_skips_a_relu_whose_output_needs_no_gradient() -> None:
+    torch.manual_seed(1)
+    net, x = Gated().eval(), torch.rand(1, 3, 8, 8)
+    expected = 2.0 * guided_backprop(net.body, x, 0)
+    assert expected.abs().amax() > 0
+    assert torch.allclose(guided_backprop(net, x, 0), expected)
+
+
+def test_an_unknown_interpolation_mode_is_named_with_every_valid_one() -> None:
+    with refuses(
+        ValueError, "Unknown interpolation mode 'linear'; valid: nearest, nearest-exact, bilinear, bicubic, area."
+    ):
+        upsample_cam(torch.zeros(1, 1, 2, 2), (4, 4), "linear")
+
+
+def test_class_indices_refuses_what_is_not_one_class_or_one_per_image() -> None:
+    with refuses(ValueError, "n must be at least 1, got 0."):
+        class_indices(0, 0)
+    with refuses(ValueError, "A target tensor must be 0-D or 1-D (one class per image), not shape (2, 2)."):
+        class_indices(torch.zeros(2, 2, dtype=torch.int64), 2)
+    with refuses(ValueError, "A target array must be 1-D (one class per image), not shape (2, 2)."):
+        class_indices(np.zeros((2, 2), dtype=int), 2)
+
+
+def test_resolve_layer_checks_the_model_and_offers_three_close_names() -> None:
+    with refuses(TypeError, "model must be a torch nn.Module (e.g. load_model().model), not 'net'."):
+        resolve_layer("net", "x")
+    net = nn.Sequential()
+    for i in range(1, 6):
+        net.add_module(f"conv{i}", nn.Conv2d(3, 3, 1))
+    with refuses(
+        ValueError,
+        "Layer 'conv' is not in Sequential; convolutional layers: 'conv1', 'conv2', 'conv3', 'conv4', 'conv5' "
+        "(the last, 'conv5', is the usual choice). Closest names: 'conv5', 'conv4', 'conv3'.",
+    ):
+        resolve_layer(net, "conv")
+
+
+# --- the layer's output -------------------------------------------------------------------------
+
+
+class Paired(nn.Module):
+    """A module that returns a tuple, as some blocks do."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x, x
+
+
+class Narrow(nn.Module):
+    """Feature maps ``h x 1`` (pooled over the width only) before the head."""
+
+    def __init__(self, height: int) -> None:
+        super().__init__()
+        self.conv, self.pool, self.pair = nn.Conv2d(3, 4, 1), nn.AdaptiveAvgPool2d((height, 1)), Paired()
+        self.fc = nn.Linear(4 * height, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.pool(self.pair(self.conv(x))[0]).flatten(1))
+
+
+def test_a_layer_whose_output_is_not_a_feature_map_is_named() -> None:
+    with refuses(
+        ValueError,
+        "Layer 'pair' outputs tuple, not an N x C x h x w feature map; convolutional layers: 'conv' "
+        "(the last, 'conv', is the usual choice).",
+    ):
+        layer_gradients(Narrow(2).eval(), "pair", torch.rand(1, 3, 6, 6), 0)
+
+
+def test_a_one_cell_map_is_refused_but_a_map_one_cell_wide_is_not() -> None:
+    with refuses(
+        ValueError,
+        "Layer 'pool' outputs (1, 4, 1, 1): a 1 x 1 map shows no region; choose a layer before the global pooling "
+        "(or a larger input). Convolutional layers: 'conv' (the last, 'conv', is the usual choice).",
+    ):
+        layer_gradients(Narrow(1).eval(), "pool", torch.rand(1, 3, 6, 6), 0)
+    activations, _, _ = layer_gradients(Narrow(3).eval(), "pool", torch.rand(1, 3, 6, 6), 0)
+    assert activations.shape == (1, 4, 3, 1)
+
+
+# --- the blank-map warning ----------------------------------------------------------------------
+
+
+def brightness_net(outputs: int = 2) -> nn.Sequential:
+    """Class 0's score is the mean of ReLU(sum of the channels): its Grad-CAM is blank on a dark image only."""
+    net = nn.Sequential(nn.Conv2d(3, 1, 1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1, outputs))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0)
+        net[0].bias.zero_()
+        net[4].weight.fill_(-1.0)
+        net[4].weight[0] = 1.0
+        net[4].bias.zero_()
+    return net.eval()
+
+
+def test_the_blank_map_warning_names_the_image_the_class_and_the_learners_line() -> None:
+    bright, dark = torch.rand(1, 3, 4, 4) + 0.1, -torch.rand(1, 3, 4, 4) - 0.1
+    with pytest.warns(ZeroGradCamWarning) as seen:
+        grad_cam(brightness_net(), "1", torch.cat([bright, dark]), 0)
+    assert [str(w.message) for w in seen] == [
+        "Grad-CAM for class 0 on image 1 is zero everywhere: no region of layer '1' increases the score of this "
+        "class, so the map (and Guided Grad-CAM) is blank. The class is probably absent from the image; try the top "
+        "class."
+    ]
+    assert seen[0].filename == __file__, "the warning must point at the learner's call"
+    with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 'cup' on images 0, 1 is zero"):
+        grad_cam(brightness_net(), "1", torch.cat([bright, bright]), [1, 1], categories=("cat", "cup"))
+    with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 2, 'cup' on images 0, 1 is zero"):
+        grad_cam(brightness_net(3), "1", torch.cat([bright, bright]), [2, 1], categories=("cat", "cup"))

@@ -731,12 +731,15 @@ def test_the_direct_check_uses_the_urls_port_or_the_schemes(monkeypatch: pytest.
     models._check_reachable("https://up.example/vgg16.pth")
     models._check_reachable("http://up.example/vgg16.pth")
     models._check_reachable("http://up.example:8080/vgg16.pth")
+    models._check_reachable("http:///vgg16.pth")  # no host: this machine's ("")
     assert calls == [
         (("up.example", 443), 5),
         ("closed",),
         (("up.example", 80), 5),
         ("closed",),
         (("up.example", 8080), 5),
+        ("closed",),
+        (("", 80), 5),
         ("closed",),
     ]
     with pytest.raises(models._DownloadFailed, match=r"^down\.example not found: is this machine online\?$"):

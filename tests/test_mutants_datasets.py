@@ -661,3 +661,56 @@ def test_deprocess_needs_both_mean_and_std_and_clips_below_zero() -> None:
         deprocess_imagenet_image(torch.zeros(3, 2, 2), MeanOnly())
     picture = deprocess_imagenet_image(torch.tensor([-10.0, 0.0, 10.0]).view(3, 1, 1).expand(3, 1, 2))
     assert picture.tolist() == [[[0.0, 0.4560000002384186, 1.0], [0.0, 0.4560000002384186, 1.0]]]
+
+
+def test_a_crop_position_that_is_not_a_number_is_named_by_side() -> None:
+    photo = np.zeros((30, 40, 3))
+    with refuses(TypeError, "crop_at for the left photo must be a number, not 'a'."):
+        two_class_image(photo, photo, crop_at=("a", 0.5))
+
+
+def test_sizes_in_messages_are_megabytes_and_megapixels_of_a_million() -> None:
+    with refuses(
+        ImageLoadError, "Cannot load image 'big.png': it is 1.1 MB, over the limit of 1 MB; downscale it first."
+    ):
+        decode_image(bytes(1_050_001), "big.png", max_bytes=1_000_000)  # 1.050001 MB shows as 1.1
+    with refuses(
+        ImageLoadError, "Cannot load image 'big.png': it is 1.6 MB, over the limit of 2 MB; downscale it first."
+    ):
+        decode_image(bytes(1_600_000), "big.png", max_bytes=1_500_000)  # 1.5 MB shows as 2
+    content = png_bytes((1300, 1200), mode="L")  # 1.56 megapixels
+    with refuses(
+        ImageLoadError,
+        "Cannot load image 'wide.png': 1300x1200 pixels is over the limit of 2 megapixels; downscale it first.",
+    ):
+        decode_image(content, "wide.png", max_pixels=1_500_000)
+
+
+def test_decoding_failures_of_bytes_name_the_upload(tmp_path) -> None:
+    data = png_bytes((64, 64))
+    with pytest.raises(ImageLoadError, match=r"^Cannot load image 'cut\.png': PIL cannot decode it \("):
+        decode_image(data[: len(data) - 30], "cut.png")
+    buffer = io.BytesIO()
+    Image.fromarray(np.array([[0, 100_000]], dtype=np.int32)).save(buffer, format="TIFF")
+    with pytest.raises(ImageLoadError, match=r"^Cannot load image 'deep\.tif': 32-bit integer pixels"):
+        decode_image(buffer.getvalue(), "deep.tif")
+
+
+def test_only_the_decompression_bomb_warning_is_silenced(monkeypatch) -> None:
+    content = png_bytes((4, 3))
+    real_open = Image.open
+
+    def noisy(*args: object, **kwargs: object) -> Image.Image:
+        warnings.warn("a note from the decoder", RuntimeWarning, stacklevel=2)
+        return real_open(*args, **kwargs)
+
+    monkeypatch.setattr(datasets.Image, "open", noisy)
+    with pytest.warns(RuntimeWarning, match="a note from the decoder"):
+        assert decode_image(content, "a.png", max_pixels=100).size == (4, 3)
+
+
+def test_a_reason_ending_in_a_letter_keeps_it() -> None:
+    assert datasets._undecodable("'a.png'", SyntaxError("unknown mode XX.")) == (
+        "Cannot load image 'a.png': PIL cannot decode it (unknown mode XX); the file may be damaged: re-download or "
+        "re-export it."
+    )

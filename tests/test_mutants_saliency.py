@@ -18,7 +18,9 @@ from utils.saliency import (
     ZeroGradCamWarning,
     as_float_array,
     channel_sum,
+    check_class_range,
     class_indices,
+    class_scores,
     drop_leading_ones,
     grad_cam,
     guided_backprop,
@@ -583,3 +585,151 @@ def test_the_blank_map_warning_names_the_image_the_class_and_the_learners_line()
         grad_cam(brightness_net(), "1", torch.cat([bright, bright]), [1, 1], categories=("cat", "cup"))
     with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 2, 'cup' on images 0, 1 is zero"):
         grad_cam(brightness_net(3), "1", torch.cat([bright, bright]), [2, 1], categories=("cat", "cup"))
+
+
+# --- the refusals every map function shares -----------------------------------------------------
+
+
+class LayerOffTheInput(nn.Module):
+    """Its convolution sees a constant image, not ``x``: Grad-CAM has a gradient, Guided Backpropagation none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 2, 3), nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv(torch.ones_like(x)))
+
+
+class Returns(nn.Module):
+    """A model whose output is a tuple, or its input averaged."""
+
+    def __init__(self, wrap: bool) -> None:
+        super().__init__()
+        self.wrap = wrap
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor]:
+        scores = x.mean((2, 3))
+        return (scores,) if self.wrap else scores
+
+
+X = torch.rand(1, 3, 8, 8)
+CANDIDATES = (
+    "convolutional layers: 'features.0', 'features.1', 'features.2', 'features.3', 'features.4', 'features.5', "
+    "'classifier.0' (the last, 'features.5', is the usual choice)."
+)
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (
+            lambda: guided_grad_cam(LayerOffTheInput().eval(), "conv", X, 0),
+            ValueError,
+            "The class score does not depend on the input x; check that the model uses its input.",
+        ),
+        (
+            lambda: grad_cam(Headed().eval(), None, X, 0),
+            TypeError,
+            "layer is None; Grad-CAM needs a layer: a module of the model or its dotted name (see conv_layers).",
+        ),
+        (
+            lambda: guided_backprop("net", X, 0),
+            TypeError,
+            "model must be a torch nn.Module (e.g. load_model().model), not 'net'.",
+        ),
+        (
+            lambda: guided_backprop(Headed().eval(), [[0.0]], 0),
+            TypeError,
+            "x must be a torch.Tensor (an image C x H x W or a batch N x C x H x W), not list.",
+        ),
+        (
+            lambda: guided_backprop(Headed().eval(), torch.zeros(0, 3, 8, 8), 0),
+            ValueError,
+            "x has shape (0, 3, 8, 8); expected an image C x H x W or a batch N x C x H x W.",
+        ),
+        (
+            lambda: guided_backprop(Headed().eval(), torch.zeros(1, 8, 8, 3), 0),
+            ValueError,
+            "x has 8 channels (shape (1, 8, 8, 3)) but the model's first convolution takes 3 (channels last? use "
+            "x.permute(0, 3, 1, 2)); preprocess the image with the model's transforms.",
+        ),
+        (
+            lambda: guided_backprop(Headed().eval(), torch.zeros(1, 4, 8, 8), 0),
+            ValueError,
+            "x has 4 channels (shape (1, 4, 8, 8)) but the model's first convolution takes 3; preprocess the image "
+            "with the model's transforms.",
+        ),
+        (
+            lambda: guided_backprop(Headed().eval(), torch.full((1, 3, 8, 8), float("nan")), 0),
+            ValueError,
+            "x contains NaN or infinite values; check the image and its preprocessing.",
+        ),
+        (lambda: check_class_range([0], 0, 0), ValueError, "num_classes must be at least 1, got 0."),
+        (
+            lambda: check_class_range(0, 0, 2),
+            TypeError,
+            "classes must be a list of class indices (see class_indices), not 0.",
+        ),
+        (lambda: class_scores(torch.zeros(2, 2), 0), ValueError, "n must be at least 1, got 0."),
+        (
+            lambda: guided_backprop(Returns(wrap=True), X, 0),
+            ValueError,
+            "The model returned tuple; saliency maps need class scores of shape N x classes (1 x K).",
+        ),
+        (
+            lambda: resolve_layer(HEADED, HEADED),
+            ValueError,
+            "The layer is the whole model, whose output is class scores; " + CANDIDATES,
+        ),
+        (
+            lambda: resolve_layer(HEADED, nn.Conv2d(1, 1, 1)),
+            ValueError,
+            "The layer Conv2d is not a module of this model; " + CANDIDATES,
+        ),
+        (
+            lambda: resolve_layer(HEADED, 3),
+            TypeError,
+            "A layer must be a module of the model or its dotted name, not 3.",
+        ),
+    ],
+    ids=[
+        "score off the input",
+        "no layer",
+        "not a model",
+        "x a list",
+        "empty batch",
+        "channels last",
+        "channel count",
+        "NaN",
+        "no classes",
+        "classes not a list",
+        "no images",
+        "a tuple returned",
+        "the whole model",
+        "a module of another model",
+        "a number as layer",
+    ],
+)
+@pytest.mark.filterwarnings("ignore:Grad-CAM for class 0 is zero everywhere")  # the constant image's blank map
+def test_each_refusal_is_one_whole_line(call, error, message) -> None:
+    with refuses(error, message):
+        call()
+
+
+HEADED = Headed().eval()
+
+
+def test_a_sparse_image_and_a_model_without_parameters_are_taken() -> None:
+    torch.manual_seed(1)
+    net = Headed().eval()
+    assert torch.equal(guided_backprop(net, X.to_sparse(), 0), guided_backprop(net, X, 0))
+    no_parameters = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    expected = torch.zeros(1, 3, 8, 8)
+    expected[:, 1] = (X[:, 1] > 0).float() / 64  # d mean(ReLU(x_1)) / dx_1; nothing for the other channels
+    assert torch.allclose(guided_backprop(no_parameters, X, 1), expected)
+
+
+def test_the_blank_map_warning_quotes_an_imagenet_class_name_as_given() -> None:
+    with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 'tench' is zero everywhere"):
+        grad_cam(brightness_net(1000), "1", -torch.rand(1, 3, 4, 4) - 0.1, "tench")

@@ -22,6 +22,7 @@ from utils.saliency import (
     class_indices,
     class_scores,
     drop_leading_ones,
+    forward_sized,
     grad_cam,
     guided_backprop,
     guided_grad_cam,
@@ -175,6 +176,30 @@ def test_the_probe_is_made_on_the_inputs_device() -> None:
 
     model = NeedsSide(9).to("meta")
     assert _smallest_input(model, torch.zeros(1, 3, 4, 4, device="meta")) == 9
+
+
+class SquareOnly(nn.Module):
+    """A classifier that refuses any input that is not square, whatever its size."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] != x.shape[-2]:
+            raise RuntimeError("only square inputs")
+        return x.mean((2, 3))
+
+
+def test_a_model_that_runs_at_the_shorter_side_keeps_its_own_error() -> None:
+    """4 x 6 fails but 4 x 4 runs: not a question of size (it used to say "needs at least 5 x 5 pixels")."""
+    with pytest.raises(RuntimeError, match="^only square inputs$"):
+        guided_backprop(SquareOnly(), torch.rand(1, 3, 4, 6), 0)
+
+
+def test_an_image_without_a_batch_axis_is_named_with_its_size() -> None:
+    with refuses(
+        ValueError,
+        "x is 4 x 4 pixels, too small for NeedsSide: it needs at least 9 x 9 pixels (the course's models take "
+        "224 x 224 from preprocess_imagenet_image).",
+    ):
+        forward_sized(NeedsSide(9), torch.rand(3, 4, 4))
 
 
 def test_a_model_that_fails_at_every_size_keeps_its_own_error() -> None:

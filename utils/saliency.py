@@ -672,6 +672,8 @@ def _smallest_input(model: nn.Module, image: torch.Tensor, limit: int = 1024) ->
         return True
 
     low = max(1, int(min(image.shape[-2:])))
+    if runs(low):  # the square of the shorter side runs: the input failed for another reason (e.g. not square)
+        return low
     high = 2 * low
     while not runs(high):  # double until a size works, then bisect
         low, high = high, 2 * high

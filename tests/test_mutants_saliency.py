@@ -8,6 +8,7 @@ search that names the size a model needs).
 from __future__ import annotations
 
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -605,7 +606,8 @@ def test_the_blank_map_warning_names_the_image_the_class_and_the_learners_line()
         "class, so the map (and Guided Grad-CAM) is blank. The class is probably absent from the image; try the top "
         "class."
     ]
-    assert seen[0].filename == __file__, "the warning must point at the learner's call"
+    if "mutmut" not in sys.modules:  # mutmut's trampolines put frames of their own between the caller and here
+        assert seen[0].filename == __file__, "the warning must point at the learner's call"
     with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 'cup' on images 0, 1 is zero"):
         grad_cam(brightness_net(), "1", torch.cat([bright, bright]), [1, 1], categories=("cat", "cup"))
     with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 2, 'cup' on images 0, 1 is zero"):

@@ -22,6 +22,7 @@ from utils.saliency import (
     check_class_range,
     class_indices,
     class_scores,
+    conv_layers,
     drop_leading_ones,
     forward_sized,
     grad_cam,
@@ -192,6 +193,8 @@ def test_a_model_that_runs_at_the_shorter_side_keeps_its_own_error() -> None:
     """4 x 6 fails but 4 x 4 runs: not a question of size (it used to say "needs at least 5 x 5 pixels")."""
     with pytest.raises(RuntimeError, match="^only square inputs$"):
         guided_backprop(SquareOnly(), torch.rand(1, 3, 4, 6), 0)
+    with pytest.raises(RuntimeError, match="^only square inputs$"):  # the shorter side may be 1 pixel
+        guided_backprop(SquareOnly(), torch.rand(1, 3, 1, 6), 0)
 
 
 def test_an_image_without_a_batch_axis_is_named_with_its_size() -> None:
@@ -760,3 +763,60 @@ def test_a_sparse_image_and_a_model_without_parameters_are_taken() -> None:
 def test_the_blank_map_warning_quotes_an_imagenet_class_name_as_given() -> None:
     with pytest.warns(ZeroGradCamWarning, match="^Grad-CAM for class 'tench' is zero everywhere"):
         grad_cam(brightness_net(1000), "1", -torch.rand(1, 3, 4, 4) - 0.1, "tench")
+
+
+# --- which layers conv_layers lists -------------------------------------------------------------
+
+
+class ConvBlock(nn.Module):
+    """A block (not a plain container) whose first submodule is its only convolution."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(3, 3, 1), nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.conv(x))
+
+
+class NestedHead(nn.Module):
+    """A convolution and, one level down, a submodule named ``head``: a classifier, not a block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.sub = nn.Conv2d(3, 3, 1), nn.Module()
+        self.sub.head = nn.Conv2d(3, 3, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.sub.head(self.conv(x))
+
+
+def test_conv_layers_lists_blocks_whole_and_looks_inside_a_classifier() -> None:
+    assert [name for name, _ in conv_layers(nn.Sequential(ConvBlock(), NestedHead()))] == ["0", "1.conv", "1.sub.head"]
+
+
+def test_an_activation_before_any_convolution_is_not_a_feature_map() -> None:
+    assert [name for name, _ in conv_layers(nn.Sequential(nn.ReLU(), nn.Conv2d(3, 3, 1), nn.ReLU()))] == ["1", "2"]
+
+
+def test_conv_layers_and_class_indices_check_their_arguments() -> None:
+    with refuses(TypeError, "model must be a torch nn.Module (e.g. load_model().model), not 'net'."):
+        conv_layers("net")
+    assert class_indices(np.array([1, 0]), 2) == [1, 0]
+    assert class_indices(np.array([1, 0]), 2, categories=("cat", "cup")) == [1, 0]
+
+
+class WeightedSideBranch(SideBranch):
+    """Scores times a tensor that requires grad but is not a parameter (freezing parameters leaves it on)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = torch.ones(2, requires_grad=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x) * self.weight
+
+
+def test_a_layer_off_the_scores_path_is_named_even_when_the_score_needs_a_gradient() -> None:
+    with pytest.raises(ValueError, match="^The class score does not depend on layer 'side'; convolutional layers"):
+        layer_gradients(WeightedSideBranch().eval(), "side", torch.rand(1, 3, 8, 8), 0)

@@ -172,11 +172,20 @@ def test_the_probe_has_the_inputs_dtype() -> None:
         guided_backprop(model, torch.rand(1, 3, 4, 4, dtype=torch.float64), 0)
 
 
+class OnItsDevice(NeedsSide):
+    """As a model on a GPU does, refuses an input on another device than its weights (here on the meta device)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device != self.conv.weight.device:
+            raise RuntimeError(f"Expected all tensors to be on the same device, got {x.device}")
+        return super().forward(x)
+
+
 def test_the_probe_is_made_on_the_inputs_device() -> None:
     """A model on the meta device (no data, no accelerator needed): a probe made on the CPU would fail at every size."""
     from utils.saliency import _smallest_input
 
-    model = NeedsSide(9).to("meta")
+    model = OnItsDevice(9).to("meta")
     assert _smallest_input(model, torch.zeros(1, 3, 4, 4, device="meta")) == 9
 
 

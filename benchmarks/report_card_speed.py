@@ -60,8 +60,8 @@ def course_crops(loaded: LoadedModel, count: int, seed: int = 0) -> list[torch.T
     return crops
 
 
-def batched(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
-    """(a) One ``evaluate`` call; the (insertion, deletion) AUCs image by image, method by method."""
+def _evaluated(loaded: LoadedModel, images: list[torch.Tensor], **batching: int) -> list[tuple[float, float]]:
+    """One ``evaluate`` call, empty map cache: the (insertion, deletion) AUCs image by image, method by method."""
     table = evaluate(
         loaded.model,
         loaded.target_layer_name,
@@ -69,26 +69,20 @@ def batched(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float
         list(COURSE_METHODS),
         cache=MapCache(),
         progress=False,
-        batch_size=len(images),
+        **batching,
         **SETTINGS,
     )
     return [(r.insertion_auc, r.deletion_auc) for r in table.rows]
+
+
+def batched(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
+    """(a) Every image in one chunk, the perturbed images ``forward_batch`` (its default) at a time."""
+    return _evaluated(loaded, images, batch_size=len(images))
 
 
 def single(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
-    """(c) ``evaluate`` with no batching: every model call one image."""
-    table = evaluate(
-        loaded.model,
-        loaded.target_layer_name,
-        images,
-        list(COURSE_METHODS),
-        cache=MapCache(),
-        progress=False,
-        batch_size=1,
-        forward_batch=1,
-        **SETTINGS,
-    )
-    return [(r.insertion_auc, r.deletion_auc) for r in table.rows]
+    """(c) No batching: every model call one image."""
+    return _evaluated(loaded, images, batch_size=1, forward_batch=1)
 
 
 def loop(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:

@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _shared import small_net
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -15,19 +16,6 @@ from utils.datasets import ImageLoadError
 from utils.evaluation import Evaluation, EvaluationRow, MapCache, evaluate, image_hash
 from utils.faithfulness import insertion_deletion
 from utils.road import road
-
-
-def small_net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(6, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32, 5),
-    )
 
 
 def images(n: int = 5, side: int = 64, seed: int = 1) -> torch.Tensor:

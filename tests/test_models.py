@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 from PIL import Image
 from torchvision import models as tv_models
 
@@ -600,11 +601,6 @@ def test_in_a_notebook_the_progress_is_a_widget(tmp_path, monkeypatch: pytest.Mo
 
 
 # --- value by value: what the mutation tests found unchecked (issue 26) ------------------------------
-
-
-def refuses(error: type[Exception], message: str):
-    """pytest.raises for the whole message, taken literally."""
-    return pytest.raises(error, match="^" + re.escape(message) + "$")
 
 
 def test_the_offline_model_is_described_and_on_the_device_asked_for(squeezenet: models.LoadedModel) -> None:

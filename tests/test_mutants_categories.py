@@ -6,11 +6,10 @@ messages included (a message is the module's output when the input is wrong).
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 from torch import nn
 
 from utils.categories import (
@@ -26,11 +25,6 @@ from utils.categories import (
 )
 
 NAMES = ("cat", "dog", "cup")
-
-
-def refuses(error: type[Exception], message: str):
-    """pytest.raises for the whole message, taken literally."""
-    return pytest.raises(error, match="^" + re.escape(message) + "$")
 
 
 # --- class indices -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 from PIL import Image
 from torchvision.models import VGG16_Weights
 from torchvision.transforms._presets import ImageClassification
@@ -32,11 +33,6 @@ from utils.datasets import (
     sample_image_path,
     two_class_image,
 )
-
-
-def refuses(error: type[Exception], message: str):
-    """pytest.raises for the whole message, taken literally."""
-    return pytest.raises(error, match="^" + re.escape(message) + "$")
 
 
 def png_bytes(size: tuple[int, int] = (4, 3), mode: str = "RGB") -> bytes:

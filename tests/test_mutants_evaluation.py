@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _shared import refuses, small_net
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms._presets import ImageClassification
@@ -35,24 +36,6 @@ from utils.evaluation import (
 )
 from utils.ground_truth import saliency_methods
 from utils.sanity import ConstantMapWarning
-
-
-def refuses(error: type[Exception], message: str):
-    """pytest.raises for the whole message, taken literally."""
-    return pytest.raises(error, match="^" + re.escape(message) + "$")
-
-
-def small_net(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(3, 6, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(6, 8, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(),
-        nn.Linear(32, 5),
-    )
 
 
 def images(n: int = 5, side: int = 16, seed: int = 1) -> torch.Tensor:

@@ -7,12 +7,12 @@ search that names the size a model needs).
 
 from __future__ import annotations
 
-import re
 import sys
 
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 from torch import nn
 
 from utils.saliency import (
@@ -37,12 +37,6 @@ from utils.saliency import (
     saliency_maps,
     upsample_cam,
 )
-
-
-def refuses(error: type[Exception], message: str):
-    """pytest.raises for the whole message, taken literally."""
-    return pytest.raises(error, match="^" + re.escape(message) + "$")
-
 
 # --- as_float_array ----------------------------------------------------------------------------
 

@@ -7,20 +7,13 @@ rectangle that clips the region outlines.
 
 from __future__ import annotations
 
-import re
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 
 from utils.visualise import _view_with_margin, display_imagenet_output, overlay_heatmap, show_image
-
-
-def refuses(error: type[Exception], message: str):
-    """pytest.raises for the whole message, taken literally."""
-    return pytest.raises(error, match="^" + re.escape(message) + "$")
-
 
 NAMES = ("cat", "dog", "car")
 

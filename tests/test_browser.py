@@ -75,6 +75,14 @@ def _screenshot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
+def _search_results(page: Any) -> Any:
+    """The links of a finished Sphinx search. Sphinx fills its summary line ("Search finished, ...") only after the
+    last result, which moves the list down a line: a click made before then can land beside the link it aimed at."""
+    page.locator("p.search-summary").filter(has_text=re.compile(r"\S")).wait_for(state="visible", timeout=30_000)
+    page.wait_for_function("() => Search._pulse_status === -1", timeout=30_000)
+    return page.locator("ul.search li > a")
+
+
 def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_search(
     course_site: Path, offline_page: Any
 ) -> None:
@@ -116,9 +124,10 @@ def test_the_site_reads_offline_steps_to_the_next_lesson_and_finds_a_lesson_by_s
         query.fill("discriminativity challenge")
         query.press("Enter")
         page.wait_for_url("**/search.html?q=*")
-        found = page.locator("ul.search li a").filter(has_text="discriminativity").first
+        results = _search_results(page)
+        found = results.filter(has_text="discriminativity").first
         found.wait_for(state="visible", timeout=30_000)
-        listed = [text.strip() for text in page.locator("ul.search li > a").all_inner_texts()]
+        listed = [text.strip() for text in results.all_inner_texts()]
         assert len(listed) == len(set(listed)), f"search lists a page title twice: {listed}"
         # Snippets: a browser fetches no file:// page for them, so the search's own text extraction is called here
         # on a lesson's page, as it is over HTTP.
@@ -140,14 +149,17 @@ def test_the_site_search_finds_a_function_by_its_name_first_and_lands_on_its_api
     try:
         for module, name in (("saliency", "grad_cam"), ("faithfulness", "insertion_deletion")):
             page.goto((course_site / "search.html").as_uri() + f"?q={name}")
-            first = page.locator("ul.search li > a").first
+            first = _search_results(page).first
             first.wait_for(state="visible", timeout=30_000)
             entry = f"utils.{module}.{name}"
             assert (first.get_attribute("href") or "").endswith(f"book/api/utils.{module}.html#{entry}"), (
                 f"the first result for {name} is {first.inner_text()!r} ({first.get_attribute('href')})"
             )
             first.click()
-            page.wait_for_url(f"**/book/api/utils.{module}.html#{entry}")
+            try:
+                page.wait_for_url(f"**/book/api/utils.{module}.html#{entry}", timeout=30_000)
+            except Exception as error:  # Playwright's timeout: say where the click left the page
+                raise AssertionError(f"clicking the first result for {name} left the page at {page.url}") from error
             assert page.locator(f"dt[id='{entry}']").inner_text().startswith(name), f"{name}'s entry is not shown"
         _screenshot(page, "site-search-api")
         page.set_viewport_size(PHONE)  # an API page on a phone: its examples and long names wrap, the page stays put
@@ -208,7 +220,7 @@ def test_the_site_on_a_phone_opens_the_lessons_follows_one_opens_its_contents_sh
         query.fill("discriminativity challenge")
         query.press("Enter")
         page.wait_for_url("**/search.html?q=*")
-        found = page.locator("ul.search li a").filter(has_text="discriminativity").first
+        found = _search_results(page).filter(has_text="discriminativity").first
         found.wait_for(state="visible", timeout=30_000)
         assert offline_page.refused == [], f"the site asked the network for {offline_page.refused}"
     finally:

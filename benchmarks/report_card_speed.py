@@ -9,18 +9,22 @@ deletion and insertion AUCs with blurred 16 x 16 patches in 8 steps.
 (a) batched: one ``evaluate`` call over all the images, with an empty map cache (every map is computed);
 (b) loop: per image, the top class from one forward pass, then ``utils.faithfulness.report_card_rows``
     on that one photo (which computes its three maps in one pass and runs the 44 perturbed images of
-    its three maps together, in one batch): the same public functions, one photo at a time;
+    its three maps in batches of its default size, 8 on a CPU): the same public functions, one photo
+    at a time;
 (c) single: ``evaluate`` with ``batch_size=1`` and ``forward_batch=1``: every call of the model,
-    the maps' and each perturbed image's, takes one image (no batching at all).
+    the maps' and each perturbed image's, takes one image (no batching at all);
+(d) wide: (a) with ``forward_batch=128``, the default before it became 8 on a CPU
+    (``utils.faithfulness.CPU_FORWARD_BATCH``): what the smaller batch gains on this machine.
 
-(b) is the loop a learner writes with the course's functions; its batches of 44 perturbed images
-already keep a CPU busy, so on a CPU (a) gains over (b) mostly what the maps and per-call overheads
-cost. (c) shows what batching itself buys. Each repeat times the paths side by side (in rotating
-order, to cancel drift), and the largest difference between the AUCs of (a) and the others is
+(b) is the loop a learner writes with the course's functions; its perturbed images already go
+through the model in batches, so on a CPU (a) gains over (b) only what the maps and per-call
+overheads cost. (c) shows what batching itself buys, (d) what the batch's size does. Each repeat
+times the paths side by side (in rotating order, to cancel drift), and the largest difference
+between the AUCs of (a) and the others is
 printed (batched maps and forward passes round differently: a few 1e-6). The last line is::
 
-    batched_speedup=<b/a> unbatched_speedup=<c/a> images_per_s_batched=<..> images_per_s_loop=<..>
-    images_per_s_single=<..> device=<cpu|cuda>
+    batched_speedup=<b/a> unbatched_speedup=<c/a> small_batch_gain=<d/a> images_per_s_batched=<..>
+    images_per_s_loop=<..> images_per_s_single=<..> device=<cpu|cuda>
 
 with the medians over the repeats. Run by hand, not by the test suite:
 ``python benchmarks/report_card_speed.py --repeats 3`` (add ``--device cuda`` on a GPU machine).
@@ -85,6 +89,11 @@ def single(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float,
     return _evaluated(loaded, images, batch_size=1, forward_batch=1)
 
 
+def wide(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
+    """(d) As (a), 128 perturbed images a pass (the former default on every device)."""
+    return _evaluated(loaded, images, batch_size=len(images), forward_batch=128)
+
+
 def loop(loaded: LoadedModel, images: list[torch.Tensor]) -> list[tuple[float, float]]:
     """(b) One image at a time: its top class, then ``report_card_rows`` on that photo alone."""
     found = []
@@ -106,12 +115,12 @@ def main() -> None:
     args = parser.parse_args()
     loaded = load_model("squeezenet1_1", device=args.device)
     images = [x.to(loaded.device) for x in course_crops(loaded, args.images)]
-    paths = {"batched": batched, "loop": loop, "single": single}
+    paths = {"batched": batched, "loop": loop, "single": single, "wide": wide}
     timings: dict[str, list[float]] = {name: [] for name in paths}
     worst = 0.0
     for repeat in range(args.repeats):
         results = {}
-        order = list(paths)[repeat % 3 :] + list(paths)[: repeat % 3]
+        order = list(paths)[repeat % len(paths) :] + list(paths)[: repeat % len(paths)]
         for name in order:
             if args.device == "cuda":
                 torch.cuda.synchronize()
@@ -122,20 +131,22 @@ def main() -> None:
             if args.device == "cuda":
                 torch.cuda.synchronize()
             timings[name].append(time.perf_counter() - start)
-        for other in ("loop", "single"):
+        for other in ("loop", "single", "wide"):
             pairs = zip(results["batched"], results[other])
             worst = max(worst, max(abs(a - b) for pa, pb in pairs for a, b in zip(pa, pb)))
         print(
             f"repeat {repeat}: batched {timings['batched'][-1]:.1f} s, loop {timings['loop'][-1]:.1f} s, "
-            f"single {timings['single'][-1]:.1f} s; speed-up over the loop "
+            f"single {timings['single'][-1]:.1f} s, wide {timings['wide'][-1]:.1f} s; speed-up over the loop "
             f"{timings['loop'][-1] / timings['batched'][-1]:.2f}, over single "
-            f"{timings['single'][-1] / timings['batched'][-1]:.2f}",
+            f"{timings['single'][-1] / timings['batched'][-1]:.2f}, over wide "
+            f"{timings['wide'][-1] / timings['batched'][-1]:.2f}",
             flush=True,
         )
-    a, b, c = (statistics.median(timings[name]) for name in paths)
+    a, b, c, d = (statistics.median(timings[name]) for name in paths)
     print(f"images={args.images} max_auc_diff={worst:.1e} torch_threads={torch.get_num_threads()}")
     print(
-        f"batched_speedup={b / a:.2f} unbatched_speedup={c / a:.2f} images_per_s_batched={args.images / a:.3f} "
+        f"batched_speedup={b / a:.2f} unbatched_speedup={c / a:.2f} small_batch_gain={d / a:.2f} "
+        f"images_per_s_batched={args.images / a:.3f} "
         f"images_per_s_loop={args.images / b:.3f} images_per_s_single={args.images / c:.3f} device={args.device}"
     )
 

@@ -60,6 +60,14 @@ class Result:
         return self.caught / self.judged if self.judged else 1.0
 
 
+def source(module: str) -> str:
+    """The module's file under the package: ``saliency`` -> ``utils/saliency.py``, ``exercises.grad_cam`` ->
+    ``utils/exercises/grad_cam.py`` (a submodule is named with dots, as Python imports it), ``exercises`` ->
+    ``utils/exercises/__init__.py``."""
+    stem = "utils/" + module.replace(".", "/")
+    return f"{stem}/__init__.py" if (ROOT / stem).is_dir() else f"{stem}.py"
+
+
 def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
     """Run mutmut in ``work``; its output goes to ``log`` as it comes (tail -f it), else it is returned."""
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "1"), MPLBACKEND="Agg", TERM="dumb")
@@ -94,7 +102,7 @@ def prepare(module: str, tests: list[str]) -> Path:
     settings = [
         "[mutmut]",
         "source_paths = utils",
-        f"only_mutate = utils/{module}.py",
+        f"only_mutate = {source(module)}",
         "also_copy =\n    conftest.py\n    data",
         "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in tests),
         # One process per test run (mutmut forks its own workers); no cache folder in the copy.
@@ -112,7 +120,7 @@ def mutant_diff(work: Path, module: str, name: str) -> str:
     here = Path.cwd()
     os.chdir(work)  # mutmut reads its copy (mutants/) relative to the current folder
     try:
-        return get_diff_for_mutant(name, path=Path("utils") / f"{module}.py")
+        return get_diff_for_mutant(name, path=Path(source(module)))
     finally:
         os.chdir(here)
 
@@ -124,11 +132,11 @@ def resume(module: str, tests: list[str], jobs: int) -> Path:
     catch more, never fewer); both are checked. The caught verdicts are merged into the new run's results.
     """
     work = WORK / module
-    meta_path = Path("mutants") / "utils" / f"{module}.py.meta"
+    meta_path = Path("mutants") / f"{source(module)}.meta"
     if not (work / meta_path).exists():
         raise SystemExit(f"--resume: no earlier run of {module} in {work}; run without --resume first")
-    if (work / "utils" / f"{module}.py").read_bytes() != (ROOT / "utils" / f"{module}.py").read_bytes():
-        raise SystemExit(f"--resume: utils/{module}.py changed since the last run (other mutants); run it whole")
+    if (work / source(module)).read_bytes() != (ROOT / source(module)).read_bytes():
+        raise SystemExit(f"--resume: {source(module)} changed since the last run (other mutants); run it whole")
     before = (work / "setup.cfg").read_text()
     old_tests = before.split("pytest_add_cli_args_test_selection =", 1)[1].split("pytest_add_cli_args =", 1)[0].split()
     if not set(old_tests) <= set(tests):
@@ -159,7 +167,7 @@ def changed_line(diff: str) -> str:
 
 
 def evaluate(module: str, work: Path, equivalent: list[dict[str, str]]) -> Result:
-    meta = json.loads((work / "mutants" / "utils" / f"{module}.py.meta").read_text())
+    meta = json.loads((work / "mutants" / f"{source(module)}.meta").read_text())
     codes: dict[str, int | None] = meta["exit_code_by_key"]
     declared = {entry["mutant"]: entry for entry in equivalent}
     result = Result(module, total=len(codes))
@@ -189,7 +197,7 @@ def natural(name: str) -> tuple[str, int]:
 def report(result: Result) -> str:
     unjudged = f"; {len(result.other)} without a verdict (see below)" if result.other else ""
     lines = [
-        f"== utils/{result.module}.py: {result.score:.1%} caught ({result.caught} of {result.judged} mutants; "
+        f"== {source(result.module)}: {result.score:.1%} caught ({result.caught} of {result.judged} mutants; "
         f"{len(result.equivalent)} equivalent left out; {len(result.survivors)} not caught{unjudged})"
     ]
     for name, text in result.survivors.items():
@@ -286,7 +294,7 @@ def main() -> int:
     for module in args.modules or list(config):
         started = datetime.datetime.now()
         if not args.report_only:
-            print(f"mutating utils/{module}.py (log: build/mutation/{module}/mutmut.log) ...", flush=True)
+            print(f"mutating {source(module)} (log: build/mutation/{module}/mutmut.log) ...", flush=True)
         if args.report_only:
             work = WORK / module
         elif args.resume:

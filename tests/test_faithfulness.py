@@ -9,6 +9,7 @@ from torch import nn
 
 import utils.faithfulness as faithfulness_module
 from utils.faithfulness import (
+    CPU_FORWARD_BATCH,
     MAX_MAP_PIXELS,
     MAX_STEPS,
     AttributionMaps,
@@ -19,6 +20,7 @@ from utils.faithfulness import (
     blur_kernel,
     centre_map,
     edge_map,
+    forward_batch_for,
     insertion_deletion,
     random_map,
     removal_ranks,
@@ -248,8 +250,9 @@ def test_baseline_maps() -> None:
 
 
 def count_forward_passes(model: nn.Module) -> tuple[list[int], torch.utils.hooks.RemovableHandle]:
+    """The batch size of every forward pass of ``model`` (until the handle is removed)."""
     calls: list[int] = []
-    return calls, model.register_forward_hook(lambda *_: calls.append(1))
+    return calls, model.register_forward_hook(lambda _, args, __: calls.append(int(args[0].shape[0])))
 
 
 def test_attribution_maps_share_one_forward_pass_and_match_the_course() -> None:
@@ -311,8 +314,41 @@ def test_report_card_rows_and_their_summary() -> None:
         again = report_card_rows(model, "3", photos, ["grad_cam", "random"], steps=4, patch=4, computed=reused)
     finally:
         handle.remove()
-    assert len(calls) == 2  # per photo one batch (image, replacement, perturbed images); no saliency pass
+    # per photo the image, its replacement and 2 x 2 x 3 perturbed images, 8 at a time on a CPU; no saliency pass
+    assert calls == [8, 6, 8, 6]
     assert [r.insertion_auc for r in again] == pytest.approx([r.insertion_auc for r in rows], abs=1e-6)
+    calls.clear()
+    handle = model.register_forward_hook(lambda _, args, __: calls.append(int(args[0].shape[0])))
+    try:
+        wide = report_card_rows(
+            model, "3", photos, ["grad_cam", "random"], steps=4, patch=4, computed=reused, batch_size=64
+        )
+    finally:
+        handle.remove()
+    assert calls == [14, 14]  # a batch size given is used as it is
+    assert [r.deletion_auc for r in wide] == pytest.approx([r.deletion_auc for r in rows], abs=1e-6)
+
+
+def test_the_default_batch_is_small_on_a_cpu_and_large_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert forward_batch_for(torch.device("cpu"), 64) == CPU_FORWARD_BATCH == 8
+    assert forward_batch_for(torch.device("cuda", 0), 64) == 64
+    assert forward_batch_for(torch.device("mps"), 128) == 128
+    model, image = small_net(), torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(faithfulness_module, "CPU_FORWARD_BATCH", 5)
+    calls, handle = count_forward_passes(model)
+    try:
+        insertion_deletion(model, image, random_map(16, 16, seed=0), 1, steps=7, patch=4)
+    finally:
+        handle.remove()
+    assert calls == [5, 5, 4]  # the image, its replacement and 2 x 6 perturbed images, CPU_FORWARD_BATCH at a time
+    asked: list[torch.device] = []
+    monkeypatch.setattr(faithfulness_module, "forward_batch_for", lambda device, _: asked.append(device) or 64)
+    calls, handle = count_forward_passes(model)
+    try:
+        insertion_deletion(model, image, random_map(16, 16, seed=0), 1, steps=7, patch=4)
+    finally:
+        handle.remove()
+    assert calls == [14] and asked == [image.device]  # the default asked for the images' device
 
 
 def test_the_other_helpers_name_bad_input_in_one_line() -> None:
@@ -464,9 +500,9 @@ def test_the_report_cards_steps_over_patches_round_as_documented() -> None:
             rf"steps={MAX_STEPS + 9} would run {2 * MAX_STEPS + 16} images through the model; at most {MAX_STEPS}",
         ),
         (lambda: insertion_deletion(RegionModel(), region_image(), marking_map(), 0, steps=4, batch_size=True),
-         r"batch_size must be a whole number, at least 1, got True"),
+         r"batch_size must be a whole number, at least 1, or None, got True"),
         (lambda: insertion_deletion(RegionModel(), region_image(), marking_map(), 0, steps=4, batch_size=0),
-         r"batch_size must be a whole number, at least 1, got 0"),
+         r"batch_size must be a whole number, at least 1, or None, got 0"),
         (lambda: random_map(10**6, 10**6), rf"1000000 x 1000000 map has more than MAX_MAP_PIXELS = {MAX_MAP_PIXELS:,}"),
         (lambda: centre_map(10**5, 10**5), r"map has more than MAX_MAP_PIXELS"),
     ],

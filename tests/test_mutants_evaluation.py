@@ -546,6 +546,25 @@ def test_the_class_and_curve_passes_run_in_channels_last_layout() -> None:
     assert len(model.layouts) == 1 + 6 and all(model.layouts)  # the top classes, then 2 x 8 images in threes
 
 
+def test_the_curve_passes_take_the_cpu_default_or_the_accelerator_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = small_net(), images(3)
+    sizes: list[int] = []
+    handle = model.register_forward_hook(lambda _, args, __: sizes.append(int(args[0].shape[0])))
+    try:
+        evaluate(model, None, x, ["centre"], **QUIET)  # 3 x 8 images: 8 at a time on a CPU
+        assert sizes == [3, 8, 8, 8]
+        sizes.clear()
+        asked: list[tuple[torch.device, int]] = []
+        monkeypatch.setattr(utils.evaluation, "forward_batch_for", lambda d, a: asked.append((d, a)) or a)
+        evaluate(model, None, x, ["centre"], **QUIET)
+        assert asked == [(torch.device("cpu"), utils.evaluation.ACCELERATOR_FORWARD_BATCH)] and sizes == [3, 24]
+        sizes.clear()
+        evaluate(model, None, x, ["centre"], forward_batch=5, **QUIET)
+        assert sizes == [3, 5, 5, 5, 5, 4] and len(asked) == 1  # a size given is not replaced
+    finally:
+        handle.remove()
+
+
 class ExactLogits(nn.Module):
     """Two logits, 0 and 40 x the mean pixel: exact in float32 for pixels in quarters, whatever the batch."""
 

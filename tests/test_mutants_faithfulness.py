@@ -122,16 +122,19 @@ def test_a_method_that_returns_no_maps_is_named() -> None:
         attribution_maps(Counting(), None, _photo(0), 0, {"mine": lambda model, batch, classes: [0.0]})
 
 
-def test_insertion_deletion_takes_16_steps_and_64_images_a_batch_unless_told() -> None:
+def test_insertion_deletion_takes_16_steps_and_8_images_a_batch_on_a_cpu_unless_told() -> None:
     net = Counting()
     x, saliency = _photo(1), np.random.default_rng(1).random((16, 16))
     assert len(insertion_deletion(net, x, saliency, 0).fractions) == 17
     net.batches.clear()
     insertion_deletion(net, x, saliency, 0, steps=40)
-    assert net.batches == [64, 16]  # the image, its replacement and 2 x 39 perturbed images
+    assert net.batches == [8] * 10  # the image, its replacement and 2 x 39 perturbed images
+    net.batches.clear()
+    insertion_deletion(net, x, saliency, 0, steps=40, batch_size=64)
+    assert net.batches == [64, 16]
 
 
-def test_the_report_card_uses_8_steps_of_16_x_16_patches_and_64_images_a_batch() -> None:
+def test_the_report_card_uses_8_steps_of_16_x_16_patches_and_8_images_a_batch_on_a_cpu() -> None:
     net = Counting()
     photos = {"a": (_photo(2, 64), 1)}
     maps = {
@@ -141,7 +144,10 @@ def test_the_report_card_uses_8_steps_of_16_x_16_patches_and_64_images_a_batch()
     computed = attribution_maps(net, None, photos["a"][0], 1, maps)
     net.batches.clear()
     rows = report_card_rows(net, None, photos, maps, computed=computed)
-    assert net.batches == [64, 8]  # 2 + 5 maps x 2 curves x 7 inner steps = 72 images
+    assert net.batches == [8] * 9  # 2 + 5 maps x 2 curves x 7 inner steps = 72 images
+    net.batches.clear()
+    wide = report_card_rows(net, None, photos, maps, computed=computed, batch_size=64)
+    assert net.batches == [64, 8] and wide == rows
     for row, name in zip(rows, "mnopq"):
         curves = insertion_deletion(net, photos["a"][0], computed.maps[name], 1, steps=8, patch=16)
         assert (row.method, row.photo, row.target) == (name, "a", 1)

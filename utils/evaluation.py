@@ -7,9 +7,11 @@ per method (mean and range). It is the one-image code of ``utils.faithfulness`` 
 * **batched**: images go through in chunks of ``batch_size``; the class of every image of a chunk
   comes from one forward pass, every method's maps from one ``attribution_maps`` call per chunk
   (a ``Method`` is called once with the whole chunk), and the deletion/insertion images of every
-  map of every image of the chunk go through the model together, ``forward_batch`` at a time,
-  in channels-last memory layout (oneDNN's faster convolutions on the CPU: SqueezeNet about 1.4x
-  at a batch of 128 on the course's machine; the same numbers to float precision);
+  map of every image of the chunk go through the model together, ``forward_batch`` at a time
+  (by default 8 on a CPU, whose caches do not hold larger batches' activations, and
+  ``ACCELERATOR_FORWARD_BATCH`` elsewhere), in channels-last memory layout (oneDNN's faster
+  convolutions on the CPU: SqueezeNet about 1.4x at a batch of 128 on the course's machine; the
+  same numbers to float precision);
 * **on the model's device**: the images are moved there; the model is neither moved nor changed;
 * **cached**: a ``MapCache`` keeps computed maps keyed by (model, method, image content, class),
   so a second run with other metrics (ROAD, other steps) computes no map again; it is bounded by
@@ -49,6 +51,7 @@ from utils.faithfulness import (
     MAX_STEPS,
     Method,
     attribution_maps,
+    forward_batch_for,
     removal_ranks,
     replacement,
 )
@@ -58,6 +61,7 @@ from utils.saliency import as_batch, check_class_range, class_index, class_score
 from utils.sanity import ConstantMapWarning
 
 __all__ = [
+    "ACCELERATOR_FORWARD_BATCH",
     "IMAGE_SUFFIXES",
     "Evaluation",
     "EvaluationRow",
@@ -71,6 +75,9 @@ __all__ = [
 Class = Union[int, str]
 Images = Union[str, os.PathLike, torch.Tensor, Sequence[torch.Tensor], Iterable[object]]
 IMAGE_SUFFIXES: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+ACCELERATOR_FORWARD_BATCH: int = 128
+"""Perturbed images per forward pass on a GPU (or any device but the CPU) when ``forward_batch`` is None; on a CPU,
+``utils.faithfulness.CPU_FORWARD_BATCH`` (8)."""
 """The files of a folder that ``evaluate`` reads as images (any case); other files are left alone."""
 _clock: Callable[[], float] = time.perf_counter
 
@@ -536,7 +543,7 @@ def evaluate(
     patch: int = 16,
     with_road: bool = False,
     batch_size: int = 32,
-    forward_batch: int = 128,
+    forward_batch: int | None = None,
     cache: MapCache | None = None,
     model_key: str | None = None,
     progress: bool | None = None,
@@ -551,7 +558,8 @@ def evaluate(
     top class, or one class per image (indices or names of ``categories``). ``steps``, ``patch``
     and ``baseline`` are the report card's (lesson 08); ``cache`` keeps the maps between runs
     (pass the same ``MapCache`` again), under ``model_key`` (default: ``model_fingerprint``).
-    ``progress``: a bar over the images (None: when there is more than one chunk).
+    ``progress``: a bar over the images (None: when there is more than one chunk). ``forward_batch``:
+    perturbed images per forward pass (None: ``utils.faithfulness.forward_batch_for`` the model's device: 8 on a CPU).
 
     >>> _ = torch.manual_seed(0)
     >>> net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
@@ -564,7 +572,8 @@ def evaluate(
     check_model(model, "a classifier, e.g. load_model().model")
     named = _resolved_methods(methods, layer)
     wanted = _checked_classes(classes, categories)
-    batch_size, forward_batch = check_count(batch_size, "batch_size"), check_count(forward_batch, "forward_batch")
+    batch_size = check_count(batch_size, "batch_size")
+    forward_batch = None if forward_batch is None else check_count(forward_batch, "forward_batch")
     with_road = check_flag(with_road, "with_road")
     progress = None if progress is None else check_flag(progress, "progress")
     if not isinstance(baseline, str) or baseline not in BASELINES:
@@ -580,6 +589,7 @@ def evaluate(
         raise ValueError(f"classes has {len(wanted)} entries but there are {total} images; give one class per image.")
     cache = MapCache() if cache is None else cache
     device = _device_of(model)
+    forward_batch = forward_batch_for(device, ACCELERATOR_FORWARD_BATCH) if forward_batch is None else forward_batch
     model_key = model_fingerprint(model) if model_key is None else model_key
     show = progress if progress is not None else total is None or total > batch_size
     rows: list[EvaluationRow] = []

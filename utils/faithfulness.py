@@ -62,6 +62,7 @@ __all__ = [
     "BLUR_KERNEL",
     "BLUR_SIGMA",
     "COURSE_METHODS",
+    "CPU_FORWARD_BATCH",
     "MAX_MAP_PIXELS",
     "MAX_STEPS",
     "AttributionMaps",
@@ -74,6 +75,7 @@ __all__ = [
     "blur_kernel",
     "centre_map",
     "edge_map",
+    "forward_batch_for",
     "insertion_deletion",
     "random_map",
     "removal_ranks",
@@ -101,6 +103,12 @@ COURSE_METHODS: tuple[str, ...] = ("grad_cam", "guided_backprop", "guided_grad_c
 """The course's methods, computed together from one forward pass by ``saliency_maps``."""
 BASELINE_MAPS: tuple[str, ...] = ("random", "edges", "centre")
 """Maps that know nothing of the model: a method must beat them to claim faithfulness."""
+CPU_FORWARD_BATCH: int = 8
+"""Images per forward pass on a CPU when the caller leaves the batch size to the course (``None``): on the course's
+2-core machine, 8 perturbed 224 x 224 images at a time run SqueezeNet about 1.9x faster than 128, whose activations
+outgrow the caches (``benchmarks/report_card_speed.py`` prints the ratio). On an accelerator a larger batch is faster,
+and each function's own default applies."""
+ACCELERATOR_BATCH = 64  # perturbed images per forward pass on a GPU when the caller does not say
 _TIE_SEED = 0  # tied pixels are removed in a fixed random order, not top row first
 _clock: Callable[[], float] = time.perf_counter  # the report card's timer (a test replaces it by a fake clock)
 
@@ -311,9 +319,17 @@ def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> t
     return int(steps), int(patch)  # type: ignore[call-overload]
 
 
-def _checked_batch_size(batch_size: object) -> int:
+def forward_batch_for(device: torch.device, accelerator: int) -> int:
+    """Images per forward pass when the caller does not say: ``CPU_FORWARD_BATCH`` on a CPU, ``accelerator`` on any
+    other device (a GPU runs large batches faster; a CPU's caches do not hold them)."""
+    return CPU_FORWARD_BATCH if device.type == "cpu" else accelerator
+
+
+def _checked_batch_size(batch_size: object, device: torch.device) -> int:
+    if batch_size is None:
+        return forward_batch_for(device, ACCELERATOR_BATCH)
     if isinstance(batch_size, (bool, np.bool_)) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a whole number, at least 1, got {_shown(batch_size)}.")
+        raise ValueError(f"batch_size must be a whole number, at least 1, or None, got {_shown(batch_size)}.")
     return int(batch_size)
 
 
@@ -368,7 +384,7 @@ def _curves(
     baseline: str | torch.Tensor,
     patch: int,
     categories: Sequence[str] | None,
-    batch_size: int,
+    batch_size: int | None,
     names: Sequence[str] = ("saliency",),
 ) -> list[Curves]:
     """The curves of several maps of one image, their perturbed images run through the model batch by batch."""
@@ -378,7 +394,7 @@ def _curves(
     shape = (int(batch.shape[-2]), int(batch.shape[-1]))
     steps, patch = _checked_settings(steps, patch, shape)
     index = class_index(target, categories)
-    batch_size = _checked_batch_size(batch_size)
+    batch_size = _checked_batch_size(batch_size, batch.device)
     ranked = [removal_ranks(m, shape, patch) for m in maps]  # every map is checked before any work
     for m, name in zip(maps, names):
         _warn_if_constant(_ranking_values(m, shape), name)
@@ -415,7 +431,7 @@ def insertion_deletion(
     baseline: str | torch.Tensor = "blur",
     patch: int = 1,
     categories: Sequence[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> Curves:
     """Deletion and insertion curves of ``saliency`` for class ``target`` (Petsiuk et al., 2018).
 
@@ -427,8 +443,9 @@ def insertion_deletion(
     rounded so that the curves are symmetric (8 steps over 196 patches: 122 and 171 at steps 5
     and 7, where RISE-style rounding half up gives 123 and 172; see ``_counts``). ``steps`` is at
     most the number of units and ``MAX_STEPS``. The ``2 * (steps - 1)`` perturbed images are built
-    and go through the model ``batch_size`` at a time, with eval semantics and no gradients: the
-    memory they take grows with ``batch_size``, not with ``steps``. A constant map (e.g. all
+    and go through the model ``batch_size`` at a time (None: ``CPU_FORWARD_BATCH`` on a CPU, 64 on
+    an accelerator), with eval semantics and no gradients: the memory they take grows with
+    ``batch_size``, not with ``steps``. A constant map (e.g. all
     zero) ranks nothing: it gets a ``utils.sanity.ConstantMapWarning`` and a random order's curves.
     An image too small for the model is named with the smallest size that works.
 
@@ -667,7 +684,7 @@ def report_card_rows(
     baseline: str = "blur",
     patch: int = 16,
     categories: Sequence[str] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     computed: AttributionMaps | None = None,
 ) -> list[FaithfulnessRow]:
     """The report card's faithfulness rows: every method on every ``{name: (x, class)}`` photo.
@@ -675,7 +692,8 @@ def report_card_rows(
     The maps come from ONE ``attribution_maps`` call for all the photos (each method called once
     for the whole batch), or are the ``computed`` ones, image ``i`` for the ``i``-th photo. Per
     photo, the curves of all its maps are computed together, their perturbed images batched
-    (``insertion_deletion``'s settings). Summarise the rows with ``summarise``.
+    ``batch_size`` at a time (``insertion_deletion``'s settings: None, 8 on a CPU). Summarise the
+    rows with ``summarise``.
 
     Rounding: step ``k`` of ``steps`` removes ``k / steps`` of the patches, rounded so that the
     curves are symmetric (``_counts``): the card's 8 steps over the 196 patches of 16 x 16 on a

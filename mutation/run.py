@@ -32,7 +32,8 @@ CONFIG = ROOT / "mutation" / "modules.toml"
 SCORES_JSON = ROOT / "mutation" / "scores.json"
 SCORES_MD = ROOT / "mutation" / "scores.md"
 WORK = ROOT / "build" / "mutation"
-COPIED = ("utils", "tests", "data", "conftest.py", "pyproject.toml")
+# What the tests read: the exercises' tests read the lessons, the stand-in's the pinned torchvision release.
+COPIED = ("utils", "tests", "data", "notebooks", "conftest.py", "pyproject.toml", "requirements.txt")
 TARGET = 0.90
 
 # mutmut's exit codes (mutmut/stats.py): which ones mean the tests noticed the mutant.
@@ -60,7 +61,7 @@ class Result:
         return self.caught / self.judged if self.judged else 1.0
 
 
-def source(module: str) -> str:
+def module_file(module: str) -> str:
     """The module's file under the package: ``saliency`` -> ``utils/saliency.py``, ``exercises.grad_cam`` ->
     ``utils/exercises/grad_cam.py`` (a submodule is named with dots, as Python imports it), ``exercises`` ->
     ``utils/exercises/__init__.py``."""
@@ -102,8 +103,8 @@ def prepare(module: str, tests: list[str]) -> Path:
     settings = [
         "[mutmut]",
         "source_paths = utils",
-        f"only_mutate = {source(module)}",
-        "also_copy =\n    conftest.py\n    data",
+        f"only_mutate = {module_file(module)}",
+        "also_copy =\n" + "\n".join(f"    {name}" for name in COPIED if name not in ("utils", "tests")),
         "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in tests),
         # One process per test run (mutmut forks its own workers); no cache folder in the copy.
         "pytest_add_cli_args =\n    -p\n    no:xdist\n    -p\n    no:cacheprovider",
@@ -120,7 +121,7 @@ def mutant_diff(work: Path, module: str, name: str) -> str:
     here = Path.cwd()
     os.chdir(work)  # mutmut reads its copy (mutants/) relative to the current folder
     try:
-        return get_diff_for_mutant(name, path=Path(source(module)))
+        return get_diff_for_mutant(name, path=Path(module_file(module)))
     finally:
         os.chdir(here)
 
@@ -132,11 +133,11 @@ def resume(module: str, tests: list[str], jobs: int) -> Path:
     catch more, never fewer); both are checked. The caught verdicts are merged into the new run's results.
     """
     work = WORK / module
-    meta_path = Path("mutants") / f"{source(module)}.meta"
+    meta_path = Path("mutants") / f"{module_file(module)}.meta"
     if not (work / meta_path).exists():
         raise SystemExit(f"--resume: no earlier run of {module} in {work}; run without --resume first")
-    if (work / source(module)).read_bytes() != (ROOT / source(module)).read_bytes():
-        raise SystemExit(f"--resume: {source(module)} changed since the last run (other mutants); run it whole")
+    if (work / module_file(module)).read_bytes() != (ROOT / module_file(module)).read_bytes():
+        raise SystemExit(f"--resume: {module_file(module)} changed since the last run (other mutants); run it whole")
     before = (work / "setup.cfg").read_text()
     old_tests = before.split("pytest_add_cli_args_test_selection =", 1)[1].split("pytest_add_cli_args =", 1)[0].split()
     if not set(old_tests) <= set(tests):
@@ -167,7 +168,7 @@ def changed_line(diff: str) -> str:
 
 
 def evaluate(module: str, work: Path, equivalent: list[dict[str, str]]) -> Result:
-    meta = json.loads((work / "mutants" / f"{source(module)}.meta").read_text())
+    meta = json.loads((work / "mutants" / f"{module_file(module)}.meta").read_text())
     codes: dict[str, int | None] = meta["exit_code_by_key"]
     declared = {entry["mutant"]: entry for entry in equivalent}
     result = Result(module, total=len(codes))
@@ -197,7 +198,7 @@ def natural(name: str) -> tuple[str, int]:
 def report(result: Result) -> str:
     unjudged = f"; {len(result.other)} without a verdict (see below)" if result.other else ""
     lines = [
-        f"== {source(result.module)}: {result.score:.1%} caught ({result.caught} of {result.judged} mutants; "
+        f"== {module_file(result.module)}: {result.score:.1%} caught ({result.caught} of {result.judged} mutants; "
         f"{len(result.equivalent)} equivalent left out; {len(result.survivors)} not caught{unjudged})"
     ]
     for name, text in result.survivors.items():
@@ -294,7 +295,7 @@ def main() -> int:
     for module in args.modules or list(config):
         started = datetime.datetime.now()
         if not args.report_only:
-            print(f"mutating {source(module)} (log: build/mutation/{module}/mutmut.log) ...", flush=True)
+            print(f"mutating {module_file(module)} (log: build/mutation/{module}/mutmut.log) ...", flush=True)
         if args.report_only:
             work = WORK / module
         elif args.resume:

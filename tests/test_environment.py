@@ -130,7 +130,20 @@ def _fresh_python(code: str) -> str:
     return done.stdout.strip()
 
 
+def _stand_in_in_this_process() -> None:
+    """The stand-in's functions called in the test's own process too, where torchvision is already imported, with
+    what they return there checked. The behaviour is checked in a fresh interpreter; these calls let make mutation
+    (mutmut maps each test to the functions it calls in its own process) run these tests on the stand-in's mutants."""
+    import torchvision
+
+    from utils import _torchvision
+
+    assert _torchvision._checked_release() is True  # the pinned release (test_the_stand_in_is_used_...)
+    assert _torchvision.import_torchvision() is torchvision  # imported already: returned as it is
+
+
 def test_importing_utils_imports_torchvision_but_not_the_compiler_and_leaves_it_importable() -> None:
+    _stand_in_in_this_process()
     printed = _fresh_python(
         "import sys, torch, utils.models\n"
         "roi = sys.modules['torchvision.ops.roi_align']\n"
@@ -145,6 +158,14 @@ def test_importing_utils_imports_torchvision_but_not_the_compiler_and_leaves_it_
 
 
 def test_torchvision_imported_after_the_compiler_gets_the_real_function() -> None:
+    _stand_in_in_this_process()
+    import torch._dynamo.utils as real  # here too: the stand-in's function asks the real one (imported on first call)
+
+    from utils import _torchvision
+
+    assert [_torchvision._is_compile_supported(d) for d in ("cpu", "meta")] == [
+        real.is_compile_supported(d) for d in ("cpu", "meta")
+    ]
     printed = _fresh_python(
         "import sys, torch._dynamo.utils as real, utils\n"
         "print(sys.modules['torchvision.ops.roi_align'].is_compile_supported is real.is_compile_supported)"
@@ -153,6 +174,7 @@ def test_torchvision_imported_after_the_compiler_gets_the_real_function() -> Non
 
 
 def test_a_failed_torchvision_import_leaves_no_stand_in_behind() -> None:
+    _stand_in_in_this_process()
     printed = _fresh_python(
         "import sys, torch\n"
         "class Refuse:\n"
@@ -177,6 +199,7 @@ def test_the_stand_in_is_used_for_the_pinned_torchvision_only() -> None:
     from utils import _torchvision
 
     assert _pip_pins(ROOT / "requirements.txt")["torchvision"] in _torchvision.CHECKED_RELEASES
+    _stand_in_in_this_process()
     printed = _fresh_python(
         "import sys, importlib.metadata as metadata\n"
         "real = metadata.version\n"  # another torchvision release: imported as it is, compiler and all

@@ -22,7 +22,7 @@ def _run_module():  # mutation/run.py is a script, not a package module
 
 def test_every_module_with_code_is_mutated() -> None:
     run = _run_module()
-    listed = {run.source(module) for module in CONFIG}
+    listed = {run.module_file(module) for module in CONFIG}
     files = {
         path.relative_to(ROOT).as_posix()
         for path in (ROOT / "utils").rglob("*.py")
@@ -30,9 +30,9 @@ def test_every_module_with_code_is_mutated() -> None:
     }
     assert files - listed == set(), f"modules no mutation run covers: {sorted(files - listed)}"
     assert listed - files == set(), f"modules.toml names files that are not there: {sorted(listed - files)}"
-    assert run.source("saliency") == "utils/saliency.py"
-    assert run.source("exercises.grad_cam") == "utils/exercises/grad_cam.py"
-    assert run.source("exercises") == "utils/exercises/__init__.py"
+    assert run.module_file("saliency") == "utils/saliency.py"
+    assert run.module_file("exercises.grad_cam") == "utils/exercises/grad_cam.py"
+    assert run.module_file("exercises") == "utils/exercises/__init__.py"
 
 
 def test_every_module_is_judged_by_tests_that_exist_and_its_own_doctests_where_it_has_some() -> None:
@@ -40,6 +40,6 @@ def test_every_module_is_judged_by_tests_that_exist_and_its_own_doctests_where_i
     for module, settings in CONFIG.items():
         tests = settings["tests"]
         assert tests and all((ROOT / t.split("::")[0]).exists() for t in tests), (module, tests)
-        assert all(t.startswith("tests/") or t == run.source(module) for t in tests), (module, tests)
-        if ">>>" in (ROOT / run.source(module)).read_text(encoding="utf-8"):
-            assert run.source(module) in tests, f"{module}'s doctests are not among its tests"
+        assert all(t.startswith("tests/") or t == run.module_file(module) for t in tests), (module, tests)
+        if ">>>" in (ROOT / run.module_file(module)).read_text(encoding="utf-8"):
+            assert run.module_file(module) in tests, f"{module}'s doctests are not among its tests"

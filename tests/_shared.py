@@ -1,8 +1,12 @@
-"""What several test modules share: a check that an error is exactly one expected line, a small network."""
+"""What several test modules share: a check that an error is exactly one expected line, a small network, the
+source of a checker as written."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import re
+from types import ModuleType
 
 import pytest
 import torch
@@ -26,3 +30,22 @@ def small_net(seed: int = 0) -> nn.Module:
         nn.Flatten(),
         nn.Linear(32, 5),
     )
+
+
+_MUTANT = re.compile(r"__mutmut_\d+$")
+
+
+def source_as_written(*modules: ModuleType) -> str:
+    """The modules' source, less mutmut's mutants: under ``make mutation`` the module's file also holds every mutant
+    of each function (``x_name__mutmut_3``: one changed string or number each), which a test that reads the reasons
+    a checker names from its source must not read as reasons (they are not called unless under test)."""
+    texts = []
+    for module in modules:
+        source = inspect.getsource(module)
+        lines = source.splitlines(keepends=True)
+        for node in ast.parse(source).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _MUTANT.search(node.name):
+                start = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+                lines[start - 1 : node.end_lineno] = [""] * (node.end_lineno - start + 1)  # type: ignore[operator]
+        texts.append("".join(lines))
+    return "".join(texts)

@@ -9,7 +9,6 @@ written from scratch. The last test keeps each lesson's questions in shape.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from _shared import source_as_written
 from torch import nn
 from torch.nn.modules import module as torch_module
 
@@ -45,7 +45,7 @@ COMMON = {"not attempted", "raised", "type", "verdict"}
 
 def named_in(*modules: ModuleType) -> set[str]:
     """The reasons a checker module names in its source: ``wrong("reason", ...)`` and the model guard's changes."""
-    source = "".join(inspect.getsource(module) for module in modules)
+    source = source_as_written(*modules)
     return set(re.findall(r'wrong\(\s*"([^"]+)"', source)) | set(
         re.findall(r'"([a-z_ ]+)",\s*\(?\s*f?"your function', source)
     )

@@ -9,7 +9,6 @@ written from scratch. The last test keeps each lesson's questions in shape.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _shared import source_as_written
 
 import utils.exercises.discriminativity as discriminativity_checker
 import utils.exercises.sanity as edge_checker
@@ -39,7 +39,7 @@ COMMON = {"not attempted", "raised", "type", "verdict"}
 
 def named_in(module: Any) -> set[str]:
     """The reasons a checker module names in its source (``wrong("reason", ...)``)."""
-    return set(re.findall(r'wrong\(\s*"([^"]+)"', inspect.getsource(module)))
+    return set(re.findall(r'wrong\(\s*"([^"]+)"', source_as_written(module)))
 
 
 def assert_named(verdict: Verdict, reason: str, words: str = "") -> None:

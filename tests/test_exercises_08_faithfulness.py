@@ -7,7 +7,6 @@ worked answer and the mistakes written from scratch.
 
 from __future__ import annotations
 
-import inspect
 import re
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _shared import source_as_written
 from torch import nn
 
 import utils.exercises._model_guard as model_guard
@@ -110,7 +110,7 @@ def test_each_diagnosis_fires_and_the_model_stays_as_it_was(reason: str) -> None
 
 
 def test_every_diagnosis_has_a_test() -> None:
-    source = inspect.getsource(curve_checker) + inspect.getsource(model_guard)
+    source = source_as_written(curve_checker, model_guard)
     named = set(re.findall(r'wrong\(\s*"([^"]+)"', source))
     changes = set(re.findall(r'"([a-z_ ]+)",\s*\(?\s*f?"your function', source))
     assert named <= set(CASES) | COMMON, named - set(CASES)

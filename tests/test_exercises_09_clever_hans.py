@@ -8,7 +8,6 @@ last test keeps the lesson's questions in shape.
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _shared import source_as_written
 
 import utils.exercises.shortcuts as share_checker
 from utils.exercises import AnswerCheckError, Verdict
@@ -77,7 +77,7 @@ def test_each_mistake_in_the_table_is_named(gbp_like, saliency: str) -> None:
 
 
 def test_every_diagnosis_has_a_test(gbp_like) -> None:
-    named = set(re.findall(r'wrong\(\s*"([^"]+)"', inspect.getsource(share_checker)))
+    named = set(re.findall(r'wrong\(\s*"([^"]+)"', source_as_written(share_checker)))
     assert named <= set(CASES) | COMMON, named - set(CASES) - COMMON
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _shared import source_as_written
 from torch import nn
 
 from utils.cams import hires_cam
@@ -258,12 +259,11 @@ TESTED = {
 
 def test_every_hires_cam_diagnosis_has_a_test() -> None:
     """Every mistake the checker can name (its own table and messages) is made to fire by a test above."""
-    import inspect
     import re
 
     import utils.exercises.hires_cam as checker
 
-    source = inspect.getsource(checker)
+    source = source_as_written(checker)
     named = set(re.findall(r'wrong\(\s*"([^"]+)"', source)) | set(re.findall(r'^\s+"([A-Za-z+ -]+)",$', source, re.M))
     named |= set(re.findall(r'"([a-z ]+)" if other else "([a-z ]+)"', source)[0])
     assert named and named <= TESTED, sorted(named - TESTED)

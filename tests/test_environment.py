@@ -195,6 +195,97 @@ def test_a_failed_torchvision_import_leaves_no_stand_in_behind() -> None:
     assert printed.splitlines() == ["no torchvision here", "[] False"]
 
 
+def test_the_release_check_reads_the_public_version_and_takes_a_missing_torchvision_as_unchecked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.metadata
+
+    from utils import _torchvision
+
+    def version(found: str | None):
+        def read(name: str) -> str:
+            assert name == "torchvision"
+            if found is None:
+                raise importlib.metadata.PackageNotFoundError(name)
+            return found
+
+        return read
+
+    seen = {}
+    for found in ("0.29.1", "0.29.1+cu130", "0.29.1+cpu", "0.29.10", "0.30.0", None):
+        monkeypatch.setattr(importlib.metadata, "version", version(found))
+        seen[found] = _torchvision._checked_release()
+    assert seen == {
+        "0.29.1": True,
+        "0.29.1+cu130": True,
+        "0.29.1+cpu": True,
+        "0.29.10": False,
+        "0.30.0": False,
+        None: False,
+    }
+
+
+def _without_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This process as if torchvision and the compiler were not imported yet (monkeypatch puts them back)."""
+    for name in ("torchvision", "torch._dynamo", "torch._dynamo.utils"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+class _FakeTorchvision:
+    """A torchvision served from memory that imports ``is_compile_supported`` as 0.29's roi_align does, and binds
+    ``torch._dynamo`` as loading that package would."""
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        import importlib.util
+
+        return importlib.util.spec_from_loader(name, self) if name == "torchvision" else None
+
+    def create_module(self, spec: object) -> None:
+        return None
+
+    def exec_module(self, module: object) -> None:
+        import torch
+        from torch._dynamo.utils import is_compile_supported
+
+        module.is_compile_supported = is_compile_supported  # type: ignore[attr-defined]
+        torch._dynamo = sys.modules["torch._dynamo"]  # type: ignore[attr-defined]
+
+
+def test_the_stand_ins_serve_the_import_and_leave_no_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from utils import _torchvision
+
+    _without_torchvision(monkeypatch)
+    monkeypatch.delattr(torch, "_dynamo", raising=False)  # bound if another test imported the compiler
+    monkeypatch.setattr(sys, "meta_path", [_FakeTorchvision(), *sys.meta_path])
+    fake = _torchvision.import_torchvision()
+    assert fake.is_compile_supported is _torchvision._is_compile_supported  # the stand-in's function
+    assert not any(name in sys.modules for name in ("torch._dynamo", "torch._dynamo.utils"))
+    assert "_dynamo" not in vars(torch)  # the stand-in package unbound from torch again
+    assert sys.modules["torchvision"] is fake
+
+
+def test_with_torchvision_imported_nothing_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import torchvision
+
+    from utils import _torchvision
+
+    for name in ("torch._dynamo", "torch._dynamo.utils"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    asked = []
+
+    def import_module(name: str) -> object:
+        asked.append((name, [n for n in ("torch._dynamo", "torch._dynamo.utils") if n in sys.modules]))
+        return torchvision
+
+    monkeypatch.setattr(importlib, "import_module", import_module)
+    assert _torchvision.import_torchvision() is torchvision
+    assert asked == [("torchvision", [])]  # imported as it is: no stand-in was put in sys.modules
+
+
 def test_the_stand_in_is_used_for_the_pinned_torchvision_only() -> None:
     from utils import _torchvision
 

@@ -86,7 +86,7 @@ def mutmut(work: Path, *args: str, log: Path | None = None) -> str:
     return done.stdout if log is None else output
 
 
-def prepare(module: str, tests: list[str]) -> Path:
+def prepare(module: str, tests: list[str], timeout_multiplier: float | None = None) -> Path:
     missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
     if missing:
         raise SystemExit(f"mutation/modules.toml: {module}'s tests {missing} do not exist; fix the list")
@@ -108,8 +108,10 @@ def prepare(module: str, tests: list[str]) -> Path:
         "pytest_add_cli_args_test_selection =\n" + "\n".join(f"    {t}" for t in tests),
         # One process per test run (mutmut forks its own workers); no cache folder in the copy.
         "pytest_add_cli_args =\n    -p\n    no:xdist\n    -p\n    no:cacheprovider",
-        "",
     ]
+    if timeout_multiplier is not None:  # a mutant that makes the tests loop is stopped after this many times their time
+        settings.append(f"timeout_multiplier = {timeout_multiplier}")
+    settings.append("")
     (work / "setup.cfg").write_text("\n".join(settings))
     return work
 
@@ -126,7 +128,7 @@ def mutant_diff(work: Path, module: str, name: str) -> str:
         os.chdir(here)
 
 
-def resume(module: str, tests: list[str], jobs: int) -> Path:
+def resume(module: str, tests: list[str], jobs: int, timeout_multiplier: float | None = None) -> Path:
     """Run again only the mutants the last run did not catch, with today's tests, and keep its caught ones.
 
     Sound only while the module is unchanged (the same mutants) and no test was taken away (a test added can
@@ -148,7 +150,7 @@ def resume(module: str, tests: list[str], jobs: int) -> Path:
     previous = WORK / f"{module}.previous"
     shutil.rmtree(previous, ignore_errors=True)
     work.rename(previous)
-    work = prepare(module, tests)
+    work = prepare(module, tests, timeout_multiplier)
     print(f"resuming: {len(caught)} caught before, {len(again)} to run again", flush=True)
     if again:
         mutmut(work, "run", "--max-children", str(jobs), *again, log=work / "mutmut.log")
@@ -299,9 +301,9 @@ def main() -> int:
         if args.report_only:
             work = WORK / module
         elif args.resume:
-            work = resume(module, config[module]["tests"], args.jobs)
+            work = resume(module, config[module]["tests"], args.jobs, config[module].get("timeout_multiplier"))
         else:
-            work = prepare(module, config[module]["tests"])
+            work = prepare(module, config[module]["tests"], config[module].get("timeout_multiplier"))
             mutmut(work, "run", "--max-children", str(args.jobs), log=work / "mutmut.log")
         result = evaluate(module, work, config[module].get("equivalent", []))
         seconds = (datetime.datetime.now() - started).total_seconds()

@@ -707,3 +707,42 @@ def test_only_the_user_warnings_of_the_methods_are_silenced() -> None:
         evaluate(small_net(), None, images(2), {"noisy": noisy}, **QUIET)
     mine = [(w.category, str(w.message)) for w in seen if str(w.message) in ("a note from Captum", "an overflow")]
     assert mine == [(RuntimeWarning, "an overflow")]
+
+
+def test_the_defaults_are_the_report_cards_8_steps_16_pixel_patches_and_32_images_a_chunk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    x = images(33, side=33)  # 3 x 3 patches of 16 (2 x 2 of 17); 33 images: chunks of 32 and 1
+    chunks: list[int] = []
+    real = utils.evaluation._classes_of
+    monkeypatch.setattr(utils.evaluation, "_classes_of", lambda m, b, *a: chunks.append(b.shape[0]) or real(m, b, *a))
+    fake = Fake()
+    default = evaluate(small_net(), None, x, {"fake": fake}, progress=False)
+    assert chunks == [32, 1] and fake.sizes == [32, 1]
+    told = evaluate(small_net(), None, x, {"fake": Fake()}, progress=False, steps=8, patch=16, batch_size=32)
+    assert aucs(default) == aucs(told)
+    other = evaluate(small_net(), None, x, {"fake": Fake()}, progress=False, steps=8, patch=11, batch_size=32)
+    assert aucs(other) != aucs(told)  # the patch matters on this size: the comparison can fail
+
+
+def test_misses_are_counted_each_time() -> None:
+    cache = MapCache()
+    for c in range(3):
+        assert cache.get(("k", "m", "h", c)) is None
+    assert (cache.hits, cache.misses) == (0, 3)
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """A dataset with no length: the images of ``images()``, two per batch through a DataLoader."""
+
+    def __iter__(self):
+        return iter(images(3))
+
+
+def test_a_dataloader_over_a_stream_has_no_total_and_is_evaluated_whole() -> None:
+    loader = DataLoader(Stream(), batch_size=2)
+    pairs, total = utils.evaluation._image_source(loader, None)
+    assert total is None and len(list(pairs)) == 3
+    table = evaluate(small_net(), None, DataLoader(Stream(), batch_size=2), ["centre"], **QUIET)
+    assert [r.image for r in table.rows] == ["image 0", "image 1", "image 2"]
+    assert aucs(table) == aucs(evaluate(small_net(), None, images(3), ["centre"], **QUIET))

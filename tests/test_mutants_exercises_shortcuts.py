@@ -33,6 +33,7 @@ def test_the_share_worked_out_by_hand_passes_in_every_form() -> None:
     for answer in (SHARE, np.float32(SHARE), np.array(SHARE), np.array([[SHARE]]), torch.tensor([SHARE]), (SHARE,)):
         assert message(answer) == RIGHT, answer
     assert message(lambda s, b: SHARE) == RIGHT
+    assert message(box_share) == RIGHT, "the function gets the numpy map itself"
 
 
 def test_a_share_within_one_millionth_passes_and_one_beyond_it_does_not() -> None:
@@ -256,4 +257,64 @@ def test_the_checker_prints_the_label_and_refuses_a_label_that_is_not_text(capsy
         check_box_share(1.5, MAP, BOX, label="GBP")
     assert (
         str(failed.value) == "GBP: Not yet right (range): got 1.5000; a share lies between 0 and 1 (expected 0.2258)."
+    )
+
+
+def test_one_colour_channel_is_named_with_its_line() -> None:
+    saliency = np.array([[[1.0, 3.0], [2.0, 0.0]], [[3.0, 1.0], [0.0, 2.0]]])  # all channels: 4 of 12 in the box
+    box = Box(top=0, left=0, height=1, width=1, image_size=(2, 2))
+    assert message(1 / 6, saliency, box) == (
+        "Not yet right (one channel): got 0.1667, expected 0.3333: you used one colour channel; sum |map| over all "
+        "channels first, as lessons 04 and 05 do."
+    )
+
+
+def test_a_map_that_requires_grad_or_is_float16_is_read_as_float64() -> None:
+    box = Box(top=0, left=0, height=1, width=1, image_size=(2, 2))
+    tensor = torch.tensor([[1.0, -3.0], [2.0, 0.5]], requires_grad=True)
+    assert diagnose_box_share(2.0, tensor, box).reason == "signed"
+    assert checker._mistakes(tensor, box)["signed"][0] == pytest.approx(2.0)
+    half = np.array([[1.0, 3.0], [2.0, -0.001]], dtype=np.float16)  # summed in float16, 5.999 would be 6
+    signed = float(half[0, 0]) / sum(float(v) for v in half.ravel())
+    assert diagnose_box_share(signed, half, box).reason == "signed"
+
+
+def test_a_map_one_row_high_is_not_squeezed_to_one_dimension() -> None:
+    box = Box(top=0, left=1, height=1, width=2, image_size=(1, 6))
+    saliency = np.array([[1.0, -2.0, 3.0, 0.0, 0.0, 2.0]])
+    assert checker._mistakes(saliency, box)["signed"][0] == pytest.approx(1 / 4)
+    assert message(1 / 4, saliency, box).startswith("Not yet right (signed): got 0.2500, expected 0.6250:")
+
+
+@pytest.mark.parametrize(
+    ("answer", "text"),
+    [
+        (torch.empty(1, device="meta"), "Not yet right (type): the answer is a meta tensor: a shape without values; "
+         "return one number, the share (a float) with its values."),
+        (np.ones((2, 1)), "Not yet right (not a number): the answer has shape (2, 1); return one number for the whole "
+         "map (sum inside / sum of all)."),
+        (np.ones((1, 1, 2)), "Not yet right (not a number): the answer has shape (1, 1, 2); return one number for the "
+         "whole map (sum inside / sum of all)."),
+    ],
+    ids=["meta", "column", "3-D"],
+)  # fmt: skip
+def test_an_array_answer_is_read_without_squeezing(answer, text) -> None:
+    assert message(lambda s, b: answer) == text
+
+
+def test_a_mistake_is_named_only_within_one_millionth_of_its_value() -> None:
+    outside = 1 - SHARE
+    assert diagnose_box_share(outside + 0.9e-6, MAP, BOX).reason == "outside"
+    assert diagnose_box_share(outside + 1.5e-6, MAP, BOX).reason == "value"
+
+
+def test_a_mistake_within_the_tolerance_of_the_share_itself_is_not_named() -> None:
+    """A tiny negative value outside the box: the signed share is within 1e-6 of the share, so no mistake to name."""
+    box = Box(top=0, left=0, height=1, width=1, image_size=(2, 2))
+    saliency = np.array([[1.0, 1.0], [1.0, -3e-6]])
+    share, signed = 1 / (3 + 3e-6), 1 / (3 - 3e-6)
+    assert checker._mistakes(saliency, box)["signed"][0] == pytest.approx(signed, abs=1e-15)
+    assert diagnose_box_share(signed + 0.9e-6, saliency, box).message == (
+        f"Not yet right (value): got {signed + 0.9e-6:.4f}, expected {share:.4f}: reduce the map to |values| summed "
+        "over channels, then divide the sum inside the box by the sum over the whole map."
     )

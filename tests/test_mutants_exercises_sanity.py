@@ -199,3 +199,34 @@ def test_the_checker_prints_the_label_then_the_verdict(picture, capsys) -> None:
     with pytest.raises(AnswerCheckError) as error:
         check_edge_map(np.ones((6, 7)), picture, label="Sobel")
     assert str(error.value) == f"Sobel: {VALUES}"
+
+
+def test_an_answer_that_is_no_map_is_told_what_to_return(picture) -> None:
+    assert message("edges", picture) == (
+        "Not yet right (type): the answer is a str; return the edge map as an H x W numpy array or torch tensor of "
+        "real numbers."
+    )
+
+
+def test_a_wrong_map_with_zeros_but_no_negative_values_gets_the_steps(picture) -> None:
+    answer = edge_map(picture) + 0.5
+    answer[2, 2] = 0.0
+    assert message(answer, picture) == VALUES
+
+
+def test_a_tensor_picture_that_requires_grad_or_is_bfloat16_is_read(picture) -> None:
+    tracked = torch.from_numpy(picture).float().requires_grad_(True)
+    gx, gy = sobel_xy(tracked.detach().double().numpy().mean(axis=-1))
+    assert diagnose_edge_map(gx**2 + gy**2, tracked).reason == "squared"
+    bf16 = torch.from_numpy(picture).to(torch.bfloat16)
+    gx, gy = sobel_xy(bf16.double().numpy().mean(axis=-1))
+    assert diagnose_edge_map(np.abs(gx) + np.abs(gy), bf16).reason == "L1"
+
+
+def test_a_float16_picture_is_judged_in_float64(picture) -> None:
+    """The mean of the channels and Sobel in float16 would be off by about 1e-3, ten times the tolerance."""
+    half = picture.astype(np.float16)
+    gx, gy = sobel_xy(half.astype(np.float64).mean(axis=-1))
+    assert diagnose_edge_map(np.abs(gx) + np.abs(gy), half).reason == "L1"
+    rows, cols = np.gradient(half.astype(np.float64).mean(axis=-1))
+    assert diagnose_edge_map(np.hypot(cols, rows), half).reason == "not Sobel"

@@ -746,3 +746,18 @@ def test_a_dataloader_over_a_stream_has_no_total_and_is_evaluated_whole() -> Non
     table = evaluate(small_net(), None, DataLoader(Stream(), batch_size=2), ["centre"], **QUIET)
     assert [r.image for r in table.rows] == ["image 0", "image 1", "image 2"]
     assert aucs(table) == aucs(evaluate(small_net(), None, images(3), ["centre"], **QUIET))
+
+
+def test_chunks_add_up_their_maps_images_and_given_classes() -> None:
+    x = images(5)
+    table = evaluate(small_net(), None, x, {"a": Fake(), "b": Fake()}, classes=[0, 1, 2, 3, 4], batch_size=2, **QUIET)
+    assert table.maps_computed == 10  # 2 methods x (2 + 2 + 1) images over three chunks
+    assert [r.target for r in table.rows if r.method == "a"] == [0, 1, 2, 3, 4]  # the third chunk's class is 4
+
+
+def test_an_iterable_with_no_image_is_refused_in_its_whole_line() -> None:
+    message = "images held no image (an empty DataLoader or iterable); give at least one image."
+    with refuses(ValueError, message):
+        evaluate(small_net(), None, iter([]), ["centre"], **QUIET)
+    with refuses(ValueError, message):
+        evaluate(small_net(), None, DataLoader(TensorDataset(torch.zeros(0, 3, 8, 8))), ["centre"], **QUIET)

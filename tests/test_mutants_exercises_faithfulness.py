@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+import utils.exercises.faithfulness as curve_checker
 from utils.exercises import AnswerCheckError
 from utils.exercises.faithfulness import check_insertion_curve, diagnose_insertion_curve
 from utils.faithfulness import insertion_deletion
@@ -206,3 +207,26 @@ def test_the_checker_prints_the_label_then_the_verdict(case, capsys) -> None:
     assert capsys.readouterr().out == RIGHT + "\n"
     check_insertion_curve(reference.insertion, model, x, saliency, TARGET, steps=STEPS, label="GBP")
     assert capsys.readouterr().out == f"GBP: {RIGHT}\n"
+
+
+def test_maps_of_other_types_are_reversed_as_float64(case) -> None:
+    """A uint8 map negated in uint8 wraps around (0 stays lowest); a bfloat16 tensor has no numpy form."""
+    model, x, _, _ = case
+    bytes_map = (np.arange(144).reshape(12, 12) % 7).astype(np.uint8)
+    bf16_map = torch.from_numpy(np.random.default_rng(2).random((12, 12))).to(torch.bfloat16)
+    for saliency, negated in ((bytes_map, -bytes_map.astype(np.float64)), (bf16_map, -bf16_map.double())):
+        reversed_order = insertion_deletion(model, x, negated, TARGET, steps=STEPS, baseline="blur").insertion
+        assert diagnose_insertion_curve(reversed_order, model, x, saliency, TARGET, steps=STEPS).reason == "order"
+
+
+@pytest.mark.parametrize("end", [-curve_checker._TOLERANCE, 1 + curve_checker._TOLERANCE])
+def test_values_at_exactly_the_tolerance_outside_zero_to_one_are_not_logits(case, end) -> None:
+    answer = case[3].insertion.copy()
+    answer[2] = end
+    assert diagnose_insertion_curve(answer, *case[:3], TARGET, steps=STEPS).reason == "values"
+
+
+def test_percent_means_one_hundred_times_within_the_tolerance(case) -> None:
+    """101 x (the curve + 0.009), divided by 100, is 1.01 x (the curve + 0.009): over 0.01 off at 0.284."""
+    answer = 101 * (case[3].insertion + 0.009)
+    assert diagnose_insertion_curve(answer, *case[:3], TARGET, steps=STEPS).reason == "logits"

@@ -289,3 +289,101 @@ def test_the_checker_prints_the_label_then_the_verdict(case, capsys) -> None:
     with pytest.raises(AnswerCheckError) as error:
         check_hires_cam(lambda *a: reference * 2.5, net, "0", x, TARGET, label="toy")
     assert str(error.value).startswith("toy: Not yet right (scaled): the map is HiResCAM times 2.5;")
+
+
+def test_the_tolerance_is_absolute_at_a_large_cell(case) -> None:
+    """1.05e-4 of the peak off at the second largest cell (over half the peak) is refused: a relative tolerance of
+    1e-5 on top would let it pass."""
+    net, x = case
+    reference = hires_cam(net, "0", x, TARGET)
+    answer = reference.clone().reshape(-1)
+    second = int(answer.argsort(descending=True)[1])
+    peak = float(reference.max())
+    assert float(answer[second]) > 0.5 * peak
+    answer[second] -= 1.05e-4 * peak
+    assert diagnose_hires_cam(lambda *a: answer.reshape(1, 1, 6, 6), net, "0", x, TARGET).reason == "values"
+
+
+def test_an_all_zero_map_upsampled_is_still_named_upsampled() -> None:
+    """Class 0's weights are zero: its HiResCAM is zero everywhere, and so is the map upsampled to the image."""
+    net = make_net()
+    with torch.no_grad():
+        net[5].weight[0] = 0.0
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert float(hires_cam(net, "0", x, 0).abs().max()) == 0.0
+    assert diagnose_hires_cam(lambda *a: torch.zeros(1, 1, 8, 8), net, "0", x, 0).message == (
+        "Not yet right (upsampled): the map was upsampled to (8, 8); return it at the layer's own grid, 6 x 6."
+    )
+
+
+def test_a_frozen_model_still_gets_its_mistakes_named(case) -> None:
+    """Weights with requires_grad off (a frozen backbone): the gradient at the layer comes through the input."""
+    _, x = case
+    net = make_net().requires_grad_(False)
+    assert message(by_hand((make_net(), x))["softmax"][None, None].float(), (net, x)) == (
+        f"Not yet right (softmax): {TEXTS['softmax']}"
+    )
+
+
+def test_a_changed_model_is_named_with_the_whole_line(case) -> None:
+    net, x = case
+
+    def left_in_train_mode(model, layer, image, target):
+        model.train()
+        return hires_cam(net, layer, image, target)
+
+    assert diagnose_hires_cam(left_in_train_mode, net, "0", x, TARGET).message == (
+        "Not yet right (train mode): your function left the model in train mode (model.train() changes the model "
+        "itself; at 'the model'); leave the mode as you found it. The checker ran your function on a copy: the "
+        "lesson's model is unchanged."
+    )
+
+
+def test_an_answer_that_is_no_map_is_told_what_to_return(case) -> None:
+    assert message("a map", case) == (
+        "Not yet right (type): the answer is a str; return the map as a torch tensor (1 x 1 x h x w)."
+    )
+
+
+class WithAnUnusedLayer(nn.Module):
+    """Conv "unused" is never run (hires_cam refuses it with a ValueError); "a" and "b" are, both 6 x 6."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unused = nn.Conv2d(3, 4, 3, padding=1)
+        self.a = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = nn.Conv2d(4, 4, 3, padding=1)
+        self.head = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.b(torch.relu(self.a(x)))).mean(dim=(2, 3)))
+
+
+def test_a_layer_that_does_not_run_is_passed_over_in_the_search_for_the_answers_layer() -> None:
+    torch.manual_seed(1)
+    net, x = WithAnUnusedLayer().eval(), torch.rand(1, 3, 6, 6)
+    with pytest.raises(ValueError, match="did not run"):
+        hires_cam(net, "unused", x, 0)
+    other = hires_cam(net, "a", x, 0)
+    assert diagnose_hires_cam(lambda *a: other, net, "b", x, 0).message == (
+        "Not yet right (wrong layer): the answer is HiResCAM at 'a', not at 'b'; hook the layer given."
+    )
+
+
+def test_a_wrong_answer_to_an_all_zero_reference_is_judged_without_dividing_by_zero() -> None:
+    net = make_net()
+    with torch.no_grad():
+        net[5].weight[0] = 0.0
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    assert diagnose_hires_cam(lambda *a: torch.ones(1, 1, 6, 6), net, "0", x, 0).reason == "values"
+
+
+def test_a_constant_map_is_judged_without_dividing_by_its_zero_spread() -> None:
+    """A uniform image through a convolution without padding: every cell of the reference is the same, so its
+    maximum is its minimum and min-max scaling is not tried."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)).eval()
+    x = torch.full((1, 3, 8, 8), 0.5)
+    reference = hires_cam(net, "0", x, 0)
+    assert float(reference.max()) == float(reference.min()) > 0
+    assert diagnose_hires_cam(lambda *a: 3 * reference, net, "0", x, 0).reason == "scaled"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 from torch import nn
 
 import utils.faithfulness as faithfulness_module
@@ -333,6 +334,13 @@ def test_the_default_batch_is_small_on_a_cpu_and_large_elsewhere(monkeypatch: py
     assert forward_batch_for(torch.device("cpu"), 64) == CPU_FORWARD_BATCH == 8
     assert forward_batch_for(torch.device("cuda", 0), 64) == 64
     assert forward_batch_for(torch.device("mps"), 128) == 128
+    assert (forward_batch_for("cpu", 64), forward_batch_for("cuda:1", 32)) == (8, 32)  # a device's name will do
+    with refuses(ValueError, "device 'gpu' is not a device torch knows; e.g. 'cpu' or 'cuda'."):
+        forward_batch_for("gpu", 64)
+    with refuses(TypeError, "device must be a torch.device or its name (e.g. 'cpu'), not 0."):
+        forward_batch_for(0, 64)  # torch would read 0 as CUDA's first device
+    with refuses(ValueError, "accelerator must be at least 1, got 0."):
+        forward_batch_for("cuda", 0)
     model, image = small_net(), torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
     monkeypatch.setattr(faithfulness_module, "CPU_FORWARD_BATCH", 5)
     calls, handle = count_forward_passes(model)

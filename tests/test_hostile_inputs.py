@@ -365,6 +365,7 @@ CALLS: dict[str, Call] = {
     "utils.faithfulness.replacement": lambda f: ((f.x, "blur"), {}),
     "utils.faithfulness.blur": lambda f: ((f.x,), {}),
     "utils.faithfulness.blur_kernel": lambda f: ((), {}),
+    "utils.faithfulness.forward_batch_for": lambda f: ((torch.device("cpu"), 64), {}),
     "utils.faithfulness.removal_ranks": lambda f: ((f.map, (8, 8)), {"patch": 2}),
     "utils.faithfulness.random_map": lambda f: ((8, 8), {"seed": 0}),
     "utils.faithfulness.edge_map": lambda f: ((f.x,), {}),

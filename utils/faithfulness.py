@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
 from torch import nn
 
-from utils.categories import check_model
+from utils.categories import check_count, check_model
 from utils.saliency import (
     MapLike,
     as_batch,
@@ -319,10 +319,21 @@ def _checked_settings(steps: object, patch: object, shape: tuple[int, int]) -> t
     return int(steps), int(patch)  # type: ignore[call-overload]
 
 
-def forward_batch_for(device: torch.device, accelerator: int) -> int:
+def forward_batch_for(device: torch.device | str, accelerator: int) -> int:
     """Images per forward pass when the caller does not say: ``CPU_FORWARD_BATCH`` on a CPU, ``accelerator`` on any
-    other device (a GPU runs large batches faster; a CPU's caches do not hold them)."""
-    return CPU_FORWARD_BATCH if device.type == "cpu" else accelerator
+    other device (a GPU runs large batches faster; a CPU's caches do not hold them).
+
+    >>> forward_batch_for(torch.device("cpu"), 64), forward_batch_for("cuda:0", 64)
+    (8, 64)
+    """
+    accelerator = check_count(accelerator, "accelerator")
+    if not isinstance(device, (torch.device, str)):
+        raise TypeError(f"device must be a torch.device or its name (e.g. 'cpu'), not {_shown(device)}.")
+    try:
+        kind = torch.device(device).type
+    except RuntimeError:
+        raise ValueError(f"device {device!r} is not a device torch knows; e.g. 'cpu' or 'cuda'.") from None
+    return CPU_FORWARD_BATCH if kind == "cpu" else accelerator
 
 
 def _checked_batch_size(batch_size: object, device: torch.device) -> int:

@@ -184,3 +184,63 @@ def test_an_upload_lists_as_many_classes_as_the_explorer_was_built_with(explorer
     upload(explorer, png((200, 30, 30)), "red.png")
     assert explorer.analysis.name == "upload: red.png" and len(explorer.analysis.top) == explorer.top_k == 2
     assert len(explorer.target.options) == len(explorer.other.options) == 2
+
+
+# --- what the explorer says while a slow map is computed --------------------------------------------------------
+
+
+def _recording(explorer: SaliencyExplorer, name: str, seen: list[tuple[str, object]]) -> None:
+    """Wrap the analysis' ``name`` method so that each call first records the progress line and whether it shows."""
+    compute = getattr(explorer.analysis, name)
+
+    def recorded(*args: object) -> object:
+        seen.append((explorer.progress.value, explorer.progress.layout.display))
+        return compute(*args)
+
+    setattr(explorer.analysis, name, recorded)
+
+
+def test_while_a_captum_map_is_computed_the_explorer_says_which_for_which_class_and_in_how_many_batches(
+    explorer: SaliencyExplorer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import utils.explorer as module
+
+    monkeypatch.setattr(module, "CAPTUM_BATCH_BYTES", 3 * explorer.analysis.activation_bytes)  # 3 images a pass
+    monkeypatch.setattr(module, "IG_STEPS", 4)
+    seen: list[tuple[str, object]] = []
+    _recording(explorer, "attribution", seen)
+    top = explorer.analysis.prediction(explorer.target.value).name
+    kept = "It is kept: showing it again for this image and class is instant.</i></p>"
+    for method, batches in (("smoothgrad", "in 3 batches"), ("integrated_gradients", "in 2 batches")):
+        start = len(seen)
+        explorer.method.value = method
+        detail = module._method_detail(method)
+        line = f"<p><i>Computing {module.METHODS[method]} for '{html.escape(top)}' ({detail} {batches})... {kept}"
+        assert seen[start] == (line, None)  # shown while it is computed (later calls read the kept map)
+        assert (explorer.progress.value, explorer.progress.layout.display) == ("", "none")  # and gone after
+    monkeypatch.setattr(module, "CAPTUM_BATCH_BYTES", 64 * explorer.analysis.activation_bytes)
+    start = len(seen)
+    explorer.target.value = explorer.target.options[1][1]  # IG is shown: computed for this class, in one batch now
+    explorer.method.value = "smoothgrad"
+    second = html.escape(explorer.analysis.prediction(explorer.target.value).name)
+    shown = [value for value, display in seen[start:] if display is None]
+    assert shown == [
+        f"<p><i>Computing Integrated Gradients for '{second}' (4 steps in one batch)... {kept}",
+        f"<p><i>Computing SmoothGrad for '{second}' (8 samples in one batch)... {kept}",
+    ]
+    explorer.target.value = explorer.target.options[0][1]  # back to the first class: both maps kept, nothing said
+    assert sum(display is None for _, display in seen) == 4
+
+
+def test_while_score_cam_is_computed_the_explorer_names_the_class_and_the_layer(explorer: SaliencyExplorer) -> None:
+    seen: list[tuple[str, object]] = []
+    _recording(explorer, "cam", seen)
+    top = explorer.analysis.prediction(explorer.target.value).name
+    explorer.method.value = "score_cam"
+    layer = explorer.loaded.target_layer_name
+    line = (
+        f"<p><i>Computing Score-CAM for '{html.escape(top)}' at {layer} (one forward pass per channel of the "
+        "layer)... It is kept: showing it again for this image and class is instant.</i></p>"
+    )
+    assert (line, None) in seen and seen[0] == (line, None)
+    assert (explorer.progress.value, explorer.progress.layout.display) == ("", "none")

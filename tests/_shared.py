@@ -1,11 +1,12 @@
-"""What several test modules share: a check that an error is exactly one expected line, a small network, the
-source of a checker as written."""
+"""What several test modules share: a check that an error is exactly one expected line, small networks (one with
+max-pooling, one that warns), the source of a checker as written."""
 
 from __future__ import annotations
 
 import ast
 import inspect
 import re
+import warnings
 from types import ModuleType
 
 import pytest
@@ -49,3 +50,29 @@ def source_as_written(*modules: ModuleType) -> str:
                 lines[start - 1 : node.end_lineno] = [""] * (node.end_lineno - start + 1)  # type: ignore[operator]
         texts.append("".join(lines))
     return "".join(texts)
+
+
+def pooled_net() -> nn.Sequential:
+    """Layer "1" on the 8 x 8 input grid, layer "4" on a 4 x 4 grid after max-pooling; seeded, in eval mode."""
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(4, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 2),
+    ).eval()
+
+
+class Noisy(nn.Module):
+    """Warns at every forward pass, as a learner's model may; counts its passes in ``Noisy.passes``."""
+
+    passes = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        Noisy.passes += 1
+        warnings.warn("the model ran", UserWarning, stacklevel=1)
+        return x

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
-from _shared import source_as_written
+from _shared import pooled_net, source_as_written
 from torch import nn
 from torch.nn.modules import module as torch_module
 
@@ -69,21 +69,6 @@ def two_layer_net() -> nn.Sequential:
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),
         nn.Linear(6, 3),
-    ).eval()
-
-
-def pooled_net() -> nn.Sequential:
-    """Layer "1" on the 8 x 8 input grid, layer "4" on a 4 x 4 grid after max-pooling."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, 2),
     ).eval()
 
 

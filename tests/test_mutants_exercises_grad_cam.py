@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from _shared import Noisy, pooled_net
 from torch import nn
 
 from tests._shared import refuses
@@ -140,21 +141,6 @@ def test_the_largest_difference_is_named_where_it_is() -> None:
     )
 
 
-def pooled() -> nn.Sequential:
-    """Layer "4" on a 4 x 4 grid after max-pooling."""
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(4, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(4, 2),
-    ).eval()
-
-
 UPSAMPLED = (
     "Not yet right (upsampled): the map was upsampled to (8, 8); return it at the layer's own grid, 4 x 4 "
     "(upsampling is for display)."
@@ -164,7 +150,7 @@ UPSAMPLED = (
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 @pytest.mark.parametrize("scale", [0.2, 2.5])
 def test_an_upsampled_map_is_named_at_any_scale(mode: str, scale: float) -> None:
-    model = pooled()
+    model = pooled_net()
     cam = grad_cam(model, "4", X, 0)
     assert float(cam.max()) not in (0.0, 1.0)
     answer = F.interpolate(cam, size=(8, 8), mode=mode) * scale
@@ -173,13 +159,13 @@ def test_an_upsampled_map_is_named_at_any_scale(mode: str, scale: float) -> None
 
 def test_a_positive_map_of_the_input_size_that_is_no_grad_cam_is_a_shape_mistake() -> None:
     answer = torch.rand(8, 8, generator=torch.Generator().manual_seed(2)) + 0.1
-    assert diagnose_grad_cam(answer, pooled(), "4", X, 0) == Verdict(
+    assert diagnose_grad_cam(answer, pooled_net(), "4", X, 0) == Verdict(
         "wrong", "shape", "Not yet right (shape): the answer has shape (8, 8), expected 4 x 4 at '4'."
     )
 
 
 def test_a_map_of_another_layers_size_is_named_with_that_layer() -> None:
-    model = pooled()
+    model = pooled_net()
     assert diagnose_grad_cam(grad_cam(model, "1", X, 0), model, "4", X, 0).message == (
         "Not yet right (wrong layer): the answer has shape (8, 8), expected 4 x 4 at '4'; it is Grad-CAM at '1'. "
         "Use the layer you are given."
@@ -212,20 +198,9 @@ def test_the_layer_answered_is_found_past_a_layer_that_does_not_run() -> None:
     )
 
 
-class Noisy(nn.Module):
-    """Warns at every forward pass, as a learner's model may."""
-
-    passes = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        Noisy.passes += 1
-        warnings.warn("the model ran", UserWarning, stacklevel=1)
-        return x
-
-
 def test_the_models_own_warnings_reach_the_learner_at_every_pass() -> None:
     """The search for the layer answered silences only the blank-map warning, not what the model says."""
-    model = pooled()
+    model = pooled_net()
     model.insert(0, Noisy())
     Noisy.passes = 0
     with warnings.catch_warnings(record=True) as caught:
@@ -334,7 +309,7 @@ def test_a_normalised_map_an_ignored_target_and_a_string_get_their_lines() -> No
 
 def test_a_map_of_the_input_size_against_a_blank_grad_cam_is_a_shape_mistake() -> None:
     """A blank reference upsampled is 0 everywhere: no scale makes an answer equal to it (and 0 / 0 is no scale)."""
-    model = pooled()
+    model = pooled_net()
     with torch.no_grad():
         model[-1].weight[1] = 0.0
     answer = torch.rand(8, 8, generator=torch.Generator().manual_seed(2)) + 0.1

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
+from _shared import Noisy
 from captum.attr import Deconvolution
 from torch import nn
 
@@ -304,17 +305,6 @@ def test_each_relu_uses_the_rule_on_its_own_input_even_in_place() -> None:
     assert len(seen) == 2 and torch.equal(seen[0], inputs[1]) and torch.equal(seen[1], inputs[0])
     assert torch.allclose(out, net()(X))
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
-
-
-class Noisy(nn.Module):
-    """Warns at every forward pass, as a learner's model may."""
-
-    passes = 0
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        Noisy.passes += 1
-        warnings.warn("the model ran", UserWarning, stacklevel=1)
-        return x
 
 
 def test_the_models_own_warnings_reach_the_learner_at_every_pass() -> None:

@@ -21,6 +21,7 @@ import datetime
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tomllib
@@ -128,11 +129,16 @@ def mutant_diff(work: Path, module: str, name: str) -> str:
         os.chdir(here)
 
 
-def resume(module: str, tests: list[str], jobs: int, timeout_multiplier: float | None = None) -> Path:
+def resume(
+    module: str, tests: list[str], jobs: int, timeout_multiplier: float | None = None, unfinished: bool = False
+) -> Path:
     """Run again only the mutants the last run did not catch, with today's tests, and keep its caught ones.
 
     Sound only while the module is unchanged (the same mutants) and no test was taken away (a test added can
     catch more, never fewer); both are checked. The caught verdicts are merged into the new run's results.
+    ``unfinished``: run only the mutants without a verdict and keep every earlier verdict, "not caught" too (a
+    lower bound: today's tests may catch a kept survivor, which a later ``--resume`` finds out).
+    The merge is made also when the run is stopped (Ctrl-C, SIGTERM): the verdicts reached so far are kept.
     """
     work = WORK / module
     meta_path = Path("mutants") / f"{module_file(module)}.meta"
@@ -145,22 +151,39 @@ def resume(module: str, tests: list[str], jobs: int, timeout_multiplier: float |
     if not set(old_tests) <= set(tests):
         raise SystemExit(f"--resume: the last run also used {sorted(set(old_tests) - set(tests))}; run it whole")
     old = json.loads((work / meta_path).read_text())
-    caught = {name: code for name, code in old["exit_code_by_key"].items() if code in CAUGHT}
-    again = sorted(set(old["exit_code_by_key"]) - set(caught), key=natural)
+    kept = {
+        name: code
+        for name, code in old["exit_code_by_key"].items()
+        if code in CAUGHT or (unfinished and code is not None)
+    }
+    again = sorted(set(old["exit_code_by_key"]) - set(kept), key=natural)
     previous = WORK / f"{module}.previous"
     shutil.rmtree(previous, ignore_errors=True)
     work.rename(previous)
     work = prepare(module, tests, timeout_multiplier)
-    print(f"resuming: {len(caught)} caught before, {len(again)} to run again", flush=True)
-    if again:
-        mutmut(work, "run", "--max-children", str(jobs), *again, log=work / "mutmut.log")
-    else:
-        shutil.copytree(previous / "mutants", work / "mutants")
-    meta = json.loads((work / meta_path).read_text())
-    meta["exit_code_by_key"] = {**meta["exit_code_by_key"], **caught}
-    (work / meta_path).write_text(json.dumps(meta))
-    shutil.rmtree(previous)
+    print(f"resuming: {len(kept)} verdicts kept, {len(again)} mutants to run", flush=True)
+    stop = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if again:
+            mutmut(work, "run", "--max-children", str(jobs), *again, log=work / "mutmut.log")
+        else:
+            shutil.copytree(previous / "mutants", work / "mutants")
+    finally:
+        signal.signal(signal.SIGTERM, stop)
+        if (work / meta_path).exists():  # mutmut writes each verdict as it comes: merge what is there
+            meta = json.loads((work / meta_path).read_text())
+            new = meta["exit_code_by_key"]
+            meta["exit_code_by_key"] = {**new, **{n: c for n, c in kept.items() if new.get(n) is None}}
+            (work / meta_path).write_text(json.dumps(meta))
+            shutil.rmtree(previous)
+        else:  # stopped before mutmut wrote anything: the last run stays as it was
+            shutil.rmtree(work)
+            previous.rename(work)
     return work
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def changed_line(diff: str) -> str:
@@ -289,6 +312,11 @@ def main() -> int:
         action="store_true",
         help="keep the last run's caught mutants and run only the others (survivors, unfinished) with today's tests",
     )
+    parser.add_argument(
+        "--unfinished",
+        action="store_true",
+        help="as --resume, but run only the mutants without a verdict (an unfinished run) and keep its survivors",
+    )
     args = parser.parse_args()
     unknown = [m for m in args.modules if m not in config]
     if unknown:
@@ -300,8 +328,21 @@ def main() -> int:
             print(f"mutating {module_file(module)} (log: build/mutation/{module}/mutmut.log) ...", flush=True)
         if args.report_only:
             work = WORK / module
-        elif args.resume:
-            work = resume(module, config[module]["tests"], args.jobs, config[module].get("timeout_multiplier"))
+        elif args.resume or args.unfinished:
+            try:
+                work = resume(
+                    module,
+                    config[module]["tests"],
+                    args.jobs,
+                    config[module].get("timeout_multiplier"),
+                    unfinished=args.unfinished,
+                )
+            except KeyboardInterrupt:
+                print(
+                    f"stopped: the verdicts reached are merged into build/mutation/{module}; "
+                    f"`mutation/run.py {module} --report-only` records them, `--unfinished` goes on"
+                )
+                return 130
         else:
             work = prepare(module, config[module]["tests"], config[module].get("timeout_multiplier"))
             mutmut(work, "run", "--max-children", str(args.jobs), log=work / "mutmut.log")
@@ -309,7 +350,7 @@ def main() -> int:
         seconds = (datetime.datetime.now() - started).total_seconds()
         print(report(result), flush=True)
         if not args.no_record:
-            record(result, None if args.report_only else seconds, resumed=args.resume)
+            record(result, None if args.report_only else seconds, resumed=args.resume or args.unfinished)
         if result.score < TARGET:
             below.append(f"{module} {result.score:.1%}")
     if below:

@@ -77,9 +77,12 @@ def _screenshot(page: Any, name: str) -> None:
 
 def _search_results(page: Any) -> Any:
     """The links of a finished Sphinx search. Sphinx fills its summary line ("Search finished, ...") only after the
-    last result, which moves the list down a line: a click made before then can land beside the link it aimed at."""
-    page.locator("p.search-summary").filter(has_text=re.compile(r"\S")).wait_for(state="visible", timeout=30_000)
-    page.wait_for_function("() => Search._pulse_status === -1", timeout=30_000)
+    last result, which moves the list down a line: a click made before then can land beside the link it aimed at.
+    The summary line is the signal to wait for; Sphinx's `Search._pulse_status` is not: `stopPulse` sets it to -1 but
+    leaves the pulse's timer running, whose next tick sets it back to 0 and pulses on (the last CI timed out on it)."""
+    page.locator("p.search-summary").filter(has_text=re.compile(r"^Search finished|did not match")).wait_for(
+        state="visible", timeout=30_000
+    )
     return page.locator("ul.search li > a")
 
 

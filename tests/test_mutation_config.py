@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = tomllib.loads((ROOT / "mutation" / "modules.toml").read_text(encoding="utf-8"))
@@ -43,3 +47,93 @@ def test_every_module_is_judged_by_tests_that_exist_and_its_own_doctests_where_i
         assert all(t.startswith("tests/") or t == run.module_file(module) for t in tests), (module, tests)
         if ">>>" in (ROOT / run.module_file(module)).read_text(encoding="utf-8"):
             assert run.module_file(module) in tests, f"{module}'s doctests are not among its tests"
+
+
+def _earlier_run(run, root: Path, monkeypatch, codes: dict[str, int | None]) -> Path:
+    """A module ``m`` mutated before in ``root``: its copy equal to today's file, its verdicts ``codes``."""
+    monkeypatch.setattr(run, "ROOT", root)
+    monkeypatch.setattr(run, "WORK", root / "build" / "mutation")
+    (root / "utils").mkdir(parents=True)
+    (root / "utils" / "m.py").write_text("def f():\n    return 1\n")
+    work = root / "build" / "mutation" / "m"
+
+    def prepare(module: str, tests: list[str], timeout_multiplier: float | None = None) -> Path:
+        (work / "utils").mkdir(parents=True)
+        (work / "utils" / "m.py").write_text("def f():\n    return 1\n")
+        (work / "setup.cfg").write_text(
+            "pytest_add_cli_args_test_selection =\n  tests/test_m.py\npytest_add_cli_args =\n"
+        )
+        (work / "mutants" / "utils").mkdir(parents=True)
+        return work
+
+    prepare("m", ["tests/test_m.py"])
+    (work / "mutants" / "utils" / "m.py.meta").write_text(json.dumps({"exit_code_by_key": codes}))
+
+    monkeypatch.setattr(run, "prepare", prepare)
+    return work
+
+
+def _verdicts(work: Path) -> dict[str, int | None]:
+    return json.loads((work / "mutants" / "utils" / "m.py.meta").read_text())["exit_code_by_key"]
+
+
+CODES = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": None, "m.x_f__mutmut_4": None}
+
+
+@pytest.mark.parametrize("unfinished", [False, True])
+def test_a_resumed_run_runs_only_what_it_should_and_keeps_the_earlier_verdicts(
+    tmp_path: Path, monkeypatch, unfinished: bool
+) -> None:
+    run = _run_module()
+    work = _earlier_run(run, tmp_path, monkeypatch, CODES)
+    ran: list[str] = []
+
+    def mutmut(where: Path, *args: str, log: Path | None = None) -> str:
+        names = [a for a in args if a.startswith("m.")]
+        ran.extend(names)
+        meta = where / "mutants" / "utils" / "m.py.meta"
+        meta.write_text(json.dumps({"exit_code_by_key": {n: (1 if n.endswith("_3") else 0) for n in names}}))
+        return ""
+
+    monkeypatch.setattr(run, "mutmut", mutmut)
+    run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=unfinished)
+    # --resume runs the survivor again with today's tests; --unfinished only the mutants never judged
+    assert ran == (["m.x_f__mutmut_3", "m.x_f__mutmut_4"] if unfinished else list(CODES)[1:])
+    assert _verdicts(work) == {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": 1, "m.x_f__mutmut_4": 0}
+    assert not (tmp_path / "build" / "mutation" / "m.previous").exists()
+
+
+def test_a_resumed_run_that_is_stopped_keeps_the_verdicts_reached_and_the_earlier_ones(
+    tmp_path: Path, monkeypatch
+) -> None:
+    run = _run_module()
+    work = _earlier_run(run, tmp_path, monkeypatch, CODES)
+
+    def stopped(where: Path, *args: str, log: Path | None = None) -> str:  # one verdict written, then Ctrl-C
+        meta = where / "mutants" / "utils" / "m.py.meta"
+        meta.write_text(json.dumps({"exit_code_by_key": {"m.x_f__mutmut_3": 1, "m.x_f__mutmut_4": None}}))
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "mutmut", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True)
+    assert _verdicts(work) == {
+        "m.x_f__mutmut_1": 1,
+        "m.x_f__mutmut_2": 0,
+        "m.x_f__mutmut_3": 1,
+        "m.x_f__mutmut_4": None,
+    }
+
+    def stopped_at_once(where: Path, *args: str, log: Path | None = None) -> str:
+        shutil.rmtree(where / "mutants")  # mutmut had not written its results yet
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run, "mutmut", stopped_at_once)
+    with pytest.raises(KeyboardInterrupt):
+        run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True)
+    assert _verdicts(work) == {
+        "m.x_f__mutmut_1": 1,
+        "m.x_f__mutmut_2": 0,
+        "m.x_f__mutmut_3": 1,
+        "m.x_f__mutmut_4": None,
+    }

@@ -11,8 +11,8 @@ asserting, and the run reports how many did, with each notebook's time.
 
 Not part of ``make test``: every test here carries the ``vgg16`` marker, which pyproject.toml's
 ``addopts`` deselects (``-m "not vgg16"``). Run it with ``make test-vgg16`` (``pytest -m vgg16
-tests/test_vgg16_lessons.py``); CI runs it as its own step after the main suite, under Python 3.13
-(``.ci/run``: 3.11 runs the notebooks on the offline model, 3.13 on VGG16).
+tests/test_vgg16_lessons.py``); CI runs it as its own step under Python 3.13, before the main suite, while the
+main environment is installed (``.ci/run``: 3.11 runs the notebooks on the offline model, 3.13 on VGG16).
 
 The notebooks run on pytest-xdist's workers (``make test-vgg16``: ``-n auto``), the slowest first, each
 kernel on its share of the cores (conftest.py); on this 2-core machine two kernels of one thread each

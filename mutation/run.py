@@ -51,6 +51,7 @@ class Result:
     equivalent: list[str] = field(default_factory=list)
     survivors: dict[str, str] = field(default_factory=dict)  # name -> status and diff
     other: dict[str, str] = field(default_factory=dict)  # name -> status (skipped, suspicious, not checked)
+    timeouts: list[str] = field(default_factory=list)  # caught because their tests ran past mutmut's time limit
 
     @property
     def judged(self) -> int:
@@ -130,7 +131,12 @@ def mutant_diff(work: Path, module: str, name: str) -> str:
 
 
 def resume(
-    module: str, tests: list[str], jobs: int, timeout_multiplier: float | None = None, unfinished: bool = False
+    module: str,
+    tests: list[str],
+    jobs: int,
+    timeout_multiplier: float | None = None,
+    unfinished: bool = False,
+    retry_timeouts: bool = False,
 ) -> Path:
     """Run again only the mutants the last run did not catch, with today's tests, and keep its caught ones.
 
@@ -138,6 +144,9 @@ def resume(
     catch more, never fewer); both are checked. The caught verdicts are merged into the new run's results.
     ``unfinished``: run only the mutants without a verdict and keep every earlier verdict, "not caught" too (a
     lower bound: today's tests may catch a kept survivor, which a later ``--resume`` finds out).
+    ``retry_timeouts``: run again the mutants caught by a timeout too. mutmut's limit is wall-clock time (the
+    module's ``timeout_multiplier`` x its tests' estimated seconds): on a busy machine a survivor's tests can run past
+    it, and the mutant is counted as caught without any test failing.
     The merge is made also when the run is stopped (Ctrl-C, SIGTERM): the verdicts reached so far are kept.
     """
     work = WORK / module
@@ -154,7 +163,8 @@ def resume(
     kept = {
         name: code
         for name, code in old["exit_code_by_key"].items()
-        if code in CAUGHT or (unfinished and code is not None)
+        if (code in CAUGHT and not (retry_timeouts and CAUGHT[code] == "timeout"))
+        or (unfinished and code in NOT_CAUGHT)
     }
     again = sorted(set(old["exit_code_by_key"]) - set(kept), key=natural)
     previous = WORK / f"{module}.previous"
@@ -200,6 +210,8 @@ def evaluate(module: str, work: Path, equivalent: list[dict[str, str]]) -> Resul
     for name, code in sorted(codes.items(), key=lambda item: natural(item[0])):
         if code in CAUGHT:
             result.caught += 1
+            if CAUGHT[code] == "timeout":
+                result.timeouts.append(name)
             continue
         status = NOT_CAUGHT.get(code)  # type: ignore[arg-type]
         if status is None:
@@ -248,6 +260,7 @@ def record(result: Result, seconds: float | None, resumed: bool = False) -> None
         "equivalent": len(result.equivalent),
         "without_verdict": len(result.other),
         "caught": result.caught,
+        "timeouts": result.timeouts,
         "score": round(result.score, 4),
         "not_caught": {
             name: text.splitlines()[0] + " | " + changed_line(text) for name, text in result.survivors.items()
@@ -264,6 +277,8 @@ def render(scores: dict[str, dict]) -> str:
         "",
         "Each module of `utils/` mutated by mutmut and judged by its own tests and doctests only",
         "(`mutation/modules.toml`). Score = caught / (mutants - equivalent); target 90%.",
+        "Caught includes the mutants whose tests ran past mutmut's time limit (listed under each module): a loop that",
+        "never ends, or a survivor slowed down by a busy machine; `--retry-timeouts` runs them again.",
         "",
         "A run stopped before every mutant was tried shows how many had no verdict; its score covers the others.",
         "",
@@ -273,7 +288,9 @@ def render(scores: dict[str, dict]) -> str:
     for module in config:
         if module in scores:
             s = scores[module]
-            row = [module, s["date"], s["mutants"], s["equivalent"], s.get("without_verdict", 0), s["caught"]]
+            timeouts = len(s.get("timeouts", []))
+            caught = f"{s['caught']} ({timeouts} by timeout)" if timeouts else s["caught"]
+            row = [module, s["date"], s["mutants"], s["equivalent"], s.get("without_verdict", 0), caught]
             took = "not known (read back)" if s["seconds"] is None else f"{s['seconds']} s"
             row += [f"{s['score']:.1%}", took + (" (resumed)" if s.get("resumed") else "")]
         else:
@@ -282,11 +299,13 @@ def render(scores: dict[str, dict]) -> str:
     for module in config:
         entries = config[module].get("equivalent", [])
         survivors = scores.get(module, {}).get("not_caught", {})
-        if not entries and not survivors:
+        timeouts = scores.get(module, {}).get("timeouts", [])
+        if not entries and not survivors and not timeouts:
             continue
         lines += ["", f"## {module}", ""]
         lines += [f"- equivalent, left out: `{e['mutant']}` (`{e['changed']}`): {e['reason']}" for e in entries]
         lines += [f"- not caught: `{name}`: {text}" for name, text in survivors.items()]
+        lines += [f"- caught by a timeout: `{name}`" for name in timeouts]
     return "\n".join(lines) + "\n"
 
 
@@ -313,6 +332,11 @@ def main() -> int:
         help="keep the last run's caught mutants and run only the others (survivors, unfinished) with today's tests",
     )
     parser.add_argument(
+        "--retry-timeouts",
+        action="store_true",
+        help="with --resume or --unfinished: run again the mutants caught by a timeout too",
+    )
+    parser.add_argument(
         "--unfinished",
         action="store_true",
         help="as --resume, but run only the mutants without a verdict (an unfinished run) and keep its survivors",
@@ -336,6 +360,7 @@ def main() -> int:
                     args.jobs,
                     config[module].get("timeout_multiplier"),
                     unfinished=args.unfinished,
+                    retry_timeouts=args.retry_timeouts,
                 )
             except KeyboardInterrupt:
                 print(

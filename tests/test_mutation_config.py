@@ -78,6 +78,8 @@ def _verdicts(work: Path) -> dict[str, int | None]:
 
 
 CODES = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": None, "m.x_f__mutmut_4": None}
+# mutmut's exit code for a mutant whose tests ran past its time limit (SIGXCPU), counted as caught
+TIMEOUT = -24
 
 
 @pytest.mark.parametrize("unfinished", [False, True])
@@ -136,4 +138,47 @@ def test_a_resumed_run_that_is_stopped_keeps_the_verdicts_reached_and_the_earlie
         "m.x_f__mutmut_2": 0,
         "m.x_f__mutmut_3": 1,
         "m.x_f__mutmut_4": None,
+    }
+
+
+def test_a_timeout_is_caught_in_the_score_and_listed_and_retry_timeouts_runs_it_again(
+    tmp_path: Path, monkeypatch
+) -> None:
+    run = _run_module()
+    codes = {**CODES, "m.x_f__mutmut_5": TIMEOUT}
+    work = _earlier_run(run, tmp_path, monkeypatch, codes)
+    monkeypatch.setattr(run, "mutant_diff", lambda work, module, name: "+    return 2\n")
+    result = run.evaluate("m", work, [])
+    assert (result.caught, result.timeouts, result.judged) == (2, ["m.x_f__mutmut_5"], 3)
+    config = tmp_path / "modules.toml"
+    config.write_text('[m]\ntests = ["tests/test_m.py"]\n')
+    monkeypatch.setattr(run, "CONFIG", config)
+    table = run.render({"m": {**_row(result), "timeouts": result.timeouts}})
+    assert "| 2 (1 by timeout) |" in table and "- caught by a timeout: `m.x_f__mutmut_5`" in table
+
+    ran: list[str] = []
+
+    def mutmut(where: Path, *args: str, log: Path | None = None) -> str:
+        names = [a for a in args if a.startswith("m.")]
+        ran.extend(names)
+        meta = where / "mutants" / "utils" / "m.py.meta"
+        meta.write_text(json.dumps({"exit_code_by_key": dict.fromkeys(names, 0)}))
+        return ""
+
+    monkeypatch.setattr(run, "mutmut", mutmut)
+    run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True, retry_timeouts=True)
+    assert ran == ["m.x_f__mutmut_3", "m.x_f__mutmut_4", "m.x_f__mutmut_5"]
+    assert _verdicts(work)["m.x_f__mutmut_5"] == 0  # its tests, given the time, do not fail: a survivor
+
+
+def _row(result) -> dict:
+    return {
+        "date": "2026-12-06",
+        "mutants": result.total,
+        "equivalent": 0,
+        "without_verdict": len(result.other),
+        "caught": result.caught,
+        "score": result.score,
+        "seconds": 1,
+        "not_caught": {},
     }

@@ -77,6 +77,22 @@ def _verdicts(work: Path) -> dict[str, int | None]:
     return json.loads((work / "mutants" / "utils" / "m.py.meta").read_text())["exit_code_by_key"]
 
 
+def _stand_in_mutmut(run, monkeypatch, caught: set[str]) -> list[str]:
+    """mutmut replaced by a function that judges the mutants it is given (those in ``caught`` caught, the others
+    survived) and writes their verdicts as mutmut does; the names it was given are returned, in order."""
+    ran: list[str] = []
+
+    def mutmut(where: Path, *args: str, log: Path | None = None) -> str:
+        names = [a for a in args if a.startswith("m.")]
+        ran.extend(names)
+        meta = where / "mutants" / "utils" / "m.py.meta"
+        meta.write_text(json.dumps({"exit_code_by_key": {n: int(n in caught) for n in names}}))
+        return ""
+
+    monkeypatch.setattr(run, "mutmut", mutmut)
+    return ran
+
+
 CODES = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": None, "m.x_f__mutmut_4": None}
 # mutmut's exit code for a mutant whose tests ran past its time limit (SIGXCPU), counted as caught
 TIMEOUT = -24
@@ -88,16 +104,7 @@ def test_a_resumed_run_runs_only_what_it_should_and_keeps_the_earlier_verdicts(
 ) -> None:
     run = _run_module()
     work = _earlier_run(run, tmp_path, monkeypatch, CODES)
-    ran: list[str] = []
-
-    def mutmut(where: Path, *args: str, log: Path | None = None) -> str:
-        names = [a for a in args if a.startswith("m.")]
-        ran.extend(names)
-        meta = where / "mutants" / "utils" / "m.py.meta"
-        meta.write_text(json.dumps({"exit_code_by_key": {n: (1 if n.endswith("_3") else 0) for n in names}}))
-        return ""
-
-    monkeypatch.setattr(run, "mutmut", mutmut)
+    ran = _stand_in_mutmut(run, monkeypatch, caught={"m.x_f__mutmut_3"})
     run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=unfinished)
     # --resume runs the survivor again with today's tests; --unfinished only the mutants never judged
     assert ran == (["m.x_f__mutmut_3", "m.x_f__mutmut_4"] if unfinished else list(CODES)[1:])
@@ -116,29 +123,16 @@ def test_a_resumed_run_that_is_stopped_keeps_the_verdicts_reached_and_the_earlie
         meta.write_text(json.dumps({"exit_code_by_key": {"m.x_f__mutmut_3": 1, "m.x_f__mutmut_4": None}}))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run, "mutmut", stopped)
-    with pytest.raises(KeyboardInterrupt):
-        run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True)
-    assert _verdicts(work) == {
-        "m.x_f__mutmut_1": 1,
-        "m.x_f__mutmut_2": 0,
-        "m.x_f__mutmut_3": 1,
-        "m.x_f__mutmut_4": None,
-    }
-
     def stopped_at_once(where: Path, *args: str, log: Path | None = None) -> str:
         shutil.rmtree(where / "mutants")  # mutmut had not written its results yet
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run, "mutmut", stopped_at_once)
-    with pytest.raises(KeyboardInterrupt):
-        run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True)
-    assert _verdicts(work) == {
-        "m.x_f__mutmut_1": 1,
-        "m.x_f__mutmut_2": 0,
-        "m.x_f__mutmut_3": 1,
-        "m.x_f__mutmut_4": None,
-    }
+    reached = {"m.x_f__mutmut_1": 1, "m.x_f__mutmut_2": 0, "m.x_f__mutmut_3": 1, "m.x_f__mutmut_4": None}
+    for stand_in in (stopped, stopped_at_once):  # the second stop finds the first one's verdicts and keeps them
+        monkeypatch.setattr(run, "mutmut", stand_in)
+        with pytest.raises(KeyboardInterrupt):
+            run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True)
+        assert _verdicts(work) == reached
 
 
 def test_a_timeout_is_caught_in_the_score_and_listed_and_retry_timeouts_runs_it_again(
@@ -156,16 +150,7 @@ def test_a_timeout_is_caught_in_the_score_and_listed_and_retry_timeouts_runs_it_
     table = run.render({"m": {**_row(result), "timeouts": result.timeouts}})
     assert "| 2 (1 by timeout) |" in table and "- caught by a timeout: `m.x_f__mutmut_5`" in table
 
-    ran: list[str] = []
-
-    def mutmut(where: Path, *args: str, log: Path | None = None) -> str:
-        names = [a for a in args if a.startswith("m.")]
-        ran.extend(names)
-        meta = where / "mutants" / "utils" / "m.py.meta"
-        meta.write_text(json.dumps({"exit_code_by_key": dict.fromkeys(names, 0)}))
-        return ""
-
-    monkeypatch.setattr(run, "mutmut", mutmut)
+    ran = _stand_in_mutmut(run, monkeypatch, caught=set())
     run.resume("m", ["tests/test_m.py"], jobs=1, unfinished=True, retry_timeouts=True)
     assert ran == ["m.x_f__mutmut_3", "m.x_f__mutmut_4", "m.x_f__mutmut_5"]
     assert _verdicts(work)["m.x_f__mutmut_5"] == 0  # its tests, given the time, do not fail: a survivor

@@ -1,11 +1,19 @@
-"""utils.explorer: the controls as a learner meets them (labels, what each accepts, the limits it starts with) and the
-layer menu, on a five-class network with pictures stood in for (the pictures are tested in tests/test_explorer.py)."""
+"""utils.explorer on a five-class network: the controls as a learner meets them (labels, what each accepts, the limits
+it starts with) and the layer menu, with pictures stood in for (the pictures are tested in tests/test_explorer.py);
+the maps an analysis computes and the PNG it is drawn as."""
 
 from __future__ import annotations
 
+import io
+import warnings
+
+import matplotlib
 import pytest
 import torch
-from _shared import refuses, small_net
+from _shared import Noisy, refuses, small_net
+from matplotlib.figure import Figure
+from PIL import Image
+from torch import nn
 from torchvision.transforms._presets import ImageClassification
 
 import utils.explorer as explorer_module
@@ -19,6 +27,7 @@ from utils.explorer import (
     ImageAnalysis,
     SaliencyExplorer,
     View,
+    render_png,
 )
 from utils.models import LoadedModel
 
@@ -39,7 +48,7 @@ def five_classes(target_layer_name: str) -> LoadedModel:
     )
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def pictures_stood_in(monkeypatch: pytest.MonkeyPatch) -> None:
     def stand_in(analysis: ImageAnalysis, view: View) -> bytes:
         return b"%0100d" % view.target
@@ -47,6 +56,7 @@ def pictures_stood_in(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(explorer_module, "render_png", stand_in)
 
 
+@pytest.mark.usefixtures("pictures_stood_in")
 def test_each_control_says_what_it_is_and_accepts_what_it_should() -> None:
     samples = {"cat": sample_image_path("cat"), "coffee": sample_image_path("coffee")}
     explorer = SaliencyExplorer(five_classes("3"), top_k=3, samples=samples)
@@ -84,6 +94,7 @@ def test_each_control_says_what_it_is_and_accepts_what_it_should() -> None:
     ]
 
 
+@pytest.mark.usefixtures("pictures_stood_in")
 @pytest.mark.parametrize(
     ("target_layer_name", "listed"),
     [
@@ -103,9 +114,93 @@ def test_samples_named_by_anything_but_a_string_are_refused_in_one_line() -> Non
         SaliencyExplorer(five_classes("3"), samples={1: sample_image_path("cat")})  # type: ignore[dict-item]
 
 
+@pytest.mark.usefixtures("pictures_stood_in")
 def test_each_image_is_analysed_under_its_menu_name() -> None:
     samples = {"my cat": sample_image_path("cat"), "coffee": sample_image_path("coffee")}
     explorer = SaliencyExplorer(five_classes("3"), top_k=2, samples=samples)
     assert explorer.analysis.name == "my cat"
     explorer.image_choice.value = "coffee"
     assert explorer.analysis.name == "coffee"
+
+
+@pytest.mark.usefixtures("pictures_stood_in")
+def test_only_a_controls_value_is_read_other_properties_set_from_code_change_nothing() -> None:
+    explorer = SaliencyExplorer(five_classes("3"), top_k=2, samples={"cat": sample_image_path("cat")})
+    shown, message = bytes(explorer.image.value), explorer.message.value
+    explorer.class_name.placeholder = "a category"  # not a typed class
+    explorer.upload.description = "your photo"  # not an upload
+    assert (bytes(explorer.image.value), explorer.message.value) == (shown, message)
+
+
+def test_maps_names_a_class_outside_the_model_as_target() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    with refuses(ValueError, "target is class 7, but the model has 5 classes: give an index from 0 to 4."):
+        analysis.maps("3", 7)
+
+
+def test_maps_computes_a_class_outside_the_top_alone_once_the_top_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    asked: list[list[int]] = []
+    real = explorer_module.saliency_maps
+
+    def recording(model, layer, x, targets, **kwargs):  # noqa: ANN001, ANN202 -- saliency_maps' own signature
+        asked.append(list(targets))
+        return real(model, layer, x, targets, **kwargs)
+
+    monkeypatch.setattr(explorer_module, "saliency_maps", recording)
+    top = [p.index for p in analysis.top]
+    outside = next(c for c in range(5) if c not in top)
+    analysis.maps("3", top[0])
+    analysis.maps("3", outside)
+    assert asked == [top, [outside]]  # the top classes, kept from the first call, are not computed again
+    assert analysis.forward_passes == 3  # the prediction, then one pass for each call
+
+
+def test_maps_leaves_the_models_own_warnings_to_the_caller() -> None:
+    net = nn.Sequential(Noisy(), *small_net().eval())  # warns at every pass; layer "4" is the second ReLU
+    loaded = five_classes("3")
+    loaded = LoadedModel(**{**vars(loaded), "model": net, "target_layer": net[4], "target_layer_name": "4"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        analysis = ImageAnalysis(loaded, sample_image_path("cat"), top_k=2)
+    with pytest.warns(UserWarning, match="the model ran"):
+        analysis.maps("4", 0)
+
+
+@pytest.fixture
+def small_figure(monkeypatch: pytest.MonkeyPatch) -> None:
+    """render_figure drawing a 2 x 1 inch figure: render_png's sizes are then known and quick to draw at 600 dpi."""
+
+    def two_by_one(analysis: ImageAnalysis, view: View) -> Figure:
+        figure = Figure(figsize=(2, 1))
+        figure.add_subplot().plot([0, 1], [view.target, 1])
+        return figure
+
+    monkeypatch.setattr(explorer_module, "render_figure", two_by_one)
+
+
+@pytest.mark.usefixtures("small_figure")
+def test_render_png_draws_at_80_dpi_and_takes_10_to_600_dpi_with_the_fastest_compression() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    view = View(analysis.top[0].index)
+    for dpi, size in ((None, (160, 80)), (10, (20, 10)), (600, (1200, 600))):
+        png = render_png(analysis, view) if dpi is None else render_png(analysis, view, dpi=dpi)
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and Image.open(io.BytesIO(png)).size == size, dpi
+        # zlib's header in the first IDAT chunk: FLEVEL (the top two bits of its second byte) 0 = the fastest level
+        idat = png.index(b"IDAT") + 4
+        assert png[idat + 1] >> 6 == 0, f"compression level flag {png[idat + 1] >> 6} at {dpi} dpi"
+    for dpi in (9, 601):
+        with refuses(
+            ValueError, f"dpi must be from 10 to 600 for a figure on screen (80 is the explorer's), got {dpi}."
+        ):
+            render_png(analysis, view, dpi=dpi)
+    with refuses(TypeError, "dpi must be a whole number, not 80.0."):
+        render_png(analysis, view, dpi=80.0)  # type: ignore[arg-type]
+
+
+@pytest.mark.usefixtures("small_figure")
+def test_render_png_is_a_png_whatever_format_matplotlib_saves_by_default() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    with matplotlib.rc_context({"savefig.format": "svg"}):  # a learner's own setting
+        png = render_png(analysis, View(analysis.top[0].index))
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")

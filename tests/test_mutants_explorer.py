@@ -12,7 +12,7 @@ import html
 import io
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -567,19 +567,19 @@ class Alarm(nn.Module):
 
 
 @pytest.fixture
-def alarmed(tiny: LoadedModel) -> Iterator[ImageAnalysis]:
+def alarmed(tiny: LoadedModel) -> ImageAnalysis:
     """An analysis of ``tiny`` behind an ``Alarm``; its target layer is ``"1.3"``."""
     loaded = replace(tiny, model=nn.Sequential(Alarm(), tiny.model), target_layer_name="1.3")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        analysis = ImageAnalysis(loaded, NOISE, top_k=1)
-    yield analysis
+        return ImageAnalysis(loaded, NOISE, top_k=1)
 
 
-def warned(compute: object) -> set[tuple[type[Warning], str]]:
+def warned(compute: Callable[[], object]) -> set[tuple[type[Warning], str]]:
+    """The warnings a caller sees while ``compute`` runs, as (category, message)."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        compute()  # type: ignore[operator]
+        compute()
     return {(w.category, str(w.message)) for w in caught}
 
 
@@ -587,6 +587,8 @@ def test_a_captum_map_hides_the_user_warnings_of_its_passes_but_no_other_warning
     assert warned(lambda: alarmed.attribution("smoothgrad", LIT)) == {(RuntimeWarning, "the model overflowed")}
 
 
-def test_a_cam_hides_only_the_blank_map_warning(alarmed: ImageAnalysis) -> None:
+def test_a_cam_lets_the_models_own_warnings_through(alarmed: ImageAnalysis) -> None:
+    """Only ``ZeroGradCamWarning`` is hidden (``_notes`` says when a map is blank; no CAM of ``CAM_FAMILY`` warns so
+    today, so that half is not checked here)."""
     seen = warned(lambda: alarmed.cam("layer_cam", "1.3", BLANK))
     assert seen == {(UserWarning, "the model ran"), (RuntimeWarning, "the model overflowed")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -242,6 +243,8 @@ def test_the_layer_is_part_of_the_key_whether_named_or_given() -> None:
 
 def test_the_progress_bar_counts_the_images(capsys) -> None:
     evaluate(small_net(), None, images(), ["centre"], batch_size=2, progress=True, steps=2, patch=16)
-    assert "5/5" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "5/5" in err
+    assert re.search(r"\d(image/s|s/image)\]", err), err  # its rate in images (or seconds per image), as it counts
     evaluate(small_net(), None, images(), ["centre"], batch_size=2, progress=False, steps=2, patch=16)
     assert capsys.readouterr().err == ""

@@ -27,6 +27,7 @@ from utils.explorer import (
     ImageAnalysis,
     SaliencyExplorer,
     View,
+    render_figure,
     render_png,
 )
 from utils.models import LoadedModel
@@ -204,3 +205,38 @@ def test_render_png_is_a_png_whatever_format_matplotlib_saves_by_default() -> No
     with matplotlib.rc_context({"savefig.format": "svg"}):  # a learner's own setting
         png = render_png(analysis, View(analysis.top[0].index))
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_render_figure_is_two_panels_of_4_5_inches_and_takes_panels_of_half_an_inch_to_50() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    view = View(analysis.top[0].index)
+    for size, inches in ((None, (10.8, 4.5)), (0.5, (1.2, 0.5)), (50, (120.0, 50.0))):
+        figure = render_figure(analysis, view) if size is None else render_figure(analysis, view, panel_size=size)
+        assert tuple(figure.get_size_inches()) == pytest.approx(inches), size
+    for size in (0.49, 50.01):
+        with refuses(ValueError, f"panel_size must be a size in inches from 0.5 to 50, got {size}."):
+            render_figure(analysis, view, panel_size=size)
+    with refuses(TypeError, "panel_size must be a number, not 'big'."):
+        render_figure(analysis, view, panel_size="big")  # type: ignore[arg-type]
+
+
+def test_the_map_panel_is_titled_with_the_method_layer_and_class() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    top = analysis.top[0]
+    figure = render_figure(analysis, View(top.index, layer="1"))
+    assert figure.axes[1].get_title() == f"Grad-CAM at 1: '{top.label()}'"
+
+
+def test_an_overlays_colour_bar_is_sized_and_placed_as_the_diverging_maps_and_spans_0_to_1() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    a, b = (p.index for p in analysis.top)
+    places = []
+    for view in (View(a), View(a, method="discriminativity", other=b)):  # _colour_bar's, then show_diverging's
+        figure = render_figure(analysis, view)
+        figure.canvas.draw()
+        panel, bar = (ax.get_position() for ax in figure.axes[1:3])
+        places.append((bar.width / panel.width, (bar.x0 - panel.x1) / panel.width))
+        if view.method == "grad_cam":
+            assert figure.axes[2].get_ylim() == (0.0, 1.0)
+    (width, gap), (diverging_width, diverging_gap) = places
+    assert width == pytest.approx(diverging_width, abs=1e-3) and gap == pytest.approx(diverging_gap, abs=2e-3), places

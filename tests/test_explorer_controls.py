@@ -240,3 +240,19 @@ def test_an_overlays_colour_bar_is_sized_and_placed_as_the_diverging_maps_and_sp
             assert figure.axes[2].get_ylim() == (0.0, 1.0)
     (width, gap), (diverging_width, diverging_gap) = places
     assert width == pytest.approx(diverging_width, abs=1e-3) and gap == pytest.approx(diverging_gap, abs=2e-3), places
+
+
+@pytest.mark.parametrize("draw", [render_figure, render_png])
+def test_a_picture_of_something_else_is_refused_in_one_line_naming_the_argument(draw) -> None:  # noqa: ANN001
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    view = View(analysis.top[0].index)
+    with refuses(TypeError, "analysis must be an ImageAnalysis, not 'cat.jpg'."):
+        draw("cat.jpg", view)
+    with refuses(TypeError, "view must be a View (what to show), not 3."):
+        draw(analysis, 3)
+    with refuses(ValueError, "The view's target is class 5, but the model has 5 classes: give an index from 0 to 4."):
+        draw(analysis, View(5))
+    with refuses(
+        ValueError, "The view's class B (other) is class 9, but the model has 5 classes: give an index from 0 to 4."
+    ):
+        draw(analysis, View(0, method="discriminativity", other=9))

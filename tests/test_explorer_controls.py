@@ -8,6 +8,7 @@ import io
 import warnings
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 from _shared import Noisy, refuses, small_net
@@ -256,3 +257,37 @@ def test_a_picture_of_something_else_is_refused_in_one_line_naming_the_argument(
         ValueError, "The view's class B (other) is class 9, but the model has 5 classes: give an index from 0 to 4."
     ):
         draw(analysis, View(0, method="discriminativity", other=9))
+
+
+def test_a_view_keeps_its_classes_as_python_ints() -> None:
+    view = View(np.int64(3), method="discriminativity", other=torch.tensor(2))
+    assert (type(view.target), type(view.other), view) == (int, int, View(3, method="discriminativity", other=2))
+    assert not {"XXtargetXX", "TARGET", "XXotherXX", "OTHER"} & set(vars(view))
+    assert (View(0, opacity=0).opacity, View(0, opacity=1).opacity) == (0, 1)  # both ends taken
+
+
+@pytest.mark.parametrize(
+    ("given", "error", "message"),
+    [
+        ({"target": 1.5}, TypeError, "A target must be an index or a category name, not float 1.5."),
+        ({"other": 2.5}, TypeError, "A class B (other) must be an index or a category name, not float 2.5."),
+        (
+            {"base": "x"},
+            ValueError,
+            "Unknown base map 'x'; valid: grad_cam, guided_backprop, guided_grad_cam, smoothgrad, "
+            "integrated_gradients.",
+        ),
+        ({"layer": 3}, TypeError, "layer must be a layer's dotted name or None (the target layer), not 3."),
+        ({"opacity": 1.01}, ValueError, "opacity must lie in [0, 1] (0 = picture only, 1 = map only), got 1.01."),
+        ({"opacity": -0.01}, ValueError, "opacity must lie in [0, 1] (0 = picture only, 1 = map only), got -0.01."),
+        ({"opacity": "a"}, TypeError, "opacity must be a number, not 'a'."),
+        (
+            {"method": "discriminativity"},
+            ValueError,
+            "The discriminativity map compares two classes; give the second one as other=.",
+        ),
+    ],
+)
+def test_a_view_refuses_each_bad_field_in_one_line_naming_it(given: dict, error: type, message: str) -> None:
+    with refuses(error, message):
+        View(**{"target": 0, **given})

@@ -13,6 +13,7 @@ import pytest
 import torch
 from _shared import Noisy, refuses, small_net
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 from PIL import Image
 from torch import nn
 from torchvision.transforms._presets import ImageClassification
@@ -26,6 +27,7 @@ from utils.explorer import (
     METHODS,
     UPLOADS_KEPT,
     ImageAnalysis,
+    Prediction,
     SaliencyExplorer,
     View,
     render_figure,
@@ -291,3 +293,17 @@ def test_a_view_keeps_its_classes_as_python_ints() -> None:
 def test_a_view_refuses_each_bad_field_in_one_line_naming_it(given: dict, error: type, message: str) -> None:
     with refuses(error, message):
         View(**{"target": 0, **given})
+
+
+def test_a_probability_from_0_05_percent_is_shown_as_a_number_below_it_as_under_0_1_percent() -> None:
+    assert Prediction(0, "ant", 0.0005).label() == "ant (0.1%)"  # the smallest that rounds to 0.1%
+    assert Prediction(0, "ant", 0.00049).label() == "ant (<0.1%)"  # would read 0.0%
+
+
+def test_render_figure_puts_the_picture_and_the_map_side_by_side_in_a_constrained_layout() -> None:
+    analysis = ImageAnalysis(five_classes("3"), sample_image_path("cat"), top_k=2)
+    figure = render_figure(analysis, View(analysis.top[0].index))
+    assert isinstance(figure.get_layout_engine(), ConstrainedLayoutEngine)  # titles and colour bar never overlap
+    figure.canvas.draw()
+    photo, drawn = (ax.get_position() for ax in figure.axes[:2])
+    assert photo.x1 <= drawn.x0 and photo.y0 < drawn.y1 and drawn.y0 < photo.y1  # left and right, on one row

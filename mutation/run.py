@@ -342,6 +342,8 @@ def main() -> int:
         help="as --resume, but run only the mutants without a verdict (an unfinished run) and keep its survivors",
     )
     args = parser.parse_args()
+    if args.retry_timeouts and not (args.resume or args.unfinished):
+        parser.error("--retry-timeouts goes with --resume or --unfinished (a whole run judges every mutant anew)")
     unknown = [m for m in args.modules if m not in config]
     if unknown:
         parser.error(f"{unknown} not in mutation/modules.toml; known: {', '.join(config)}")

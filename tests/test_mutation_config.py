@@ -167,3 +167,16 @@ def _row(result) -> dict:
         "seconds": 1,
         "not_caught": {},
     }
+
+
+def test_retry_timeouts_alone_is_refused_in_one_line(monkeypatch, capsys) -> None:
+    run = _run_module()
+    monkeypatch.setattr(sys, "argv", ["run.py", "explorer", "--retry-timeouts"])
+    with pytest.raises(SystemExit) as stopped:
+        run.main()
+    assert stopped.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith("--retry-timeouts goes with --resume or --unfinished (a whole run judges every mutant anew)")
+    )

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from _shared import refuses
 
-from tests._shared import refuses
 from utils.exercises import (
     AnswerCheckError,
     Verdict,

@@ -11,10 +11,9 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from _shared import Noisy, pooled_net
+from _shared import Noisy, pooled_net, refuses
 from torch import nn
 
-from tests._shared import refuses
 from utils.exercises import Verdict
 from utils.exercises.grad_cam import check_grad_cam, diagnose_grad_cam
 from utils.saliency import grad_cam

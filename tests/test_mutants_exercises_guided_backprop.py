@@ -11,11 +11,10 @@ from collections.abc import Callable
 import pytest
 import torch
 import torch.nn.functional as F
-from _shared import Noisy
+from _shared import Noisy, refuses
 from captum.attr import Deconvolution
 from torch import nn
 
-from tests._shared import refuses
 from utils.exercises import Verdict
 from utils.exercises.guided_backprop import check_deconv_rule, deconv_rule, diagnose_deconv_rule, relu_backward_rule
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import torch
 import torch.nn.functional as F
+from _shared import refuses
 
-from tests._shared import refuses
 from utils.exercises import AnswerCheckError, Verdict
 from utils.exercises.guided_grad_cam import check_guided_grad_cam, diagnose_guided_grad_cam, guided_grad_cam_bilinear
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import torch
+from _shared import refuses
 from torch import nn
 
-from tests._shared import refuses
 from utils.exercises._model_guard import copy_for_learner, model_change
 
 
